@@ -1,0 +1,107 @@
+import crypto from 'node:crypto';
+import { SignJWT, jwtVerify, decodeProtectedHeader, errors as joseErrors } from 'jose';
+import type { SigningKeys } from './signing-keys.js';
+import type { Principal } from './directory.js';
+
+export const TOKEN_LIFETIME_SECONDS = 3600;
+
+export interface TokenClaims {
+  aud: string;
+  iss: string;
+  tid: string;
+  oid: string;
+  sub: string;
+  appid?: string;
+  azp?: string;
+  idtyp: string;
+  exp: number;
+  nbf: number;
+  iat: number;
+}
+
+export const issuerFor = (authorityHost: string, tenantId: string) => `${authorityHost}/${tenantId}/v2.0`;
+
+export async function issueAccessToken(keys: SigningKeys, opts: { authorityHost: string; audience: string; principal: Principal }) {
+  const key = await keys.current();
+  const now = Math.floor(Date.now() / 1000);
+  const p = opts.principal;
+  const token = await new SignJWT({
+    tid: p.tenantId,
+    oid: p.objectId,
+    idtyp: p.kind === 'User' ? 'user' : 'app',
+    ver: '2.0',
+    uti: crypto.randomBytes(16).toString('base64url'),
+    ...(p.appId ? { appid: p.appId, azp: p.appId } : {}),
+  })
+    .setProtectedHeader({ alg: 'RS256', typ: 'JWT', kid: key.kid })
+    .setIssuer(issuerFor(opts.authorityHost, p.tenantId))
+    .setSubject(p.objectId)
+    .setAudience(opts.audience)
+    .setIssuedAt(now)
+    .setNotBefore(now - 300)
+    .setExpirationTime(now + TOKEN_LIFETIME_SECONDS)
+    .sign(key.privateKey);
+  return { token, expiresIn: TOKEN_LIFETIME_SECONDS, expiresOn: now + TOKEN_LIFETIME_SECONDS };
+}
+
+export class TokenRejected extends Error {
+  constructor(readonly akvCode: string, message: string) {
+    super(message);
+  }
+}
+
+/**
+ * Verifies a bearer token: RS256 only (no `none`, no HMAC confusion), a known signing key, issuer, audience,
+ * exp/nbf (5 minutes skew) and tenant. Verified claims are cached until the token expires.
+ */
+export function createTokenVerifier(deps: { keys: SigningKeys; issuer: string; audiences: string[]; tenantId: string }) {
+  const cache = new Map<string, TokenClaims>();
+  const MAX_CACHE = 10_000;
+  return async function verify(token: string): Promise<TokenClaims> {
+    const cached = cache.get(token);
+    if (cached && cached.exp * 1000 > Date.now()) return cached;
+    let kid: string | undefined;
+    try {
+      const header = decodeProtectedHeader(token);
+      if (header.alg !== 'RS256') throw new TokenRejected('AKV10031', `Token signing algorithm '${String(header.alg)}' is not supported.`);
+      kid = header.kid;
+    } catch (err) {
+      if (err instanceof TokenRejected) throw err;
+      throw new TokenRejected('AKV10000', 'Request is missing a Bearer or PoP token, or the token is malformed.');
+    }
+    const key = kid ? await deps.keys.publicKey(kid) : undefined;
+    if (!key) throw new TokenRejected('AKV10031', 'Token signature validation failed: unknown signing key.');
+    let payload: TokenClaims;
+    try {
+      ({ payload } = await jwtVerify(token, key, {
+        algorithms: ['RS256'],
+        issuer: deps.issuer,
+        audience: deps.audiences,
+        clockTolerance: 300,
+        requiredClaims: ['exp', 'tid', 'oid'],
+      }) as unknown as { payload: TokenClaims });
+    } catch (err) {
+      throw describeJoseError(err, deps);
+    }
+    if (payload.tid !== deps.tenantId) throw new TokenRejected('AKV10032', `Invalid tenant. Expected ${deps.tenantId}.`);
+    if (cache.size >= MAX_CACHE) cache.clear();
+    cache.set(token, payload);
+    return payload;
+  };
+}
+
+function describeJoseError(err: unknown, deps: { issuer: string; audiences: string[] }): TokenRejected {
+  if (err instanceof joseErrors.JWTExpired) {
+    return new TokenRejected('AKV10032', 'Token is expired.');
+  }
+  if (err instanceof joseErrors.JWTClaimValidationFailed) {
+    if (err.claim === 'iss') return new TokenRejected('AKV10032', `Invalid issuer. Expected ${deps.issuer}.`);
+    if (err.claim === 'aud') return new TokenRejected('AKV10022', `Invalid audience. Expected ${deps.audiences[0]}.`);
+    if (err.claim === 'nbf') return new TokenRejected('AKV10032', 'Token is not yet valid.');
+    return new TokenRejected('AKV10032', `Token claim '${err.claim}' is invalid.`);
+  }
+  if (err instanceof joseErrors.JWSSignatureVerificationFailed) {
+    return new TokenRejected('AKV10031', 'Token signature validation failed.');
+  }
+  return new TokenRejected('AKV10000', 'Request is missing a Bearer or PoP token, or the token is malformed.');
+}

@@ -1,0 +1,3 @@
+import { installLocalhostResolver } from './localhost-dns.js';
+
+installLocalhostResolver();

@@ -1,0 +1,312 @@
+import crypto from 'node:crypto';
+import { sql } from 'kysely';
+import { inTransaction, type Storage } from '../storage/engine.js';
+import type { Keyring } from '../crypto/envelope.js';
+import type { Clock } from '../clock.js';
+
+/**
+ * The versioned object store shared by the three collections (secrets, keys, certificates).
+ * A name row holds the lifecycle (current version, soft-delete state); version rows are immutable apart from their
+ * attributes, and each payload is sealed with the vault's data key under its identity `vault/collection/name/version`.
+ * Correctness under concurrency comes from the database: the name row is locked (an UPDATE) inside the transaction
+ * that adds a version, so concurrent writers each get their own version and a soft-deleted name cannot be reused.
+ */
+export type Collection = 'secrets' | 'keys' | 'certificates';
+
+/** Attributes and metadata of a version; collection-specific fields ride along in the same document. */
+export interface VersionMeta {
+  enabled: boolean;
+  nbf?: number;
+  exp?: number;
+  tags?: Record<string, string>;
+  contentType?: string;
+  managed?: boolean;
+  previousVersion?: string;
+  [field: string]: unknown;
+}
+
+export interface VaultRef {
+  id: string;
+  wrappedDataKey: Buffer;
+}
+
+export interface StoredVersion {
+  name: string;
+  version: string;
+  seq: number;
+  meta: VersionMeta;
+  created: number;
+  updated: number;
+  /** Decrypts the payload on demand: listing and metadata reads never open a value. */
+  open(): Buffer;
+}
+
+export interface DeletedObject {
+  name: string;
+  deletedAt: number;
+  scheduledPurgeAt: number;
+  current: StoredVersion;
+}
+
+export interface Page<T> {
+  items: T[];
+  /** Opaque continuation token for the next page, if any. */
+  next?: string;
+}
+
+export type StoreFailure = 'NotFound' | 'DeletedButRecoverable' | 'AlreadyExists' | 'NotDeleted' | 'BadContinuation';
+
+export class StoreError extends Error {
+  constructor(readonly reason: StoreFailure, message: string) {
+    super(message);
+  }
+}
+
+export interface BackupVersion {
+  version: string;
+  meta: VersionMeta;
+  created: number;
+  updated: number;
+  payload: Buffer;
+}
+
+const newVersionId = () => crypto.randomBytes(16).toString('hex');
+const encodeCursor = (value: string | number) => Buffer.from(JSON.stringify({ after: value })).toString('base64url');
+
+function decodeCursor<T extends string | number>(token: string | undefined, type: 'string' | 'number'): T | undefined {
+  if (!token) return undefined;
+  try {
+    const after = JSON.parse(Buffer.from(token, 'base64url').toString('utf8')).after;
+    if (typeof after === type) return after as T;
+  } catch { /* reported below */ }
+  throw new StoreError('BadContinuation', 'The continuation token ($skiptoken) is not valid.');
+}
+
+export interface ObjectStore {
+  create(vault: VaultRef, collection: Collection, name: string, payload: Buffer, meta: VersionMeta): Promise<StoredVersion>;
+  get(vault: VaultRef, collection: Collection, name: string, version?: string): Promise<StoredVersion | undefined>;
+  updateMeta(vault: VaultRef, collection: Collection, name: string, version: string | undefined,
+    patch: (meta: VersionMeta) => VersionMeta): Promise<StoredVersion | undefined>;
+  list(vault: VaultRef, collection: Collection, opts: { maxResults: number; continuation?: string }): Promise<Page<StoredVersion>>;
+  listVersions(vault: VaultRef, collection: Collection, name: string, opts: { maxResults: number; continuation?: string }): Promise<Page<StoredVersion> | undefined>;
+  softDelete(vault: VaultRef, collection: Collection, name: string, retentionDays: number): Promise<DeletedObject | undefined>;
+  getDeleted(vault: VaultRef, collection: Collection, name: string): Promise<DeletedObject | undefined>;
+  listDeleted(vault: VaultRef, collection: Collection, opts: { maxResults: number; continuation?: string }): Promise<Page<DeletedObject>>;
+  recover(vault: VaultRef, collection: Collection, name: string): Promise<StoredVersion | undefined>;
+  purge(vault: VaultRef, collection: Collection, name: string): Promise<boolean>;
+  exportVersions(vault: VaultRef, collection: Collection, name: string): Promise<BackupVersion[] | undefined>;
+  importVersions(vault: VaultRef, collection: Collection, name: string, versions: BackupVersion[]): Promise<StoredVersion>;
+  /** Purges every soft-deleted object whose scheduled purge date has passed; returns how many. */
+  purgeDue(now: number): Promise<number>;
+}
+
+type VersionRow = { name: string; version: string; seq: number; meta: string; payload: Buffer; created_at: number; updated_at: number; name_key: string };
+
+export function createObjectStore(deps: { storage: Storage; keyring: Keyring; clock: Clock }): ObjectStore {
+  const { storage, keyring, clock } = deps;
+  const db = storage.db;
+  const identity = (vault: VaultRef, collection: Collection, nameKey: string, version: string) =>
+    `${vault.id}/${collection}/${nameKey}/${version}`;
+
+  const toVersion = (vault: VaultRef, collection: Collection, row: VersionRow): StoredVersion => ({
+    name: row.name,
+    version: row.version,
+    seq: Number(row.seq),
+    meta: JSON.parse(row.meta),
+    created: Number(row.created_at),
+    updated: Number(row.updated_at),
+    open: () => keyring.openValue(vault.id, vault.wrappedDataKey, identity(vault, collection, row.name_key, row.version), row.payload),
+  });
+
+  const versionColumns = ['n.name', 'n.name_key', 'v.version', 'v.seq', 'v.meta', 'v.payload', 'v.created_at', 'v.updated_at'] as const;
+
+  /** Live (not deleted) name joined with one of its versions: the current one unless `version` is given. */
+  function liveVersionQuery(executor: typeof db, vault: VaultRef, collection: Collection, nameKey: string, version?: string) {
+    let q = executor.selectFrom('object_names as n')
+      .innerJoin('object_versions as v', (j) => j.onRef('v.vault_id', '=', 'n.vault_id')
+        .onRef('v.collection', '=', 'n.collection').onRef('v.name_key', '=', 'n.name_key'))
+      .select(versionColumns)
+      .where('n.vault_id', '=', vault.id).where('n.collection', '=', collection).where('n.name_key', '=', nameKey)
+      .where('n.deleted_at', 'is', null);
+    q = version ? q.where('v.version', '=', version.toLowerCase()) : q.whereRef('v.seq', '=', 'n.current_seq');
+    return q;
+  }
+
+  async function insertVersions(trx: typeof db, vault: VaultRef, collection: Collection, name: string,
+    versions: { version: string; meta: VersionMeta; created: number; updated: number; payload: Buffer }[], mustBeNew: boolean) {
+    const nameKey = name.toLowerCase();
+    await trx.insertInto('object_names').values({
+      vault_id: vault.id, collection, name_key: nameKey, name, current_seq: null, deleted_at: null, scheduled_purge_at: null,
+    }).onConflict((oc) => oc.columns(['vault_id', 'collection', 'name_key']).doNothing()).execute();
+    // Lock the name row for the rest of the transaction and learn its state.
+    const locked = await trx.updateTable('object_names').set({ name: sql`name` })
+      .where('vault_id', '=', vault.id).where('collection', '=', collection).where('name_key', '=', nameKey)
+      .returning(['name', 'current_seq', 'deleted_at']).executeTakeFirstOrThrow();
+    if (locked.deleted_at !== null) {
+      throw new StoreError('DeletedButRecoverable', `${name} is currently in a deleted but recoverable state`);
+    }
+    if (mustBeNew && locked.current_seq !== null) throw new StoreError('AlreadyExists', `${name} already exists`);
+    let lastSeq = 0;
+    for (const v of versions) {
+      const sealed = keyring.sealValue(vault.id, vault.wrappedDataKey, identity(vault, collection, nameKey, v.version), v.payload);
+      const inserted = await trx.insertInto('object_versions').values({
+        vault_id: vault.id, collection, name_key: nameKey, version: v.version, payload: sealed,
+        meta: JSON.stringify(v.meta), created_at: v.created, updated_at: v.updated,
+      }).returning('seq').executeTakeFirstOrThrow();
+      lastSeq = Number(inserted.seq);
+    }
+    await trx.updateTable('object_names').set({ current_seq: lastSeq })
+      .where('vault_id', '=', vault.id).where('collection', '=', collection).where('name_key', '=', nameKey).execute();
+    const row = await liveVersionQuery(trx, vault, collection, nameKey).executeTakeFirstOrThrow();
+    return toVersion(vault, collection, row as VersionRow);
+  }
+
+  async function deletedRow(executor: typeof db, vault: VaultRef, collection: Collection, nameKey: string) {
+    return executor.selectFrom('object_names as n')
+      .innerJoin('object_versions as v', (j) => j.onRef('v.seq', '=', 'n.current_seq'))
+      .select([...versionColumns, 'n.deleted_at', 'n.scheduled_purge_at'])
+      .where('n.vault_id', '=', vault.id).where('n.collection', '=', collection).where('n.name_key', '=', nameKey)
+      .where('n.deleted_at', 'is not', null).executeTakeFirst();
+  }
+
+  const toDeleted = (vault: VaultRef, collection: Collection, row: VersionRow & { deleted_at: number | null; scheduled_purge_at: number | null }): DeletedObject => ({
+    name: row.name,
+    deletedAt: Number(row.deleted_at),
+    scheduledPurgeAt: Number(row.scheduled_purge_at),
+    current: toVersion(vault, collection, row),
+  });
+
+  return {
+    async create(vault, collection, name, payload, meta) {
+      const now = clock.now();
+      return inTransaction(storage, async (trx) => {
+        const previous = await liveVersionQuery(trx, vault, collection, name.toLowerCase()).select('v.version').executeTakeFirst();
+        const fullMeta = previous ? { ...meta, previousVersion: previous.version } : meta;
+        return insertVersions(trx, vault, collection, name, [{ version: newVersionId(), meta: fullMeta, created: now, updated: now, payload }], false);
+      });
+    },
+
+    async get(vault, collection, name, version) {
+      const row = await liveVersionQuery(db, vault, collection, name.toLowerCase(), version).executeTakeFirst();
+      return row && toVersion(vault, collection, row as VersionRow);
+    },
+
+    async updateMeta(vault, collection, name, version, patch) {
+      return inTransaction(storage, async (trx) => {
+        const row = await liveVersionQuery(trx, vault, collection, name.toLowerCase(), version).executeTakeFirst();
+        if (!row) return undefined;
+        const meta = JSON.stringify(patch(JSON.parse(row.meta)));
+        const updated = clock.now();
+        await trx.updateTable('object_versions').set({ meta, updated_at: updated }).where('seq', '=', row.seq).execute();
+        return toVersion(vault, collection, { ...(row as VersionRow), meta, updated_at: updated });
+      });
+    },
+
+    async list(vault, collection, { maxResults, continuation }) {
+      const after = decodeCursor<string>(continuation, 'string');
+      let q = db.selectFrom('object_names as n')
+        .innerJoin('object_versions as v', (j) => j.onRef('v.seq', '=', 'n.current_seq'))
+        .select(versionColumns)
+        .where('n.vault_id', '=', vault.id).where('n.collection', '=', collection).where('n.deleted_at', 'is', null)
+        .orderBy('n.name_key').limit(maxResults + 1);
+      if (after !== undefined) q = q.where('n.name_key', '>', after);
+      const rows = (await q.execute()) as VersionRow[];
+      const items = rows.slice(0, maxResults).map((r) => toVersion(vault, collection, r));
+      return { items, next: rows.length > maxResults ? encodeCursor(rows[maxResults - 1].name_key) : undefined };
+    },
+
+    async listVersions(vault, collection, name, { maxResults, continuation }) {
+      const after = decodeCursor<number>(continuation, 'number');
+      const nameKey = name.toLowerCase();
+      let q = db.selectFrom('object_names as n')
+        .innerJoin('object_versions as v', (j) => j.onRef('v.vault_id', '=', 'n.vault_id')
+          .onRef('v.collection', '=', 'n.collection').onRef('v.name_key', '=', 'n.name_key'))
+        .select(versionColumns)
+        .where('n.vault_id', '=', vault.id).where('n.collection', '=', collection).where('n.name_key', '=', nameKey)
+        .where('n.deleted_at', 'is', null)
+        .orderBy('v.seq').limit(maxResults + 1);
+      if (after !== undefined) q = q.where('v.seq', '>', after);
+      const rows = (await q.execute()) as VersionRow[];
+      if (!rows.length && after === undefined) return undefined;
+      const items = rows.slice(0, maxResults).map((r) => toVersion(vault, collection, r));
+      return { items, next: rows.length > maxResults ? encodeCursor(Number(rows[maxResults - 1].seq)) : undefined };
+    },
+
+    async softDelete(vault, collection, name, retentionDays) {
+      const now = clock.now();
+      const nameKey = name.toLowerCase();
+      return inTransaction(storage, async (trx) => {
+        const result = await trx.updateTable('object_names')
+          .set({ deleted_at: now, scheduled_purge_at: now + retentionDays * 86_400_000 })
+          .where('vault_id', '=', vault.id).where('collection', '=', collection).where('name_key', '=', nameKey)
+          .where('deleted_at', 'is', null).where('current_seq', 'is not', null)
+          .executeTakeFirst();
+        if (Number(result.numUpdatedRows) === 0) return undefined;
+        const row = await deletedRow(trx, vault, collection, nameKey);
+        return row && toDeleted(vault, collection, row as any);
+      });
+    },
+
+    async getDeleted(vault, collection, name) {
+      const row = await deletedRow(db, vault, collection, name.toLowerCase());
+      return row && toDeleted(vault, collection, row as any);
+    },
+
+    async listDeleted(vault, collection, { maxResults, continuation }) {
+      const after = decodeCursor<string>(continuation, 'string');
+      let q = db.selectFrom('object_names as n')
+        .innerJoin('object_versions as v', (j) => j.onRef('v.seq', '=', 'n.current_seq'))
+        .select([...versionColumns, 'n.deleted_at', 'n.scheduled_purge_at'])
+        .where('n.vault_id', '=', vault.id).where('n.collection', '=', collection).where('n.deleted_at', 'is not', null)
+        .orderBy('n.name_key').limit(maxResults + 1);
+      if (after !== undefined) q = q.where('n.name_key', '>', after);
+      const rows = await q.execute();
+      const items = rows.slice(0, maxResults).map((r) => toDeleted(vault, collection, r as any));
+      return { items, next: rows.length > maxResults ? encodeCursor(rows[maxResults - 1].name_key) : undefined };
+    },
+
+    async recover(vault, collection, name) {
+      const nameKey = name.toLowerCase();
+      return inTransaction(storage, async (trx) => {
+        const result = await trx.updateTable('object_names').set({ deleted_at: null, scheduled_purge_at: null })
+          .where('vault_id', '=', vault.id).where('collection', '=', collection).where('name_key', '=', nameKey)
+          .where('deleted_at', 'is not', null).executeTakeFirst();
+        if (Number(result.numUpdatedRows) === 0) return undefined;
+        const row = await liveVersionQuery(trx, vault, collection, nameKey).executeTakeFirstOrThrow();
+        return toVersion(vault, collection, row as VersionRow);
+      });
+    },
+
+    async purge(vault, collection, name) {
+      const result = await db.deleteFrom('object_names')
+        .where('vault_id', '=', vault.id).where('collection', '=', collection).where('name_key', '=', name.toLowerCase())
+        .where('deleted_at', 'is not', null).executeTakeFirst();
+      return Number(result.numDeletedRows) > 0;
+    },
+
+    async exportVersions(vault, collection, name) {
+      const nameKey = name.toLowerCase();
+      const rows = (await db.selectFrom('object_names as n')
+        .innerJoin('object_versions as v', (j) => j.onRef('v.vault_id', '=', 'n.vault_id')
+          .onRef('v.collection', '=', 'n.collection').onRef('v.name_key', '=', 'n.name_key'))
+        .select(versionColumns)
+        .where('n.vault_id', '=', vault.id).where('n.collection', '=', collection).where('n.name_key', '=', nameKey)
+        .where('n.deleted_at', 'is', null).orderBy('v.seq').execute()) as VersionRow[];
+      if (!rows.length) return undefined;
+      return rows.map((r) => {
+        const v = toVersion(vault, collection, r);
+        return { version: v.version, meta: v.meta, created: v.created, updated: v.updated, payload: v.open() };
+      });
+    },
+
+    async importVersions(vault, collection, name, versions) {
+      return inTransaction(storage, (trx) => insertVersions(trx, vault, collection, name, versions, true));
+    },
+
+    async purgeDue(now) {
+      const result = await db.deleteFrom('object_names')
+        .where('deleted_at', 'is not', null).where('scheduled_purge_at', '<=', now).executeTakeFirst();
+      return Number(result.numDeletedRows);
+    },
+  };
+}

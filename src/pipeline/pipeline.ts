@@ -1,0 +1,90 @@
+import crypto from 'node:crypto';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { KeyVaultError, badParameter, notFound } from '../http/errors.js';
+import type { Endpoints } from '../endpoints.js';
+import type { RequestContext } from './context.js';
+import type { AuditLog } from '../audit/audit-log.js';
+
+/** One step of the request pipeline; throws a KeyVaultError to stop the request. */
+export interface Gate {
+  name: string;
+  appliesTo(ctx: RequestContext): boolean;
+  check(req: FastifyRequest, ctx: RequestContext): Promise<void> | void;
+}
+
+export const SUPPORTED_DATA_PLANE_API_VERSIONS = ['7.0', '7.1', '7.2', '7.3', '7.4', '7.5', '7.6', '2025-07-01'];
+const LATEST = SUPPORTED_DATA_PLANE_API_VERSIONS.at(-1);
+
+/** The data plane's api-version rule: required, and one Key Vault has shipped. */
+export const apiVersionGate: Gate = {
+  name: 'api-version',
+  appliesTo: (ctx) => ctx.plane === 'vault',
+  check(req, ctx) {
+    const version = (req.query as Record<string, unknown>)['api-version'];
+    if (typeof version !== 'string' || version === '') throw badParameter('The api-version query parameter (?api-version=) is required for all requests.');
+    if (!SUPPORTED_DATA_PLANE_API_VERSIONS.includes(version)) {
+      throw badParameter(`The specified version (${version}) is not recognized. Consider using the latest supported version (${LATEST}).`);
+    }
+    ctx.apiVersion = version;
+  },
+};
+
+/**
+ * Installs the one pipeline every request walks: request id and host routing, then the gates in order
+ * (identity → vault → api-version → authorization → network → throttling, as each lands), the handler,
+ * and the audit record, written before the response leaves.
+ */
+export function installPipeline(app: FastifyInstance, deps: { endpoints: Endpoints; gates: Gate[]; audit: AuditLog }) {
+  const { endpoints, gates, audit } = deps;
+  app.decorateRequest('coffer', null as unknown as RequestContext);
+
+  app.addHook('onRequest', async (req, reply) => {
+    const config = req.routeOptions.config ?? {};
+    const vaultName = endpoints.vaultFromHost(req.headers.host);
+    const ctx: RequestContext = {
+      requestId: crypto.randomUUID(),
+      startedAt: performance.now(),
+      plane: config.plane ?? 'public',
+      operation: config.operation ?? 'Unknown',
+    };
+    req.coffer = ctx;
+    reply.header('x-ms-request-id', ctx.requestId);
+    const clientRequestId = req.headers['x-ms-client-request-id'];
+    if (typeof clientRequestId === 'string' && clientRequestId.length <= 128) reply.header('x-ms-client-request-id', clientRequestId);
+    reply.header('cache-control', 'no-cache');
+    reply.header('x-content-type-options', 'nosniff');
+    reply.header('strict-transport-security', 'max-age=31536000;includeSubDomains');
+
+    if (vaultName !== undefined) {
+      reply.header('x-ms-keyvault-service-version', '1.9.2500.1');
+      reply.header('x-ms-keyvault-region', 'local');
+      reply.header('x-ms-keyvault-network-info', `conn_type=${req.socket.remoteFamily ?? 'IPv4'};addr=${req.ip};act_addr_fam=${req.socket.remoteFamily === 'IPv6' ? 'InterNetworkV6' : 'InterNetwork'};`);
+    }
+    // Vault routes answer only on vault hosts, and everything else only off them.
+    if ((ctx.plane === 'vault') !== (vaultName !== undefined) || !req.routeOptions.config?.plane) {
+      throw notFound('NotFound', `The requested resource ${req.method} ${req.url.split('?')[0]} was not found.`);
+    }
+    for (const gate of gates) {
+      if (gate.appliesTo(ctx)) await gate.check(req, ctx);
+    }
+  });
+
+  app.addHook('onSend', async (req, reply, payload) => {
+    await audit.record(req, reply.statusCode);
+    return payload;
+  });
+}
+
+/** The vault step: resolves the vault named by the host (after identity, so strangers cannot probe for vaults). */
+export function createVaultResolver(deps: { endpoints: Endpoints; getVault: (name: string) => Promise<RequestContext['vault']> }): Gate {
+  return {
+    name: 'vault',
+    appliesTo: (ctx) => ctx.plane === 'vault',
+    async check(req, ctx) {
+      const name = deps.endpoints.vaultFromHost(req.headers.host)!;
+      const vault = await deps.getVault(name);
+      if (!vault) throw new KeyVaultError(404, 'VaultNotFound', `The vault '${name}' was not found.`);
+      ctx.vault = vault;
+    },
+  };
+}

@@ -1,0 +1,136 @@
+import path from 'node:path';
+import crypto from 'node:crypto';
+import net, { type AddressInfo } from 'node:net';
+import { openStorage } from './storage/engine.js';
+import { createSettingsRepository } from './storage/settings.js';
+import { unsealRootKey, type SealKind } from './crypto/seal.js';
+import { createKeyring } from './crypto/envelope.js';
+import { loadOrCreateTls } from './crypto/tls.js';
+import { createClock } from './clock.js';
+import { createEndpoints } from './endpoints.js';
+import { createDirectory } from './identity/directory.js';
+import { createSigningKeys } from './identity/signing-keys.js';
+import { createTokenVerifier, issuerFor } from './identity/tokens.js';
+import { tokenRoutes } from './identity/token-routes.js';
+import { createIdentityGate } from './gates/identity/gate.js';
+import { bootstrap, refreshBootstrapFile } from './bootstrap.js';
+import { createHttpApp } from './http/app.js';
+import { installPipeline, createVaultResolver, apiVersionGate } from './pipeline/pipeline.js';
+import { createAuditLog } from './audit/audit-log.js';
+import { createVaultsService } from './control-plane/vaults.js';
+import { controlPlaneRoutes } from './control-plane/routes.js';
+import { createObjectStore } from './objects/store.js';
+import { createSecretsService } from './objects/secrets/service.js';
+import { secretsRoutes } from './objects/secrets/routes.js';
+import { createScheduler } from './scheduler/scheduler.js';
+
+export interface CofferOptions {
+  host: string;
+  port: number;
+  dataDir: string;
+  dnsSuffix: string;
+  storageUrl?: string;
+  tlsCert?: string;
+  tlsKey?: string;
+  seal: SealKind;
+  sealPassphrase?: string;
+  nodeId?: string;
+  /** The port clients use in URLs, when a load balancer fronts this node on another port. */
+  publicPort?: number;
+  logLevel?: string;
+  schedulerIntervalMs?: number;
+}
+
+export const DEFAULTS = { host: '127.0.0.1', port: 8443, dataDir: '.coffer', dnsSuffix: 'vault.localhost', seal: 'file' as SealKind };
+
+/** Wires Coffer's services from explicit dependencies and starts listening. */
+export async function startCoffer(options: CofferOptions) {
+  const dataDir = path.resolve(options.dataDir);
+  const storage = await openStorage({ url: options.storageUrl, dataDir });
+  const settings = createSettingsRepository(storage.db);
+  const rootKey = await unsealRootKey({ kind: options.seal, dataDir, passphrase: options.sealPassphrase }, settings);
+  const keyring = createKeyring(rootKey);
+  rootKey.fill(0);
+  const clock = createClock(Number((await settings.get('clock.offset_ms')) ?? 0));
+  const tls = await loadOrCreateTls({ dataDir, dnsSuffix: options.dnsSuffix, certFile: options.tlsCert, keyFile: options.tlsKey });
+
+  const app = createHttpApp({ tls, logLevel: options.logLevel ?? 'info' });
+  // URLs carry the real port, so a requested port 0 (tests) is resolved to a free one before routes are built.
+  const port = options.port === 0 ? await freePort(options.host) : options.port;
+  const endpoints = createEndpoints({ dnsSuffix: options.dnsSuffix, publicPort: options.publicPort ?? port });
+
+  const directory = createDirectory({ db: storage.db, clock });
+  const keys = createSigningKeys({ db: storage.db, keyring });
+  const describe = {
+    authorityHost: endpoints.authorityHost,
+    managementEndpoint: endpoints.managementEndpoint,
+    vaultDnsSuffix: endpoints.dnsSuffix,
+    caCertPath: tls.caCertPath,
+  };
+  const deployment = await bootstrap({ settings, directory, dataDir, describe });
+  refreshBootstrapFile(dataDir, describe);
+  await keys.current();
+
+  const issuer = issuerFor(endpoints.authorityHost, deployment.tenantId);
+  const identityGate = createIdentityGate({
+    endpoints, tenantId: deployment.tenantId, directory,
+    verifyDataPlane: createTokenVerifier({ keys, issuer, audiences: endpoints.dataPlaneAudiences, tenantId: deployment.tenantId }),
+    verifyManagement: createTokenVerifier({ keys, issuer, audiences: [endpoints.managementEndpoint, `${endpoints.managementEndpoint}/`], tenantId: deployment.tenantId }),
+  });
+  const vaults = createVaultsService({ storage, keyring, clock, endpoints });
+  const store = createObjectStore({ storage, keyring, clock });
+  const secrets = createSecretsService({ store, endpoints, keyring });
+  const audit = createAuditLog({ storage });
+  const nodeId = options.nodeId ?? crypto.randomUUID();
+  const scheduler = createScheduler({
+    storage, clock, nodeId, intervalMs: options.schedulerIntervalMs,
+    onError: (job, err) => app.log.error({ job, err: (err as Error).message }, 'scheduled job failed'),
+  });
+  scheduler.add({ name: 'purge-deleted-objects', run: (now) => store.purgeDue(now) });
+
+  installPipeline(app, {
+    endpoints,
+    audit,
+    gates: [identityGate, createVaultResolver({ endpoints, getVault: (name) => vaults.getByName(name) }), apiVersionGate],
+  });
+  await app.register(async (scope) => {
+    tokenRoutes(scope, { directory, keys, endpoints, tenantId: deployment.tenantId });
+    controlPlaneRoutes(scope, {
+      vaults, tenantId: deployment.tenantId, subscriptionId: deployment.subscriptionId, adminObjectId: deployment.adminObjectId,
+      clock, settings, runScheduler: () => scheduler.runNow(),
+    });
+    secretsRoutes(scope, { secrets, endpoints });
+    scope.get('/healthz', { config: { plane: 'public', operation: 'Health' } }, async () => ({ status: 'ok', node: nodeId }));
+  });
+  await app.listen({ host: options.host, port });
+  scheduler.start();
+
+  return {
+    app,
+    port,
+    endpoints,
+    deployment,
+    storage,
+    dataDir,
+    caCertPath: tls.caCertPath,
+    clock,
+    scheduler,
+    async close() {
+      await scheduler.stop();
+      await app.close();
+      await audit.flush();
+      await storage.close();
+    },
+  };
+}
+
+export type Coffer = Awaited<ReturnType<typeof startCoffer>>;
+
+function freePort(host: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const probe = net.createServer().once('error', reject).listen(0, host, () => {
+      const { port } = probe.address() as AddressInfo;
+      probe.close(() => resolve(port));
+    });
+  });
+}

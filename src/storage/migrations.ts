@@ -1,0 +1,116 @@
+import { sql, type Kysely, type Migration, type MigrationProvider, type CreateTableBuilder } from 'kysely';
+import type { StorageDialect } from './engine.js';
+
+/**
+ * Versioned schema migrations, shared by both engines. The few type names that differ between SQLite and
+ * PostgreSQL come from `types(dialect)`; everything else is the same DDL.
+ */
+function types(dialect: StorageDialect) {
+  return dialect === 'postgres'
+    ? { blob: 'bytea', int: 'bigint', serial: 'bigserial' }
+    : { blob: 'blob', int: 'integer', serial: 'integer' };
+}
+
+function migrationsFor(dialect: StorageDialect): Record<string, Migration> {
+  const t = types(dialect);
+  const serialPk = (name: string) => <T extends string>(tb: CreateTableBuilder<T, any>) =>
+    dialect === 'postgres'
+      ? tb.addColumn(name, sql.raw(t.serial), (c) => c.primaryKey())
+      : tb.addColumn(name, sql.raw(t.serial), (c) => c.primaryKey().autoIncrement());
+  const int = sql.raw(t.int);
+  const blob = sql.raw(t.blob);
+
+  return {
+    '0001_foundation': {
+      async up(db: Kysely<any>) {
+        await db.schema.createTable('settings')
+          .addColumn('key', 'text', (c) => c.primaryKey())
+          .addColumn('value', 'text', (c) => c.notNull())
+          .execute();
+        await db.schema.createTable('principals')
+          .addColumn('object_id', 'text', (c) => c.primaryKey())
+          .addColumn('tenant_id', 'text', (c) => c.notNull())
+          .addColumn('kind', 'text', (c) => c.notNull())
+          .addColumn('app_id', 'text', (c) => c.unique())
+          .addColumn('display_name', 'text', (c) => c.notNull())
+          .addColumn('enabled', int, (c) => c.notNull())
+          .addColumn('created_at', int, (c) => c.notNull())
+          .execute();
+        await db.schema.createTable('client_secrets')
+          .addColumn('key_id', 'text', (c) => c.primaryKey())
+          .addColumn('principal_id', 'text', (c) => c.notNull().references('principals.object_id').onDelete('cascade'))
+          .addColumn('secret_hash', 'text', (c) => c.notNull())
+          .addColumn('hint', 'text', (c) => c.notNull())
+          .addColumn('expires_at', int)
+          .addColumn('created_at', int, (c) => c.notNull())
+          .execute();
+        await db.schema.createIndex('client_secrets_principal').on('client_secrets').column('principal_id').execute();
+        await db.schema.createTable('signing_keys')
+          .addColumn('kid', 'text', (c) => c.primaryKey())
+          .addColumn('sealed_private_key', blob, (c) => c.notNull())
+          .addColumn('public_jwk', 'text', (c) => c.notNull())
+          .addColumn('created_at', int, (c) => c.notNull())
+          .addColumn('retired_at', int)
+          .execute();
+        await db.schema.createTable('vaults')
+          .addColumn('id', 'text', (c) => c.primaryKey())
+          .addColumn('name', 'text', (c) => c.notNull())
+          .addColumn('name_key', 'text', (c) => c.notNull().unique())
+          .addColumn('tenant_id', 'text', (c) => c.notNull())
+          .addColumn('subscription_id', 'text', (c) => c.notNull())
+          .addColumn('resource_group', 'text', (c) => c.notNull())
+          .addColumn('location', 'text', (c) => c.notNull())
+          .addColumn('properties', 'text', (c) => c.notNull())
+          .addColumn('tags', 'text', (c) => c.notNull())
+          .addColumn('wrapped_data_key', blob, (c) => c.notNull())
+          .addColumn('created_at', int, (c) => c.notNull())
+          .addColumn('deleted_at', int)
+          .addColumn('scheduled_purge_at', int)
+          .execute();
+        await db.schema.createTable('object_names')
+          .addColumn('vault_id', 'text', (c) => c.notNull().references('vaults.id').onDelete('cascade'))
+          .addColumn('collection', 'text', (c) => c.notNull())
+          .addColumn('name_key', 'text', (c) => c.notNull())
+          .addColumn('name', 'text', (c) => c.notNull())
+          .addColumn('current_seq', int)
+          .addColumn('deleted_at', int)
+          .addColumn('scheduled_purge_at', int)
+          .addPrimaryKeyConstraint('object_names_pk', ['vault_id', 'collection', 'name_key'])
+          .execute();
+        await db.schema.createIndex('object_names_purge').on('object_names').column('scheduled_purge_at').execute();
+        await db.schema.createTable('object_versions')
+          .$call(serialPk('seq'))
+          .addColumn('vault_id', 'text', (c) => c.notNull())
+          .addColumn('collection', 'text', (c) => c.notNull())
+          .addColumn('name_key', 'text', (c) => c.notNull())
+          .addColumn('version', 'text', (c) => c.notNull())
+          .addColumn('payload', blob, (c) => c.notNull())
+          .addColumn('meta', 'text', (c) => c.notNull())
+          .addColumn('created_at', int, (c) => c.notNull())
+          .addColumn('updated_at', int, (c) => c.notNull())
+          .addForeignKeyConstraint('object_versions_name_fk', ['vault_id', 'collection', 'name_key'],
+            'object_names', ['vault_id', 'collection', 'name_key'], (fk) => fk.onDelete('cascade'))
+          .execute();
+        await db.schema.createIndex('object_versions_identity').unique().on('object_versions')
+          .columns(['vault_id', 'collection', 'name_key', 'version']).execute();
+        await db.schema.createIndex('object_versions_by_name').on('object_versions')
+          .columns(['vault_id', 'collection', 'name_key', 'seq']).execute();
+        await db.schema.createTable('leases')
+          .addColumn('name', 'text', (c) => c.primaryKey())
+          .addColumn('holder', 'text', (c) => c.notNull())
+          .addColumn('expires_at', int, (c) => c.notNull())
+          .execute();
+        await db.schema.createTable('audit_events')
+          .$call(serialPk('seq'))
+          .addColumn('time', int, (c) => c.notNull())
+          .addColumn('record', 'text', (c) => c.notNull())
+          .execute();
+        await db.schema.createIndex('audit_events_time').on('audit_events').column('time').execute();
+      },
+    },
+  };
+}
+
+export function migrationProvider(dialect: StorageDialect): MigrationProvider {
+  return { getMigrations: async () => migrationsFor(dialect) };
+}

@@ -1,0 +1,67 @@
+import type { Generated } from 'kysely';
+
+/** Times are epoch milliseconds; booleans are 0/1; JSON documents are text — portable across SQLite and PostgreSQL. */
+export interface Database {
+  settings: { key: string; value: string };
+  principals: {
+    object_id: string;
+    tenant_id: string;
+    kind: string;
+    app_id: string | null;
+    display_name: string;
+    enabled: number;
+    created_at: number;
+  };
+  client_secrets: {
+    key_id: string;
+    principal_id: string;
+    secret_hash: string;
+    hint: string;
+    expires_at: number | null;
+    created_at: number;
+  };
+  signing_keys: {
+    kid: string;
+    sealed_private_key: Buffer;
+    public_jwk: string;
+    created_at: number;
+    retired_at: number | null;
+  };
+  vaults: {
+    id: string;
+    name: string;
+    name_key: string;
+    tenant_id: string;
+    subscription_id: string;
+    resource_group: string;
+    location: string;
+    properties: string;
+    tags: string;
+    wrapped_data_key: Buffer;
+    created_at: number;
+    deleted_at: number | null;
+    scheduled_purge_at: number | null;
+  };
+  object_names: {
+    vault_id: string;
+    collection: string;
+    name_key: string;
+    name: string;
+    current_seq: number | null;
+    deleted_at: number | null;
+    scheduled_purge_at: number | null;
+  };
+  object_versions: {
+    seq: Generated<number>;
+    vault_id: string;
+    collection: string;
+    name_key: string;
+    version: string;
+    payload: Buffer;
+    meta: string;
+    created_at: number;
+    updated_at: number;
+  };
+  leases: { name: string; holder: string; expires_at: number };
+  audit_events: { seq: Generated<number>; time: number; record: string };
+}

@@ -1,0 +1,73 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { ClientSecretCredential } from '@azure/identity';
+import { SecretClient } from '@azure/keyvault-secrets';
+import { startCoffer, type Coffer, type CofferOptions } from '../../src/server.js';
+import type { BootstrapAdminFile } from '../../src/bootstrap.js';
+
+/**
+ * Starts a real Coffer (HTTPS on a free port, real tokens) in a fresh data dir whose CA is the test CA that
+ * `npm test` put in NODE_EXTRA_CA_CERTS. The storage engine is SQLite unless COFFER_TEST_STORAGE_URL names another.
+ */
+export async function startTestServer(overrides: Partial<CofferOptions> = {}) {
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'coffer-test-'));
+  seedTestCa(dataDir);
+  const coffer = await startCoffer({
+    host: '127.0.0.1', port: 0, dataDir, dnsSuffix: 'vault.localhost', seal: 'file', logLevel: 'silent',
+    storageUrl: process.env.COFFER_TEST_STORAGE_URL ? await freshDatabase(process.env.COFFER_TEST_STORAGE_URL) : undefined,
+    ...overrides,
+  });
+  const admin = JSON.parse(fs.readFileSync(path.join(dataDir, 'bootstrap-admin.json'), 'utf8')) as BootstrapAdminFile;
+  const adminCredential = new ClientSecretCredential(admin.tenantId, admin.clientId, admin.clientSecret, {
+    authorityHost: admin.authorityHost, disableInstanceDiscovery: true,
+  });
+  return {
+    coffer,
+    admin,
+    adminCredential,
+    dataDir,
+    vaultUrl: (name: string) => coffer.endpoints.vaultUrl(name),
+    /** Creates a vault through the management API, as the bootstrap administrator. */
+    async createVault(name: string, properties: Record<string, unknown> = {}) {
+      const token = await adminCredential.getToken(`${admin.managementEndpoint}/.default`);
+      const res = await fetch(`${admin.managementEndpoint}/subscriptions/${admin.subscriptionId}/resourceGroups/rg-test/providers/Microsoft.KeyVault/vaults/${name}?api-version=2023-07-01`, {
+        method: 'PUT',
+        headers: { authorization: `Bearer ${token!.token}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ location: 'local', properties: { tenantId: admin.tenantId, sku: { family: 'A', name: 'standard' }, ...properties } }),
+      });
+      if (res.status !== 200) throw new Error(`vault create failed: ${res.status} ${await res.text()}`);
+      return res.json();
+    },
+    secretClient: (vault: string, options: ConstructorParameters<typeof SecretClient>[2] = {}) =>
+      new SecretClient(coffer.endpoints.vaultUrl(vault), adminCredential, { retryOptions: { maxRetries: 0 }, ...options }),
+    async close() {
+      await coffer.close();
+      fs.rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+export type TestServer = Awaited<ReturnType<typeof startTestServer>>;
+
+export function seedTestCa(dataDir: string) {
+  const caDir = process.env.COFFER_TEST_CA_DIR;
+  if (!caDir) throw new Error('run tests with `npm test` (it provides the test CA)');
+  fs.mkdirSync(path.join(dataDir, 'tls'), { recursive: true });
+  for (const f of ['ca.crt', 'ca.key']) fs.copyFileSync(path.join(caDir, f), path.join(dataDir, 'tls', f));
+}
+
+/** A PostgreSQL database of its own for one test server (created on the server named by the URL). */
+async function freshDatabase(url: string): Promise<string> {
+  const pg = (await import('pg')).default;
+  const name = `coffer_test_${process.pid}_${Date.now()}_${Math.floor(Math.random() * 1e6)}`;
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  await client.query(`create database ${name}`);
+  await client.end();
+  const u = new URL(url);
+  u.pathname = `/${name}`;
+  return u.toString();
+}
+
+export type { Coffer };
