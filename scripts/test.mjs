@@ -8,7 +8,8 @@ import { fileURLToPath } from 'node:url';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 process.chdir(root);
-execFileSync(process.execPath, ['node_modules/typescript/bin/tsc', '-p', 'tsconfig.build.json'], { stdio: 'inherit' });
+// COFFER_SKIP_BUILD=1 skips the build while iterating on tests that do not spawn the CLI (tsx runs the sources).
+if (!process.env.COFFER_SKIP_BUILD) execFileSync(process.execPath, ['node_modules/typescript/bin/tsc', '-p', 'tsconfig.build.json'], { stdio: 'inherit' });
 
 const tlsDir = path.join(root, '.test-tls');
 if (!fs.existsSync(path.join(tlsDir, 'ca.crt'))) {
