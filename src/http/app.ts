@@ -19,7 +19,8 @@ export function createHttpApp(opts: { tls: { cert: string; key: string }; logLev
       },
     },
     bodyLimit: BODY_LIMIT,
-    routerOptions: { ignoreTrailingSlash: true },
+    // Object names reach 127 characters (find-my-way's default cap of 100 would answer 414 for legal names).
+    routerOptions: { ignoreTrailingSlash: true, maxParamLength: 256 },
     requestIdHeader: false,
     logController: new LogController({ disableRequestLogging: opts.logLevel !== 'debug' }),
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false } },
