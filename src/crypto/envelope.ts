@@ -49,7 +49,9 @@ export interface Keyring {
   openSystem(purpose: string, identity: string, sealed: Buffer): Buffer;
 }
 
-export function createKeyring(rootKey: Buffer): Keyring {
+export function createKeyring(callerRootKey: Buffer): Keyring {
+  // A private copy: callers wipe their root key buffer once the keyring exists, and system keys derive lazily from it.
+  const rootKey = Buffer.from(callerRootKey);
   const kek = deriveKey(rootKey, 'vault-key-wrapping');
   const dataKeys = new Map<string, Buffer>();
   const systemKeys = new Map<string, Buffer>();

@@ -1,4 +1,5 @@
-import Fastify, { LogController, type FastifyInstance, type FastifyError } from 'fastify';
+import crypto from 'node:crypto';
+import Fastify, { LogController, type FastifyInstance, type FastifyError, type FastifyReply } from 'fastify';
 import { KeyVaultError } from './errors.js';
 
 export const BODY_LIMIT = 1024 * 1024;
@@ -19,16 +20,28 @@ export function createHttpApp(opts: { tls: { cert: string; key: string }; logLev
       },
     },
     bodyLimit: BODY_LIMIT,
-    // Object names reach 127 characters (find-my-way's default cap of 100 would answer 414 for legal names).
-    routerOptions: { ignoreTrailingSlash: true, maxParamLength: 256 },
+    // Names are validated by their services (Azure answers 400 for a bad name), so the router's own cap (100 by
+    // default, below the 127 characters a secret name may have) is raised to Node's header-size limit.
+    routerOptions: { ignoreTrailingSlash: true, maxParamLength: 16 * 1024 },
+    // URLs the router cannot even parse (bad %-encoding) never reach the hooks: answer them Azure-shaped here.
+    frameworkErrors: (err, _req, reply) => {
+      const status = err.statusCode && err.statusCode < 500 ? err.statusCode : 400;
+      (reply as FastifyReply).header('x-ms-request-id', crypto.randomUUID()).code(status)
+        .send(new KeyVaultError(status, 'BadParameter', 'The request URI is not valid.').toBody());
+    },
     requestIdHeader: false,
     logController: new LogController({ disableRequestLogging: opts.logLevel !== 'debug' }),
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false } },
     forceCloseConnections: true,
   });
 
-  app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string', bodyLimit: 64 * 1024 },
-    (_req, body, done) => done(null, Object.fromEntries(new URLSearchParams(body as string))));
+  // Form bodies belong to the OAuth token endpoint only; everywhere else the API speaks JSON.
+  app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string', bodyLimit: 64 * 1024 }, (req, body, done) => {
+    if (req.routeOptions.config?.plane !== 'token') {
+      return done(new KeyVaultError(415, 'UnsupportedMediaType', 'Unsupported Media Type: application/x-www-form-urlencoded. The request body must be JSON.'), undefined);
+    }
+    done(null, Object.fromEntries(new URLSearchParams(body as string)));
+  });
 
   app.setErrorHandler((err: FastifyError | KeyVaultError, req, reply) => {
     if (err instanceof KeyVaultError) {
