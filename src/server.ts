@@ -85,6 +85,7 @@ export async function startCoffer(options: CofferOptions) {
   const scheduler = createScheduler({
     storage, clock, nodeId, intervalMs: options.schedulerIntervalMs,
     onError: (job, err) => app.log.error({ job, err: (err as Error).message }, 'scheduled job failed'),
+    onJobDone: (job, result) => app.log.info({ job, result, node: nodeId }, 'scheduled job done'),
   });
   scheduler.add({ name: 'purge-deleted-objects', run: (now) => store.purgeDue(now) });
 

@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { startCoffer, DEFAULTS } from '../server.js';
+import { parseDuration } from '../clock.js';
 
 export function registerServerCommands(program: Command) {
   const server = program.command('server').description('Run Coffer');
@@ -16,12 +17,13 @@ export function registerServerCommands(program: Command) {
     .option('--node-id <id>', 'this node\'s id in a cluster')
     .option('--public-port <port>', 'port clients use in URLs (behind a load balancer)', (v) => Number(v))
     .option('--log-level <level>', 'fatal | error | warn | info | debug | silent', 'info')
+    .option('--scheduler-interval <duration>', 'background-job tick, e.g. 5s; a dead node\'s jobs move to another node after 3 ticks', parseDuration)
     .action(async (opts) => {
       const started = performance.now();
       const coffer = await startCoffer({
         host: opts.host, port: opts.port, dataDir: opts.dataDir, dnsSuffix: opts.dnsSuffix, storageUrl: opts.storage,
         tlsCert: opts.tlsCert, tlsKey: opts.tlsKey, seal: opts.seal, sealPassphrase: process.env.COFFER_SEAL_PASSPHRASE,
-        nodeId: opts.nodeId, publicPort: opts.publicPort, logLevel: opts.logLevel,
+        nodeId: opts.nodeId, publicPort: opts.publicPort, logLevel: opts.logLevel, schedulerIntervalMs: opts.schedulerInterval,
       });
       const lines = [
         `Coffer is ready in ${Math.round(performance.now() - started)} ms on https://${opts.host}:${coffer.port} (${coffer.storage.describe})`,

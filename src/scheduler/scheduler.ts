@@ -1,4 +1,6 @@
-import type { Storage } from '../storage/engine.js';
+import { sql } from 'kysely';
+import { databaseNowMs, type Storage } from '../storage/engine.js';
+import { createSettingsRepository } from '../storage/settings.js';
 import type { Clock } from '../clock.js';
 
 export interface Job {
@@ -6,35 +8,60 @@ export interface Job {
   run(now: number): Promise<unknown>;
 }
 
+/** The settings key holding the administrator's clock offset, shared by every node. */
+export const CLOCK_OFFSET_SETTING = 'clock.offset_ms';
+
+const LEASE = 'scheduler';
+
 /**
  * Background work that runs exactly once across a cluster: each tick, a node takes (or renews) the `scheduler`
- * lease in the database and only the holder runs the jobs; when the holder dies, its lease expires and another
- * node takes over.
+ * lease in the database and only the holder runs the jobs; when the holder dies, its lease expires (after
+ * `leaseMs`, three ticks by default) and another node takes over. Lease times are the database's clock, so skew
+ * between the nodes' hosts cannot give two holders. The lease is re-checked before each job, so a holder that
+ * stalled past its lease stops before running more work. Jobs are idempotent database operations, so the one
+ * remaining window — a job already running when its lease expires — cannot apply anything twice.
+ *
+ * Every tick (on every node, holder or not) also picks up the shared service-clock offset, so an administrator's
+ * clock advance on one node reaches the others within a tick.
  */
-export function createScheduler(deps: { storage: Storage; clock: Clock; nodeId: string; intervalMs?: number; leaseMs?: number; onError: (job: string, err: unknown) => void }) {
+export function createScheduler(deps: {
+  storage: Storage; clock: Clock; nodeId: string; intervalMs?: number; leaseMs?: number;
+  onError: (job: string, err: unknown) => void;
+  /** Called after a job that did something (a truthy result, e.g. a count of purged objects). */
+  onJobDone?: (job: string, result: unknown) => void;
+}) {
   const { storage, clock, nodeId } = deps;
   const intervalMs = deps.intervalMs ?? 5_000;
-  const leaseMs = deps.leaseMs ?? 15_000;
+  const leaseMs = deps.leaseMs ?? 3 * intervalMs;
+  const settings = createSettingsRepository(storage.db);
   const jobs: Job[] = [];
   let timer: NodeJS.Timeout | undefined;
   let running: Promise<void> | undefined;
 
   async function holdLease(): Promise<boolean> {
-    const now = Date.now();
-    await storage.db.insertInto('leases').values({ name: 'scheduler', holder: nodeId, expires_at: now + leaseMs })
+    const now = databaseNowMs(storage);
+    const expiresAt = sql<number>`${now} + ${leaseMs}`;
+    await storage.db.insertInto('leases').values({ name: LEASE, holder: nodeId, expires_at: expiresAt })
       .onConflict((oc) => oc.column('name').doNothing()).execute();
-    const taken = await storage.db.updateTable('leases').set({ holder: nodeId, expires_at: now + leaseMs })
-      .where('name', '=', 'scheduler')
+    const taken = await storage.db.updateTable('leases').set({ holder: nodeId, expires_at: expiresAt })
+      .where('name', '=', LEASE)
       .where((eb) => eb.or([eb('holder', '=', nodeId), eb('expires_at', '<', now)]))
       .executeTakeFirst();
     return Number(taken.numUpdatedRows) > 0;
   }
 
+  async function syncClock() {
+    const stored = Number((await settings.get(CLOCK_OFFSET_SETTING)) ?? 0);
+    if (Number.isFinite(stored) && stored !== clock.offsetMs()) clock.setOffset(stored);
+  }
+
   async function tick() {
-    if (!(await holdLease())) return;
+    await syncClock();
     for (const job of jobs) {
+      if (!(await holdLease())) return;
       try {
-        await job.run(clock.now());
+        const result = await job.run(clock.now());
+        if (result) deps.onJobDone?.(job.name, result);
       } catch (err) {
         deps.onError(job.name, err);
       }
@@ -56,7 +83,8 @@ export function createScheduler(deps: { storage: Storage; clock: Clock; nodeId: 
     async stop() {
       if (timer) clearInterval(timer);
       while (running) await running;
-      await storage.db.deleteFrom('leases').where('name', '=', 'scheduler').where('holder', '=', nodeId).execute();
+      // Hand the lease back, so another node takes over at its next tick instead of waiting for expiry.
+      await storage.db.deleteFrom('leases').where('name', '=', LEASE).where('holder', '=', nodeId).execute();
     },
   };
 }

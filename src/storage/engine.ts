@@ -1,6 +1,6 @@
 import path from 'node:path';
 import fs from 'node:fs';
-import { Kysely, Migrator, SqliteDialect, PostgresDialect, CompiledQuery } from 'kysely';
+import { Kysely, Migrator, SqliteDialect, PostgresDialect, CompiledQuery, sql, type RawBuilder } from 'kysely';
 import SQLite from 'better-sqlite3';
 import pg from 'pg';
 import type { Database } from './schema.js';
@@ -27,7 +27,13 @@ export async function openStorage(opts: { url?: string; dataDir: string }): Prom
   const storage = opts.url && /^postgres(ql)?:\/\//.test(opts.url)
     ? openPostgres(opts.url)
     : openSqlite(opts.url ? opts.url.replace(/^sqlite:/, '') : path.join(opts.dataDir, 'coffer.db'));
-  await migrate(storage);
+  try {
+    await migrate(storage);
+  } catch (err) {
+    await storage.close().catch(() => undefined);
+    if (storage.dialect !== 'postgres') throw err;
+    throw new StorageError(`cannot open PostgreSQL storage ${storage.describe}: ${reason(err as PgError, new URL(opts.url!))}`);
+  }
   return storage;
 }
 
@@ -43,16 +49,90 @@ function openSqlite(file: string): Storage {
   return { db, dialect: 'sqlite', describe: `sqlite:${file}`, close: () => db.destroy() };
 }
 
+/** The URL parameters Coffer interprets itself; they are removed before the URL reaches the driver. */
+const COFFER_URL_PARAMS = ['pool_max', 'statement_timeout', 'connect_timeout', 'sslmode', 'sslrootcert', 'sslcert', 'sslkey'];
+
+/**
+ * The pg pool configuration for a `postgres://` URL. TLS follows libpq's `sslmode` meanings, which is what users'
+ * URLs are written for (pg's own parser treats `require` as `verify-full`): `disable` (default) plain TCP;
+ * `require` encrypted, and verified against `sslrootcert` only when one is given; `verify-ca` verified chain;
+ * `verify-full` verified chain and host name. `allow`/`prefer` (opportunistic TLS) are refused rather than guessed.
+ */
+export function postgresPoolConfig(url: string): pg.PoolConfig {
+  const parsed = parseUrl(url);
+  const param = (name: string) => parsed.searchParams.get(name) ?? undefined;
+  const positiveInt = (name: string, fallback: number) => {
+    const raw = param(name);
+    if (raw === undefined) return fallback;
+    const n = Number(raw);
+    if (!Number.isInteger(n) || n < 0) throw new StorageError(`invalid ${name}=${raw} in the storage URL (a whole number)`);
+    return n;
+  };
+  const config: pg.PoolConfig = {
+    application_name: 'coffer',
+    max: positiveInt('pool_max', 10) || 10,
+    statement_timeout: positiveInt('statement_timeout', 10_000),
+    // libpq's connect_timeout is in seconds; without one, an unreachable host would hang startup indefinitely.
+    connectionTimeoutMillis: positiveInt('connect_timeout', 10) * 1000,
+    ssl: sslOptions(param),
+  };
+  for (const name of COFFER_URL_PARAMS) parsed.searchParams.delete(name);
+  config.connectionString = parsed.toString();
+  return config;
+}
+
+function sslOptions(param: (name: string) => string | undefined): pg.PoolConfig['ssl'] {
+  const mode = param('sslmode') ?? 'disable';
+  const read = (name: string) => {
+    const file = param(name);
+    if (!file) return undefined;
+    try {
+      return fs.readFileSync(file, 'utf8');
+    } catch (err) {
+      throw new StorageError(`cannot read ${name} ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    }
+  };
+  if (mode === 'disable') return false;
+  if (mode !== 'require' && mode !== 'verify-ca' && mode !== 'verify-full') {
+    throw new StorageError(`unsupported sslmode=${mode} in the storage URL: use disable, require, verify-ca or verify-full`);
+  }
+  const ca = read('sslrootcert');
+  const clientCert = { cert: read('sslcert'), key: read('sslkey') };
+  // libpq: `require` with a root certificate behaves as `verify-ca`.
+  const verify = mode !== 'require' || ca !== undefined;
+  return {
+    ca,
+    ...clientCert,
+    rejectUnauthorized: verify,
+    ...(mode === 'verify-full' ? {} : { checkServerIdentity: () => undefined }),
+  };
+}
+
+/** A storage failure worth a one-line message (no stack, no credentials): bad URL, unreachable or refusing database. */
+export class StorageError extends Error {}
+
 function openPostgres(url: string): Storage {
-  const parsed = new URL(url);
-  const pool = new pg.Pool({
-    connectionString: url,
-    max: Number(parsed.searchParams.get('pool_max') ?? 10),
-    statement_timeout: Number(parsed.searchParams.get('statement_timeout') ?? 10_000),
-  });
+  const parsed = parseUrl(url);
+  const pool = new pg.Pool(postgresPoolConfig(url));
+  // A pooled idle connection that breaks (database restart, network cut) is discarded by the pool and replaced on
+  // the next query; without a listener, Node would treat the event as an uncaught error and exit.
+  pool.on('error', (err) => process.emitWarning(`PostgreSQL connection lost: ${redact(err.message, parsed)}`, 'StorageWarning'));
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
   const describe = `postgres://${parsed.hostname}:${parsed.port || 5432}${parsed.pathname}`;
   return { db, dialect: 'postgres', describe, close: () => db.destroy() };
+}
+
+function parseUrl(url: string): URL {
+  try {
+    return new URL(url);
+  } catch {
+    // The URL is not repeated: it may carry a password.
+    throw new StorageError('the storage URL is not a valid postgres:// URL');
+  }
+}
+
+function redact(message: string, url: URL) {
+  return url.password ? message.split(decodeURIComponent(url.password)).join('***').split(url.password).join('***') : message;
 }
 
 async function migrate(storage: Storage) {
@@ -72,6 +152,34 @@ async function migrate(storage: Storage) {
   }
   const { error } = await migrator.migrateToLatest();
   if (error) throw error;
+}
+
+/**
+ * The database's own clock in epoch milliseconds, for comparisons between nodes (leases): one clock for the whole
+ * cluster, whatever the skew between the nodes' hosts.
+ */
+export function databaseNowMs(storage: Storage): RawBuilder<number> {
+  return storage.dialect === 'postgres'
+    ? sql<number>`(extract(epoch from clock_timestamp()) * 1000)::bigint`
+    : sql<number>`cast((julianday('now') - 2440587.5) * 86400000 as integer)`;
+}
+
+type PgError = Error & { code?: string; errors?: Error[] };
+
+/** Why the database could not be used, in words an operator can act on. */
+function reason(err: PgError, url: URL): string {
+  const network: Record<string, string> = {
+    ECONNREFUSED: 'connection refused (is PostgreSQL running and listening on that address?)',
+    ENOTFOUND: 'unknown host',
+    EAI_AGAIN: 'host name lookup failed',
+    ETIMEDOUT: 'connection timed out',
+    EHOSTUNREACH: 'host unreachable',
+  };
+  // Connecting to `localhost` tries each address; Node reports them together as an AggregateError without a message.
+  const first = err.errors?.[0] as PgError | undefined;
+  const code = err.code ?? first?.code;
+  const text = code && network[code] ? network[code] : err.message || first?.message || String(err);
+  return redact(text, url);
 }
 
 /** Runs `fn` in a transaction; PostgreSQL serialization failures and deadlocks are retried. */
