@@ -1,8 +1,16 @@
 #!/usr/bin/env node
 // `npm test`: builds Coffer, makes a throwaway test CA that every test server's certificate chains to (so the test
-// processes trust it through NODE_EXTRA_CA_CERTS, exactly as users do), then runs every unit and end-to-end test.
-import { execFileSync, spawnSync } from 'node:child_process';
+// processes trust it through NODE_EXTRA_CA_CERTS, exactly as users do), then runs the tests on each storage engine:
+// the whole suite on SQLite, then — on a throwaway PostgreSQL cluster — every test that touches storage.
+//
+// `node scripts/test.mjs <files>` runs just those files, on SQLite only unless COFFER_TEST_ENGINES says otherwise.
+// COFFER_TEST_ENGINES=sqlite | postgres | sqlite,postgres chooses the engines. COFFER_TEST_STORAGE_URL=postgres://…
+// uses an existing server instead of a throwaway cluster (each test server creates its own database there).
+// COFFER_PG_BIN names the PostgreSQL server binaries (default: the newest /usr/lib/postgresql/*/bin).
+import { execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -22,14 +30,67 @@ if (!fs.existsSync(path.join(tlsDir, 'ca.crt'))) {
 
 const only = process.argv.slice(2);
 const files = only.length ? only : listTests(['src', 'test']);
-const result = spawnSync(process.execPath, [
-  '--import', 'tsx', '--import', './src/net/register-localhost.ts',
-  '--test', '--test-concurrency=2', '--test-timeout=300000', ...files,
-], {
-  stdio: 'inherit',
-  env: { ...process.env, NODE_EXTRA_CA_CERTS: path.join(tlsDir, 'ca.crt'), COFFER_TEST_CA_DIR: tlsDir },
-});
-process.exit(result.status ?? 1);
+const engines = (process.env.COFFER_TEST_ENGINES ?? (only.length ? 'sqlite' : 'sqlite,postgres')).split(',').map((e) => e.trim());
+const testEnv = { ...process.env, NODE_EXTRA_CA_CERTS: path.join(tlsDir, 'ca.crt'), COFFER_TEST_CA_DIR: tlsDir };
+delete testEnv.COFFER_TEST_STORAGE_URL;
+
+// Everything that must be undone on the way out (the PostgreSQL cluster), also on failure or Ctrl-C.
+const cleanups = [];
+let child;
+for (const signal of ['SIGINT', 'SIGTERM']) {
+  process.on(signal, () => {
+    child?.kill(signal);
+    cleanup();
+    process.exit(signal === 'SIGINT' ? 130 : 143);
+  });
+}
+process.on('exit', cleanup);
+
+// Decide the plan up front, so notices come before the runs and the output ends with the test runner's summary.
+const postgresFiles = files.filter(touchesStorage);
+let postgresPass = engines.includes('postgres');
+let pgBin;
+if (postgresPass && !process.env.COFFER_TEST_STORAGE_URL) {
+  pgBin = findPostgresBinaries();
+  if (!pgBin) {
+    const message = 'PostgreSQL server binaries (initdb, pg_ctl) not found: install postgresql-15 or set COFFER_PG_BIN';
+    if (process.env.CI) {
+      console.error(`ERROR: ${message}; CI must test both storage engines.`);
+      process.exit(1);
+    }
+    console.log(`NOTICE: PostgreSQL pass skipped — ${message}.`);
+    postgresPass = false;
+  }
+}
+if (postgresPass) {
+  console.log(`PostgreSQL pass: ${postgresFiles.length} of ${files.length} test files (those that touch storage; `
+    + `pure unit tests run on SQLite only).`);
+}
+
+let status = 0;
+if (engines.includes('sqlite')) {
+  console.log(`\n=== storage engine: SQLite — ${files.length} test files ===`);
+  status = await runTests(files, testEnv);
+  if (status !== 0 && postgresPass) {
+    console.log('\nPostgreSQL pass not run: the SQLite pass failed.');
+    postgresPass = false;
+  }
+}
+if (postgresPass && postgresFiles.length) {
+  const url = process.env.COFFER_TEST_STORAGE_URL ?? await startCluster(pgBin);
+  console.log(`\n=== storage engine: PostgreSQL (${redact(url)}) — ${postgresFiles.length} test files ===`);
+  status = await runTests(postgresFiles, { ...testEnv, COFFER_TEST_STORAGE_URL: url });
+}
+cleanup();
+process.exit(status);
+
+function runTests(testFiles, env) {
+  child = spawn(process.execPath, [
+    '--import', 'tsx', '--import', './src/net/register-localhost.ts',
+    '--test', '--test-concurrency=2', '--test-timeout=300000', ...testFiles,
+  ], { stdio: 'inherit', env });
+  return new Promise((resolve) => child.once('exit', (code, signal) => resolve(code ?? (signal ? 1 : 0))));
+}
 
 function listTests(dirs) {
   const out = [];
@@ -42,4 +103,90 @@ function listTests(dirs) {
   };
   dirs.filter((d) => fs.existsSync(d)).forEach(walk);
   return out.sort();
+}
+
+/** A test touches storage when it starts a server or opens storage itself; only those need the second engine. */
+function touchesStorage(file) {
+  return /startTestServer|openStorage|COFFER_TEST_STORAGE_URL|bin\/coffer/.test(fs.readFileSync(file, 'utf8'));
+}
+
+function findPostgresBinaries() {
+  const candidates = process.env.COFFER_PG_BIN ? [process.env.COFFER_PG_BIN]
+    : fs.existsSync('/usr/lib/postgresql')
+      ? fs.readdirSync('/usr/lib/postgresql').sort((a, b) => Number(b) - Number(a)).map((v) => `/usr/lib/postgresql/${v}/bin`)
+      : [];
+  return candidates.find((dir) => ['initdb', 'pg_ctl', 'postgres'].every((b) => fs.existsSync(path.join(dir, b))));
+}
+
+/**
+ * A throwaway PostgreSQL cluster for this run: initdb into a temp dir (as `postgres` when we are root: the server
+ * refuses to run as root), trust authentication, listening on a unix socket in that dir and on 127.0.0.1 at a free
+ * port, with TLS from a certificate of the test CA (so the storage tests can check `sslmode=verify-full`).
+ * Durability settings are off: the data is thrown away.
+ */
+async function startCluster(bin) {
+  const asRoot = process.getuid?.() === 0;
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'coffer-pg-'));
+  cleanups.push(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const dataDir = path.join(dir, 'data');
+  const run = (cmd, args, opts = {}) => {
+    const [file, argv] = asRoot ? ['runuser', ['-u', 'postgres', '--', path.join(bin, cmd), ...args]] : [path.join(bin, cmd), args];
+    return execFileSync(file, argv, { stdio: ['ignore', 'pipe', 'pipe'], ...opts });
+  };
+  if (asRoot) execFileSync('chown', ['postgres:', dir]);
+  try {
+    run('initdb', ['-D', dataDir, '-U', 'postgres', '--auth=trust', '--encoding=UTF8', '--no-sync', '--no-instructions']);
+    writeServerCertificate(dataDir, asRoot);
+    const port = await freePort();
+    const options = [
+      `-p ${port}`, `-k ${dir}`, '-c listen_addresses=127.0.0.1', '-c max_connections=300',
+      '-c fsync=off', '-c synchronous_commit=off', '-c full_page_writes=off',
+      '-c ssl=on', '-c ssl_cert_file=server.crt', '-c ssl_key_file=server.key',
+    ].join(' ');
+    run('pg_ctl', ['-D', dataDir, '-l', path.join(dir, 'server.log'), '-o', options, '-w', '-t', '60', 'start']);
+    cleanups.push(() => {
+      try { run('pg_ctl', ['-D', dataDir, '-m', 'immediate', '-w', 'stop']); } catch { /* already stopped */ }
+    });
+    return `postgres://postgres@127.0.0.1:${port}/postgres`;
+  } catch (err) {
+    const log = path.join(dir, 'server.log');
+    console.error(`ERROR: could not start the test PostgreSQL cluster: ${err.stderr?.toString().trim() || err.message}`);
+    if (fs.existsSync(log)) console.error(fs.readFileSync(log, 'utf8').split('\n').slice(-20).join('\n'));
+    cleanup();
+    process.exit(1);
+  }
+}
+
+/** server.crt/server.key for 127.0.0.1 and localhost, issued by the test CA, owned by the cluster's user. */
+function writeServerCertificate(dataDir, asRoot) {
+  const key = path.join(dataDir, 'server.key');
+  const csr = path.join(dataDir, 'server.csr');
+  const cert = path.join(dataDir, 'server.crt');
+  const ext = path.join(dataDir, 'server.ext');
+  fs.writeFileSync(ext, 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n');
+  execFileSync('openssl', ['ecparam', '-name', 'prime256v1', '-genkey', '-noout', '-out', key], { stdio: 'pipe' });
+  execFileSync('openssl', ['req', '-new', '-key', key, '-subj', '/CN=localhost', '-out', csr], { stdio: 'pipe' });
+  execFileSync('openssl', ['x509', '-req', '-in', csr, '-CA', path.join(tlsDir, 'ca.crt'), '-CAkey', path.join(tlsDir, 'ca.key'),
+    '-CAcreateserial', '-CAserial', path.join(dataDir, 'ca.srl'), '-days', '2', '-extfile', ext, '-out', cert], { stdio: 'pipe' });
+  fs.chmodSync(key, 0o600);
+  if (asRoot) execFileSync('chown', ['postgres:', key, cert]);
+}
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const probe = net.createServer().once('error', reject).listen(0, '127.0.0.1', () => {
+      const { port } = probe.address();
+      probe.close(() => resolve(port));
+    });
+  });
+}
+
+function cleanup() {
+  while (cleanups.length) cleanups.pop()();
+}
+
+function redact(url) {
+  const u = new URL(url);
+  if (u.password) u.password = '***';
+  return u.toString();
 }
