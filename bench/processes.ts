@@ -1,0 +1,110 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import net, { type AddressInfo } from 'node:net';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const probe = net.createServer().once('error', reject).listen(0, '127.0.0.1', () => {
+      const { port } = probe.address() as AddressInfo;
+      probe.close(() => resolve(port));
+    });
+  });
+}
+
+/** Spawns `node ...args` and resolves once a stdout line matches `ready`; rejects if the process exits first. */
+function spawnUntil(args: string[], ready: RegExp, timeoutMs = 60_000): Promise<{ child: ChildProcess; line: string; ms: number }> {
+  const started = performance.now();
+  const child = spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stderr!.on('data', (d) => { stderr = (stderr + d).slice(-4000); });
+  return new Promise((resolve, reject) => {
+    let out = '';
+    const timer = setTimeout(() => { child.kill('SIGKILL'); reject(new Error(`not ready within ${timeoutMs} ms: ${args.join(' ')}\n${stderr}`)); }, timeoutMs);
+    const onData = (d: Buffer) => {
+      out += d;
+      const line = out.split('\n').find((l) => ready.test(l));
+      if (line) {
+        clearTimeout(timer);
+        child.stdout!.off('data', onData);
+        child.stdout!.resume();
+        resolve({ child, line, ms: performance.now() - started });
+      }
+    };
+    child.stdout!.on('data', onData);
+    child.once('exit', (code) => { clearTimeout(timer); reject(new Error(`exited with ${code} before ready: ${args.join(' ')}\n${stderr}`)); });
+  });
+}
+
+function stop(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    const kill = setTimeout(() => child.kill('SIGKILL'), 15_000);
+    child.once('exit', () => { clearTimeout(kill); resolve(); });
+    child.kill('SIGTERM');
+  });
+}
+
+/** Peak resident set size (VmHWM) of a live process, in MB; undefined where /proc is not available. */
+function peakRssMb(pid: number): number | undefined {
+  try {
+    const m = /VmHWM:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) / 1024 : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+export interface CofferProcess {
+  port: number;
+  /** From spawn to the "ready" line: process start, module loading, storage, migrations, unseal, listen. */
+  startToReadyMs: number;
+  /** Coffer's own figure (from inside the process, excluding Node's start-up). */
+  reportedReadyMs: number;
+  peakRssMb(): number | undefined;
+  stop(): Promise<void>;
+}
+
+/**
+ * Runs Coffer as production would (`node bin/coffer.js server start`): HTTPS, real tokens, audit on, SQLite with
+ * synchronous=FULL. `cpuProfileDir` adds `--cpu-prof` (the profile is written when the process exits).
+ */
+export async function startCofferProcess(opts: { dataDir: string; cpuProfileDir?: string }): Promise<CofferProcess> {
+  const port = await freePort();
+  const args = [
+    ...(opts.cpuProfileDir ? ['--cpu-prof', `--cpu-prof-dir=${opts.cpuProfileDir}`] : []),
+    'bin/coffer.js', 'server', 'start', '--host', '127.0.0.1', '--port', String(port), '--data-dir', opts.dataDir, '--log-level', 'warn',
+  ];
+  const { child, line, ms } = await spawnUntil(args, /Coffer is ready in \d+ ms/);
+  let peak: number | undefined;
+  return {
+    port,
+    startToReadyMs: ms,
+    reportedReadyMs: Number(/ready in (\d+) ms/.exec(line)![1]),
+    peakRssMb: () => (peak = peakRssMb(child.pid!) ?? peak),
+    async stop() {
+      peak = peakRssMb(child.pid!) ?? peak;
+      await stop(child);
+    },
+  };
+}
+
+/** Starts the bare baseline server (bench/bare-server.ts) with the given certificate and bodies. */
+export async function startBareServer(config: { cert: string; key: string; bodies: Record<string, string> }) {
+  const port = await freePort();
+  const { child } = await spawnUntil(['--import', 'tsx', 'bench/bare-server.ts', JSON.stringify({ ...config, port })], /^ready$/);
+  return { port, stop: () => stop(child) };
+}
+
+/** Runs the load generator (bench/load.ts) in its own process. */
+export async function runLoad<R>(spec: object): Promise<R> {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'bench/load.ts', JSON.stringify(spec)], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
+  let out = '';
+  child.stdout!.on('data', (d) => { out += d; });
+  const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+  if (code !== 0) throw new Error(`load generator exited with ${code}`);
+  return JSON.parse(out.trim().split('\n').at(-1)!) as R;
+}
