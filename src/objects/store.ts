@@ -146,6 +146,11 @@ export function createObjectStore(deps: { storage: Storage; keyring: Keyring; cl
       throw new StoreError('DeletedButRecoverable', `${name} is currently in a deleted but recoverable state`);
     }
     if (mustBeNew && locked.current_seq !== null) throw new StoreError('AlreadyExists', `${name} already exists`);
+    if (!mustBeNew && locked.current_seq !== null) {
+      // Read under the lock: a concurrent writer's version is either fully before ours or fully after.
+      const previous = await trx.selectFrom('object_versions').select('version').where('seq', '=', locked.current_seq).executeTakeFirstOrThrow();
+      versions = versions.map((v, i) => (i === 0 ? { ...v, meta: { ...v.meta, previousVersion: previous.version } } : v));
+    }
     let lastSeq = 0;
     for (const v of versions) {
       const sealed = keyring.sealValue(vault.id, vault.wrappedDataKey, identity(vault, collection, nameKey, v.version), v.payload);
@@ -179,11 +184,8 @@ export function createObjectStore(deps: { storage: Storage; keyring: Keyring; cl
   return {
     async create(vault, collection, name, payload, meta) {
       const now = clock.now();
-      return inTransaction(storage, async (trx) => {
-        const previous = await liveVersionQuery(trx, vault, collection, name.toLowerCase()).select('v.version').executeTakeFirst();
-        const fullMeta = previous ? { ...meta, previousVersion: previous.version } : meta;
-        return insertVersions(trx, vault, collection, name, [{ version: newVersionId(), meta: fullMeta, created: now, updated: now, payload }], false);
-      });
+      return inTransaction(storage, (trx) =>
+        insertVersions(trx, vault, collection, name, [{ version: newVersionId(), meta, created: now, updated: now, payload }], false));
     },
 
     async get(vault, collection, name, version) {
