@@ -5,6 +5,7 @@ import { ClientSecretCredential } from '@azure/identity';
 import { SecretClient } from '@azure/keyvault-secrets';
 import { startCoffer, type Coffer, type CofferOptions } from '../../src/server.js';
 import type { BootstrapAdminFile } from '../../src/bootstrap.js';
+import { freshDatabase } from './postgres.js';
 
 /**
  * Starts a real Coffer (HTTPS on a free port, real tokens) in a fresh data dir whose CA is the test CA that
@@ -55,19 +56,6 @@ export function seedTestCa(dataDir: string) {
   if (!caDir) throw new Error('run tests with `npm test` (it provides the test CA)');
   fs.mkdirSync(path.join(dataDir, 'tls'), { recursive: true });
   for (const f of ['ca.crt', 'ca.key']) fs.copyFileSync(path.join(caDir, f), path.join(dataDir, 'tls', f));
-}
-
-/** A PostgreSQL database of its own for one test server (created on the server named by the URL). */
-async function freshDatabase(url: string): Promise<string> {
-  const pg = (await import('pg')).default;
-  const name = `coffer_test_${process.pid}_${Date.now()}_${Math.floor(Math.random() * 1e6)}`;
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  await client.query(`create database ${name}`);
-  await client.end();
-  const u = new URL(url);
-  u.pathname = `/${name}`;
-  return u.toString();
 }
 
 export type { Coffer };
