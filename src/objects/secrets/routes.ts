@@ -1,29 +1,15 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { SecretsService, SetSecretInput, UpdateSecretInput } from './service.js';
 import * as s from './schemas.js';
-import { badParameter } from '../../http/errors.js';
+import { pageSize, nextLinkFor, type ListQuery } from '../collection-helpers.js';
 import type { Endpoints } from '../../endpoints.js';
 
 type Params = { name: string; version?: string };
-type ListQuery = { maxresults?: string; $skiptoken?: string; 'api-version': string };
-
-const MAX_PAGE = 25;
-
-function pageSize(query: ListQuery): number {
-  if (query.maxresults === undefined) return MAX_PAGE;
-  const n = Number(query.maxresults);
-  if (!Number.isInteger(n) || n < 1 || n > MAX_PAGE) {
-    throw badParameter(`invalid maxresults parameter: ${query.maxresults}. The value must be between 1 and ${MAX_PAGE}.`);
-  }
-  return n;
-}
-
 /** The secrets endpoint family of the vault data plane (`/secrets`, `/deletedsecrets`). */
 export function secretsRoutes(app: FastifyInstance, deps: { secrets: SecretsService; endpoints: Endpoints }) {
   const { secrets, endpoints } = deps;
   const vault = (req: FastifyRequest) => req.coffer.vault!;
-  const nextLink = (req: FastifyRequest, path: string, size: number) => (token: string) =>
-    `${endpoints.vaultUrl(vault(req).name)}${path}?api-version=${encodeURIComponent(req.coffer.apiVersion!)}&maxresults=${size}&$skiptoken=${token}`;
+  const nextLink = nextLinkFor(endpoints);
   const route = (operation: string) => ({ config: { plane: 'vault' as const, operation } });
 
   app.put<{ Params: Params; Body: SetSecretInput }>('/secrets/:name', {

@@ -1,27 +1,5 @@
 /** Route schemas for the secrets family: they validate input and shape output (nothing else goes out). */
-const tags = { type: 'object', additionalProperties: { type: 'string' } } as const;
-
-const attributesIn = {
-  type: 'object',
-  properties: {
-    enabled: { type: 'boolean' },
-    nbf: { type: ['integer', 'null'] },
-    exp: { type: ['integer', 'null'] },
-  },
-} as const;
-
-const attributesOut = {
-  type: 'object',
-  properties: {
-    enabled: { type: 'boolean' },
-    nbf: { type: 'integer' },
-    exp: { type: 'integer' },
-    created: { type: 'integer' },
-    updated: { type: 'integer' },
-    recoveryLevel: { type: 'string' },
-    recoverableDays: { type: 'integer' },
-  },
-} as const;
+import { tags, attributesIn, attributesOut, deletedFields, listOf, backupResult, restoreBody, listQuery } from '../shared-schemas.js';
 
 const common = {
   id: { type: 'string' },
@@ -36,12 +14,6 @@ export const secretBundle = {
   properties: { value: { type: 'string' }, ...common, kid: { type: 'string' }, previousVersion: { type: 'string' } },
 } as const;
 
-const deletedFields = {
-  recoveryId: { type: 'string' },
-  deletedDate: { type: 'integer' },
-  scheduledPurgeDate: { type: 'integer' },
-} as const;
-
 export const deletedSecretBundle = {
   type: 'object',
   properties: { ...secretBundle.properties, ...deletedFields },
@@ -50,14 +22,9 @@ export const deletedSecretBundle = {
 const secretItem = { type: 'object', properties: common } as const;
 const deletedSecretItem = { type: 'object', properties: { ...common, ...deletedFields } } as const;
 
-const listOf = (item: object) => ({
-  type: 'object',
-  properties: { value: { type: 'array', items: item }, nextLink: { type: ['string', 'null'] } },
-} as const);
-
 export const secretList = listOf(secretItem);
 export const deletedSecretList = listOf(deletedSecretItem);
-export const backupResult = { type: 'object', properties: { value: { type: 'string' } } } as const;
+export { backupResult, restoreBody, listQuery };
 
 export const setBody = {
   type: 'object',
@@ -68,15 +35,4 @@ export const setBody = {
 export const updateBody = {
   type: 'object',
   properties: { contentType: { type: 'string', maxLength: 255 }, tags, attributes: attributesIn },
-} as const;
-
-export const restoreBody = {
-  type: 'object',
-  required: ['value'],
-  properties: { value: { type: 'string', minLength: 1 } },
-} as const;
-
-export const listQuery = {
-  type: 'object',
-  properties: { maxresults: { type: 'string', pattern: '^[0-9]+$' }, $skiptoken: { type: 'string' } },
 } as const;

@@ -1,22 +1,18 @@
 import type { Vault } from '../../control-plane/vaults.js';
 import type { Endpoints } from '../../endpoints.js';
 import type { Keyring } from '../../crypto/envelope.js';
-import { EnvelopeError } from '../../crypto/envelope.js';
 import { KeyVaultError, badParameter, conflict, forbidden, notFound } from '../../http/errors.js';
-import { StoreError, type ObjectStore, type StoredVersion, type DeletedObject, type VersionMeta, type Page } from '../store.js';
-import { recoveryLevel } from '../recovery.js';
+import { StoreError, type ObjectStore, type StoredVersion, type DeletedObject, type VersionMeta } from '../store.js';
+import {
+  applyAttributes, checkTags, createBackupCodec, deletedObjectFields, listPage as page, versionAttributes, type AttributesInput,
+} from '../collection-helpers.js';
 
 /** Azure's limits for secrets. */
 export const SECRET_NAME = /^[0-9a-zA-Z-]{1,127}$/;
 export const MAX_VALUE_CHARS = 25_600;
-export const MAX_TAGS = 15;
 const HELP = 'For help resolving this issue, please see https://go.microsoft.com/fwlink/?linkid=2125182';
 
-export interface SecretAttributesInput {
-  enabled?: boolean;
-  nbf?: number | null;
-  exp?: number | null;
-}
+export type SecretAttributesInput = AttributesInput;
 
 export interface SetSecretInput {
   value: string;
@@ -27,8 +23,6 @@ export interface SetSecretInput {
 
 export type UpdateSecretInput = Omit<SetSecretInput, 'value'>;
 
-const seconds = (ms: number) => Math.floor(ms / 1000);
-
 export function createSecretsService(deps: { store: ObjectStore; endpoints: Endpoints; keyring: Keyring }) {
   const { store, endpoints, keyring } = deps;
   const base = (vault: Vault) => endpoints.vaultUrl(vault.name);
@@ -36,14 +30,6 @@ export function createSecretsService(deps: { store: ObjectStore; endpoints: Endp
   const checkName = (name: string) => {
     if (!SECRET_NAME.test(name)) {
       throw badParameter(`The request URI contains an invalid name: ${name}. Secret names may contain only 0-9, a-z, A-Z and -, and be 1-127 characters long.`);
-    }
-  };
-  const checkTags = (tags?: Record<string, string>) => {
-    if (!tags) return;
-    const entries = Object.entries(tags);
-    if (entries.length > MAX_TAGS) throw badParameter(`Too many tags. The maximum number of tags is ${MAX_TAGS}.`);
-    for (const [k, v] of entries) {
-      if (k.length > 512 || v.length > 256) throw badParameter('Tag names may be at most 512 and tag values at most 256 characters long.');
     }
   };
   const secretNotFound = (name: string, version?: string) => notFound('SecretNotFound',
@@ -60,19 +46,9 @@ export function createSecretsService(deps: { store: ObjectStore; endpoints: Endp
     throw err;
   };
 
-  const attributes = (vault: Vault, v: StoredVersion) => ({
-    enabled: v.meta.enabled,
-    nbf: v.meta.nbf,
-    exp: v.meta.exp,
-    created: seconds(v.created),
-    updated: seconds(v.updated),
-    recoveryLevel: recoveryLevel(vault.properties),
-    recoverableDays: vault.properties.softDeleteRetentionInDays,
-  });
-
   const item = (vault: Vault, v: StoredVersion, withVersion: boolean) => ({
     id: `${base(vault)}/secrets/${v.name}${withVersion ? `/${v.version}` : ''}`,
-    attributes: attributes(vault, v),
+    attributes: versionAttributes(vault, v),
     tags: v.meta.tags,
     contentType: v.meta.contentType,
     managed: v.meta.managed,
@@ -85,29 +61,16 @@ export function createSecretsService(deps: { store: ObjectStore; endpoints: Endp
     previousVersion: v.meta.previousVersion,
   });
 
-  const deletedFields = (vault: Vault, d: DeletedObject) => ({
-    recoveryId: `${base(vault)}/deletedsecrets/${d.name}`,
-    deletedDate: seconds(d.deletedAt),
-    scheduledPurgeDate: seconds(d.scheduledPurgeAt),
-  });
-
-  const page = <T, R>(p: Page<T>, map: (t: T) => R, nextLink: (token: string) => string) => ({
-    value: p.items.map(map),
-    nextLink: p.next ? nextLink(p.next) : null,
-  });
+  const deletedFields = (vault: Vault, d: DeletedObject) => deletedObjectFields(base(vault), 'deletedsecrets', d);
 
   const metaFrom = (input: UpdateSecretInput, prior: VersionMeta = { enabled: true }): VersionMeta => {
     const meta: VersionMeta = { ...prior };
     if (input.contentType !== undefined) meta.contentType = input.contentType;
     if (input.tags !== undefined) meta.tags = input.tags;
-    const a = input.attributes;
-    if (a?.enabled !== undefined) meta.enabled = a.enabled;
-    if (a && 'nbf' in a) meta.nbf = a.nbf ?? undefined;
-    if (a && 'exp' in a) meta.exp = a.exp ?? undefined;
-    return meta;
+    return applyAttributes(meta, input.attributes);
   };
 
-  const backupPrefix = 'coffer-secret-backup-v1.';
+  const backups = createBackupCodec(keyring, 'secrets');
 
   return {
     checkName,
@@ -189,23 +152,11 @@ export function createSecretsService(deps: { store: ObjectStore; endpoints: Endp
       checkName(name);
       const versions = await store.exportVersions(vault, 'secrets', name);
       if (!versions) throw secretNotFound(name);
-      const doc = JSON.stringify({ name, versions: versions.map((v) => ({ ...v, payload: v.payload.toString('base64') })) });
-      const sealed = keyring.sealSystem('backup', 'secrets', Buffer.from(doc, 'utf8'));
-      return { value: Buffer.concat([Buffer.from(backupPrefix), sealed]).toString('base64url') };
+      return { value: backups.seal({ name, versions: versions.map((v) => ({ ...v, payload: v.payload.toString('base64') })) }) };
     },
 
     async restore(vault: Vault, blob: string) {
-      let doc: { name: string; versions: { version: string; meta: VersionMeta; created: number; updated: number; payload: string }[] };
-      try {
-        const raw = Buffer.from(blob, 'base64url');
-        if (!raw.subarray(0, backupPrefix.length).equals(Buffer.from(backupPrefix))) throw new EnvelopeError('not a secret backup');
-        doc = JSON.parse(keyring.openSystem('backup', 'secrets', raw.subarray(backupPrefix.length)).toString('utf8'));
-      } catch (err) {
-        if (err instanceof EnvelopeError || err instanceof SyntaxError) {
-          throw badParameter('Backup blob contains invalid or corrupt version.');
-        }
-        throw err;
-      }
+      const doc = backups.open(blob);
       const restored = await store.importVersions(vault, 'secrets', doc.name, doc.versions.map((v) => ({ ...v, payload: Buffer.from(v.payload, 'base64') })))
         .catch((e) => rethrow(e, doc.name));
       return bundle(vault, restored, false);
