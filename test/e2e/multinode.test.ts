@@ -188,6 +188,10 @@ async function startNode(n: number, storageUrl: string, publicPort: number, data
     'bin/coffer.js', 'server', 'start', '--storage', storageUrl, '--node-id', nodeId, '--port', String(port),
     '--public-port', String(publicPort), '--data-dir', dataDir, '--scheduler-interval', SCHEDULER_TICK, '--log-level', 'info',
   ], { stdio: ['ignore', 'pipe', 'pipe'] });
+  // Should this test process die, its nodes must not outlive it.
+  const reap = () => child.kill('SIGKILL');
+  process.once('exit', reap);
+  child.once('exit', () => process.off('exit', reap));
   let stdout = '';
   let stderr = '';
   child.stdout!.setEncoding('utf8').on('data', (chunk) => { stdout += chunk; });
