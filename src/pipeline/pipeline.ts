@@ -20,7 +20,9 @@ export const apiVersionGate: Gate = {
   name: 'api-version',
   appliesTo: (ctx) => ctx.plane === 'vault',
   check(req, ctx) {
-    const version = (req.query as Record<string, unknown>)['api-version'];
+    const given = (req.query as Record<string, unknown>)['api-version'];
+    // A repeated parameter reaches the service as one comma-joined value, which is no version Key Vault knows.
+    const version = Array.isArray(given) ? given.join(',') : given;
     if (typeof version !== 'string' || version === '') throw badParameter('The api-version query parameter (?api-version=) is required for all requests.');
     if (!SUPPORTED_DATA_PLANE_API_VERSIONS.includes(version)) {
       throw badParameter(`The specified version (${version}) is not recognized. Consider using the latest supported version (${LATEST}).`);

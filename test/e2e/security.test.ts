@@ -56,9 +56,10 @@ describe('api-version', () => {
     const missing = await rawRequest(`${vaultBase}/secrets/existing`, { token });
     assertAzureError(missing, 400, 'BadParameter');
     assert.match(missing.json.error.message, /api-version/);
-    for (const version of ['7.9', '2016-10-01', 'latest', '7.5-preview.1', '']) {
+    for (const version of ['7.9', '2016-10-01', 'latest', '7.5-preview.1', '', '7.5&api-version=7.4']) {
       const res = await rawRequest(`${vaultBase}/secrets/existing?api-version=${version}`, { token });
       assertAzureError(res, 400, 'BadParameter');
+      if (version) assert.match(res.json.error.message, /is not recognized/, version);
     }
     for (const version of ['7.0', '7.1', '7.2', '7.3', '7.4', '7.5', '7.6', '2025-07-01']) {
       const res = await rawRequest(`${vaultBase}/secrets/existing?api-version=${version}`, { token });
