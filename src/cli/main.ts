@@ -1,16 +1,32 @@
-import { Command } from 'commander';
+import { Command, CommanderError } from 'commander';
 import { installLocalhostResolver } from '../net/localhost-dns.js';
+import { applyGlobalOptions } from './command.js';
+import { CliError } from './errors.js';
 import { registerServerCommands } from './server.js';
+import { registerLoginCommands } from './login.js';
+import { registerKeyVaultCommands } from './keyvault.js';
+import { registerKeyVaultSecretCommands } from './keyvault-secret.js';
+import { registerDebugCommands } from './debug.js';
 
 installLocalhostResolver();
 
 const program = new Command('coffer')
   .description('Coffer: a self-hosted, Azure Key Vault-compatible service (az-compatible CLI)')
-  .showHelpAfterError();
+  .showHelpAfterError('(add --help for usage)')
+  // Commander's own usage errors print like az's and exit 2, as argparse does; help exits 0.
+  .configureOutput({ outputError: (text, write) => write(text.replace(/^error: /, 'ERROR: ')) })
+  .exitOverride();
 
+// One line per command family; each family registers its commands (and groups) from its own file.
 registerServerCommands(program);
+registerLoginCommands(program);
+registerKeyVaultCommands(program);
+registerKeyVaultSecretCommands(program);
+registerDebugCommands(program);
+applyGlobalOptions(program, ['server']);
 
 program.parseAsync(process.argv).catch((err) => {
+  if (err instanceof CommanderError) process.exit(err.exitCode === 0 ? 0 : 2);
   process.stderr.write(`ERROR: ${err instanceof Error ? err.message : String(err)}\n`);
-  process.exit(1);
+  process.exit(err instanceof CliError ? err.exitCode : 1);
 });

@@ -1,0 +1,232 @@
+import fs from 'node:fs';
+import { Option, type Command } from 'commander';
+import { action, boolOption, group, parseDate, parsePositiveInt, parseTags, type ActionEnv } from './command.js';
+import { CliError, usageError } from './errors.js';
+import { listAll } from './http.js';
+import { isoTime, subresourceName } from './output.js';
+
+/** The wire shapes of the secrets data plane (the parts the CLI reads). */
+interface WireAttributes {
+  enabled?: boolean; nbf?: number; exp?: number; created?: number; updated?: number; recoveryLevel?: string; recoverableDays?: number;
+}
+interface WireSecret {
+  id?: string; value?: string; contentType?: string; attributes?: WireAttributes; tags?: Record<string, string>;
+  kid?: string; managed?: boolean; recoveryId?: string; deletedDate?: number; scheduledPurgeDate?: number;
+}
+
+/**
+ * az 2.45 prints secrets as the SDK models it converts to camelCase dicts: every field present (null when
+ * absent), times as ISO strings, plus `name` taken from the id.
+ */
+function secretItem(s: WireSecret) {
+  const a = s.attributes ?? {};
+  return {
+    attributes: {
+      created: isoTime(a.created),
+      enabled: a.enabled ?? null,
+      expires: isoTime(a.exp),
+      notBefore: isoTime(a.nbf),
+      recoverableDays: a.recoverableDays ?? null,
+      recoveryLevel: a.recoveryLevel ?? null,
+      updated: isoTime(a.updated),
+    },
+    contentType: s.contentType ?? null,
+    id: s.id ?? null,
+    managed: s.managed ?? null,
+    name: subresourceName(s.id),
+    tags: s.tags ?? null,
+  };
+}
+const secretBundle = (s: WireSecret) => ({ ...secretItem(s), kid: s.kid ?? null, value: s.value ?? null });
+const deletedFields = (s: WireSecret) => ({
+  deletedDate: isoTime(s.deletedDate), recoveryId: s.recoveryId ?? null, scheduledPurgeDate: isoTime(s.scheduledPurgeDate),
+});
+const deletedSecretItem = (s: WireSecret) => ({ ...secretItem(s), ...deletedFields(s) });
+const deletedSecretBundle = (s: WireSecret) => ({ ...secretBundle(s), ...deletedFields(s) });
+
+interface TargetOptions { vaultName?: string; name?: string; id?: string; version?: string }
+
+/** `--id https://{vault}/{collection}/{name}[/{version}]` or `--vault-name V --name N [--version X]`. */
+function secretTarget(opts: TargetOptions, env: ActionEnv, collection: 'secrets' | 'deletedsecrets' = 'secrets') {
+  const context = env.context();
+  if (opts.id) {
+    if (opts.vaultName || opts.name) throw usageError('--id ID | --vault-name VAULT --name NAME');
+    let url: URL;
+    try {
+      url = new URL(opts.id);
+    } catch {
+      throw usageError(`--id must be a ${collection} identifier URL`);
+    }
+    const [kind, name, version] = url.pathname.split('/').filter(Boolean);
+    if (kind !== collection || !name) throw usageError(`--id must look like https://{vault}/${collection}/{name}${collection === 'secrets' ? '[/{version}]' : ''}`);
+    return { vault: context.vault(url.origin), name: encodeURIComponent(name), version: opts.version ?? version };
+  }
+  if (!opts.vaultName || !opts.name) throw usageError('--id ID | --vault-name VAULT --name NAME');
+  return { vault: context.vault(context.vaultUrl(opts.vaultName)), name: encodeURIComponent(opts.name), version: opts.version };
+}
+
+/** `--id https://{vault}` (a vault URL) or `--vault-name V`, for commands on the whole vault. */
+function vaultTarget(opts: { vaultName?: string; id?: string }, env: ActionEnv) {
+  const context = env.context();
+  if (opts.id) return context.vault(new URL(opts.id).origin);
+  if (!opts.vaultName) throw usageError('--id VAULT_URL | --vault-name VAULT');
+  return context.vault(context.vaultUrl(opts.vaultName));
+}
+
+const withTarget = (cmd: Command, idHelp: string | undefined, opts: { version?: boolean } = {}) => {
+  cmd.option('--vault-name <name>', 'name of the vault').option('-n, --name <name>', 'name of the secret');
+  if (idHelp) cmd.option('--id <id>', idHelp);
+  if (opts.version) cmd.option('-v, --version <version>', 'the secret version (default: the latest)');
+  return cmd;
+};
+const withVault = (cmd: Command) => cmd.option('--vault-name <name>', 'name of the vault').option('--id <url>', 'the vault URL');
+const withMaxResults = (cmd: Command) => cmd.option('--maxresults <n>', 'maximum number of items to return', (v) => parsePositiveInt(v, '--maxresults'));
+const withAttributes = (cmd: Command) => cmd
+  .option('--content-type <type>', 'type of the secret value, such as a password')
+  .option('--expires <datetime>', 'expiration UTC datetime (ISO 8601, e.g. 2030-01-01T00:00:00Z)')
+  .option('--not-before <datetime>', 'key not usable before the provided UTC datetime (ISO 8601)')
+  .option('--tags [tags...]', 'space-separated tags: key[=value] [key[=value] ...]; "" clears');
+
+interface AttributeOptions { contentType?: string; expires?: string; notBefore?: string; tags?: string[] }
+
+function attributeBody(opts: AttributeOptions, enabled: boolean | undefined) {
+  const attributes = {
+    enabled,
+    exp: opts.expires !== undefined ? parseDate(opts.expires, '--expires') : undefined,
+    nbf: opts.notBefore !== undefined ? parseDate(opts.notBefore, '--not-before') : undefined,
+  };
+  return { contentType: opts.contentType, tags: parseTags(opts.tags), attributes };
+}
+
+const FILE_ENCODINGS = ['ascii', 'base64', 'hex', 'utf-16be', 'utf-16le', 'utf-8'] as const;
+type FileEncoding = (typeof FILE_ENCODINGS)[number];
+
+/** az reads text encodings in Python's text mode (universal newlines) and binary ones as base64/hex of the bytes. */
+function readSecretFile(file: string, encoding: FileEncoding): string {
+  const bytes = readFile(file);
+  const text = (s: string) => s.replace(/\r\n?/g, '\n');
+  switch (encoding) {
+    case 'base64': return bytes.toString('base64');
+    case 'hex': return bytes.toString('hex');
+    case 'ascii': return text(bytes.toString('ascii'));
+    case 'utf-16le': return text(bytes.toString('utf16le'));
+    case 'utf-16be': return text(Buffer.from(bytes).swap16().toString('utf16le'));
+    case 'utf-8': return text(bytes.toString('utf8'));
+  }
+}
+
+function readFile(file: string): Buffer {
+  try {
+    return fs.readFileSync(file);
+  } catch (err) {
+    throw new CliError(`Cannot read '${file}': ${(err as NodeJS.ErrnoException).code ?? 'error'}`);
+  }
+}
+
+/** `coffer keyvault secret …`, flag for flag like `az keyvault secret …` (az 2.45). */
+export function registerKeyVaultSecretCommands(program: Command) {
+  const secret = group(group(program, 'keyvault', 'Manage vaults and their secrets'), 'secret', 'Manage secrets');
+
+  withAttributes(withTarget(secret.command('set'), undefined))
+    .description('Create a secret, or a new version of it')
+    .option('--value <value>', 'value of the secret')
+    .option('-f, --file <path>', 'a file whose content becomes the value')
+    .addOption(new Option('-e, --encoding <encoding>', 'how to read --file').choices(FILE_ENCODINGS).default('utf-8'))
+    .option('--description <text>', 'description of the secret contents (stored as its content type)')
+    .addOption(boolOption('--disabled [bool]', 'create the secret disabled'))
+    .action(action(async (opts: TargetOptions & AttributeOptions & {
+      value?: string; file?: string; encoding: FileEncoding; description?: string; disabled?: boolean;
+    }, env) => {
+      if ((opts.value !== undefined) === (opts.file !== undefined)) throw new CliError('incorrect usage: [Required] --value VALUE | --file PATH', 2);
+      const value = opts.file !== undefined ? readSecretFile(opts.file, opts.encoding) : opts.value!;
+      const { vault, name } = secretTarget(opts, env);
+      const body = attributeBody({ ...opts, contentType: opts.contentType ?? opts.description }, !opts.disabled);
+      // az records how the value was read (`file-encoding`) unless the caller set that tag.
+      const tags = { ...body.tags, 'file-encoding': body.tags?.['file-encoding'] ?? opts.encoding };
+      return secretBundle(await vault<WireSecret>('PUT', `/secrets/${name}`, { body: { ...body, value, tags } }));
+    }));
+
+  withTarget(secret.command('show'), 'the secret identifier: https://{vault}/secrets/{name}[/{version}]', { version: true })
+    .description('Get a secret (its current version unless --version)')
+    .action(action(async (opts: TargetOptions, env) => {
+      const { vault, name, version } = secretTarget(opts, env);
+      return secretBundle(await vault<WireSecret>('GET', `/secrets/${name}/${version ?? ''}`));
+    }));
+
+  withMaxResults(withVault(secret.command('list')))
+    .description('List secrets (without their values)')
+    .option('--include-managed', 'include secrets managed by certificates')
+    .action(action(async (opts: { vaultName?: string; id?: string; maxresults?: number; includeManaged?: boolean }, env) => {
+      const items = (await listAll<WireSecret>(vaultTarget(opts, env), '/secrets', opts.maxresults)).map(secretItem);
+      return opts.includeManaged ? items : items.filter((s) => !s.managed);
+    }));
+
+  withMaxResults(withTarget(secret.command('list-versions'), 'the secret identifier: https://{vault}/secrets/{name}'))
+    .description('List the versions of a secret')
+    .action(action(async (opts: TargetOptions & { maxresults?: number }, env) => {
+      const { vault, name } = secretTarget(opts, env);
+      return (await listAll<WireSecret>(vault, `/secrets/${name}/versions`, opts.maxresults)).map(secretItem);
+    }));
+
+  withAttributes(withTarget(secret.command('set-attributes'), 'the secret identifier: https://{vault}/secrets/{name}[/{version}]', { version: true }))
+    .description('Update a secret\'s attributes, content type or tags')
+    .addOption(boolOption('--enabled [bool]', 'enable or disable the secret'))
+    .action(action(async (opts: TargetOptions & AttributeOptions & { enabled?: boolean }, env) => {
+      const { vault, name, version } = secretTarget(opts, env);
+      return secretBundle(await vault<WireSecret>('PATCH', `/secrets/${name}/${version ?? ''}`, { body: attributeBody(opts, opts.enabled) }));
+    }));
+
+  withTarget(secret.command('delete'), 'the secret identifier: https://{vault}/secrets/{name}')
+    .description('Delete a secret (soft delete: recoverable until purged or its retention ends)')
+    .action(action(async (opts: TargetOptions, env) => {
+      const { vault, name } = secretTarget(opts, env);
+      return deletedSecretBundle(await vault<WireSecret>('DELETE', `/secrets/${name}`));
+    }));
+
+  withMaxResults(withVault(secret.command('list-deleted')))
+    .description('List soft-deleted secrets')
+    .action(action(async (opts: { vaultName?: string; id?: string; maxresults?: number }, env) =>
+      (await listAll<WireSecret>(vaultTarget(opts, env), '/deletedsecrets', opts.maxresults)).map(deletedSecretItem)));
+
+  const deletedCommand = (command: string, description: string) =>
+    withTarget(secret.command(command), 'the recovery id: https://{vault}/deletedsecrets/{name}').description(description);
+
+  deletedCommand('show-deleted', 'Get a soft-deleted secret')
+    .action(action(async (opts: TargetOptions, env) => {
+      const { vault, name } = secretTarget(opts, env, 'deletedsecrets');
+      return deletedSecretBundle(await vault<WireSecret>('GET', `/deletedsecrets/${name}`));
+    }));
+
+  deletedCommand('recover', 'Recover a soft-deleted secret')
+    .action(action(async (opts: TargetOptions, env) => {
+      const { vault, name } = secretTarget(opts, env, 'deletedsecrets');
+      return secretBundle(await vault<WireSecret>('POST', `/deletedsecrets/${name}/recover`));
+    }));
+
+  deletedCommand('purge', 'Permanently delete a soft-deleted secret')
+    .action(action(async (opts: TargetOptions, env) => {
+      const { vault, name } = secretTarget(opts, env, 'deletedsecrets');
+      await vault('DELETE', `/deletedsecrets/${name}`);
+      return undefined;
+    }));
+
+  withTarget(secret.command('backup'), 'the secret identifier: https://{vault}/secrets/{name}')
+    .description('Back up every version of a secret to a file (an opaque, encrypted blob)')
+    .requiredOption('-f, --file <path>', 'the file to write the backup to')
+    .action(action(async (opts: TargetOptions & { file: string }, env) => {
+      const { vault, name } = secretTarget(opts, env);
+      const { value } = await vault<{ value: string }>('POST', `/secrets/${name}/backup`);
+      fs.writeFileSync(opts.file, Buffer.from(value, 'base64url'), { mode: 0o600 });
+      return undefined;
+    }));
+
+  withVault(secret.command('restore'))
+    .description('Restore a secret from a backup file')
+    .requiredOption('-f, --file <path>', 'the backup file')
+    .action(action(async (opts: { vaultName?: string; id?: string; file: string }, env) => {
+      const value = readFile(opts.file).toString('base64url');
+      return secretBundle(await vaultTarget(opts, env)<WireSecret>('POST', '/secrets/restore', { body: { value } }));
+    }));
+
+  return secret;
+}
