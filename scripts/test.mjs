@@ -18,7 +18,14 @@ import { fileURLToPath } from 'node:url';
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 process.chdir(root);
 // COFFER_SKIP_BUILD=1 skips the build while iterating on tests that do not spawn the CLI (tsx runs the sources).
-if (!process.env.COFFER_SKIP_BUILD) execFileSync(process.execPath, ['node_modules/typescript/bin/tsc', '-p', 'tsconfig.build.json'], { stdio: 'inherit' });
+if (!process.env.COFFER_SKIP_BUILD) {
+  try {
+    execFileSync(process.execPath, ['node_modules/typescript/bin/tsc', '-p', 'tsconfig.build.json'], { stdio: 'inherit' });
+  } catch {
+    console.error('ERROR: the build failed (the compiler errors are above); no tests were run.');
+    process.exit(1);
+  }
+}
 
 const tlsDir = path.join(root, '.test-tls');
 if (!fs.existsSync(path.join(tlsDir, 'ca.crt'))) {

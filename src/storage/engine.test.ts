@@ -7,6 +7,7 @@ import path from 'node:path';
 import { sql } from 'kysely';
 import { openStorage, inTransaction, databaseNowMs, postgresPoolConfig, StorageError, type Storage } from './engine.js';
 import { createSettingsRepository } from './settings.js';
+import { migrationProvider } from './migrations.js';
 import { createCa } from '../crypto/tls.js';
 import { enginesUnderTest, freshDatabase, postgresSkipReason, query } from '../../test/support/postgres.js';
 
@@ -66,8 +67,9 @@ test('postgres: nodes starting together migrate one database once (advisory lock
   const url = await freshDatabase();
   const nodes = await Promise.all([1, 2, 3].map(() => openStorage({ url, dataDir: tempDir() })));
   try {
-    const applied = await query(url, 'select name from kysely_migration');
-    assert.deepEqual(applied.map((r) => r.name), ['0001_foundation']);
+    const applied = await query(url, 'select name from kysely_migration order by name');
+    const known = Object.keys(await migrationProvider('postgres').getMigrations()).sort();
+    assert.deepEqual(applied.map((r) => r.name), known, 'each migration applied exactly once');
     const settings = nodes.map((n) => createSettingsRepository(n.db));
     // putIfAbsent from every node at once: one value wins and every node sees it.
     const seen = await Promise.all(settings.map((s, i) => s.putIfAbsent('tenant', `node-${i}`)));
