@@ -10,8 +10,12 @@ import { createClock, type Clock } from '../clock.js';
 import { createEndpoints } from '../endpoints.js';
 import { createVaultsService } from '../control-plane/vaults.js';
 import { createObjectStore, StoreError, type ObjectStore, type VaultRef, type StoredVersion } from './store.js';
+import { freshDatabase } from '../../test/support/postgres.js';
 
-/** The versioned object store against a real SQLite file: versions, pages, soft delete, recovery and purge. */
+/**
+ * The versioned object store against a real database — a SQLite file, or a fresh PostgreSQL database when
+ * COFFER_TEST_STORAGE_URL names a server: versions, pages, soft delete, recovery and purge.
+ */
 let dataDir: string;
 let storage: Storage;
 let clock: Clock;
@@ -22,7 +26,8 @@ const DAY = 86_400_000;
 
 before(async () => {
   dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'coffer-store-'));
-  storage = await openStorage({ dataDir });
+  const pg = process.env.COFFER_TEST_STORAGE_URL;
+  storage = await openStorage({ dataDir, url: pg ? await freshDatabase(pg) : undefined });
   const keyring = createKeyring(crypto.randomBytes(32));
   clock = createClock();
   store = createObjectStore({ storage, keyring, clock });
