@@ -352,6 +352,7 @@ describe('errors as the SDK sees them', () => {
       const err = await restError(() => client.setSecret(name, 'v'));
       assert.equal(err.statusCode, 400, `set ${name}`);
       assert.equal(err.code, 'BadParameter');
+      assert.match(err.message, /^The request URI contains an invalid name: /);
     }
     for (const op of [
       () => client.getSecret('under_score'),

@@ -29,7 +29,7 @@ export function createSecretsService(deps: { store: ObjectStore; endpoints: Endp
 
   const checkName = (name: string) => {
     if (!SECRET_NAME.test(name)) {
-      throw badParameter(`The request URI contains an invalid name: ${name}. Secret names may contain only 0-9, a-z, A-Z and -, and be 1-127 characters long.`);
+      throw badParameter(`The request URI contains an invalid name: ${name}`);
     }
   };
   const secretNotFound = (name: string, version?: string) => notFound('SecretNotFound',
