@@ -6,6 +6,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { once } from 'node:events';
+import { fileURLToPath } from 'node:url';
 import { ClientSecretCredential } from '@azure/identity';
 import { SecretClient } from '@azure/keyvault-secrets';
 import { RestError } from '@azure/core-rest-pipeline';
@@ -44,9 +45,11 @@ function dataFiles(dataDir: string): string[] {
     .map((e) => path.join(e.parentPath ?? (e as any).path, e.name));
 }
 
+/** `coffer server start` from the sources (what bin/coffer.js runs once built), as a child process. */
 async function startChildServer(dataDir: string) {
+  const cli = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
   const child = spawn(process.execPath, [
-    '--import', 'tsx', 'src/cli/main.ts', 'server', 'start',
+    '--import', 'tsx', cli, 'server', 'start',
     '--port', '0', '--data-dir', dataDir, '--log-level', 'debug',
   ], { env: { ...process.env, COFFER_DATA_DIR: dataDir }, stdio: ['ignore', 'pipe', 'pipe'] });
   const chunks: Buffer[] = [];
