@@ -113,8 +113,8 @@ export function controlPlaneRoutes(app: FastifyInstance, deps: {
     } catch (err) {
       throw new KeyVaultError(400, 'BadParameter', (err as Error).message);
     }
-    deps.clock.setOffset(deps.clock.offsetMs() + ms);
-    await deps.settings.put('clock.offset_ms', String(deps.clock.offsetMs()));
+    // Added in the database, not to this node's copy: another node may have advanced the shared clock since.
+    deps.clock.setOffset(await deps.settings.addToInteger('clock.offset_ms', ms));
     await deps.runScheduler();
     return { now: new Date(deps.clock.now()).toISOString(), offsetMs: deps.clock.offsetMs() };
   });

@@ -35,6 +35,20 @@ for (const { engine, skip } of enginesUnderTest()) {
     }
   });
 
+  test(`${engine}: concurrent additions to an integer setting all count`, { skip }, async () => {
+    const storage = await freshStorage(engine);
+    try {
+      const settings = createSettingsRepository(storage.db);
+      const day = 86_400_000;
+      const results = await Promise.all(Array.from({ length: 10 }, () => settings.addToInteger('clock.offset_ms', 91 * day)));
+      assert.equal(await settings.get('clock.offset_ms'), String(910 * day));
+      assert.equal(new Set(results).size, 10, 'each addition saw its own result');
+      assert.equal(await settings.addToInteger('clock.offset_ms', -910 * day), 0);
+    } finally {
+      await storage.close();
+    }
+  });
+
   test(`${engine}: the database clock is epoch milliseconds`, { skip }, async () => {
     const storage = await freshStorage(engine);
     try {

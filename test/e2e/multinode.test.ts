@@ -142,6 +142,10 @@ test('three nodes on one PostgreSQL behave as one vault, and survive kill -9 of 
     t.diagnostic(`killed lease holder ${leader.nodeId}; ${newLease.holder} took over and purged once; `
       + `${acknowledged.size} writes acknowledged during the failover`);
 
+    // The shared clock: an advance on another node adds to the cluster's offset, not to that node's stale copy.
+    const again = await management('/coffer/admin/clock/advance', survivors[1], { advance: '1d' });
+    assert.equal(again.json.offsetMs, 9 * 86_400_000);
+
     // The name is free again, on every node.
     await survivorClients[0].setSecret('doomed', 'reborn');
     assert.equal((await survivorClients[1].getSecret('doomed')).value, 'reborn');
