@@ -1,4 +1,6 @@
 import crypto from 'node:crypto';
+import { STATUS_CODES } from 'node:http';
+import type { Duplex } from 'node:stream';
 import Fastify, { LogController, type FastifyInstance, type FastifyError, type FastifyReply } from 'fastify';
 import { KeyVaultError } from './errors.js';
 
@@ -33,6 +35,7 @@ export function createHttpApp(opts: { tls: { cert: string; key: string }; logLev
     logController: new LogController({ disableRequestLogging: opts.logLevel !== 'debug' }),
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false } },
     forceCloseConnections: true,
+    clientErrorHandler: azureShapedClientError,
   });
 
   // Form bodies belong to the OAuth token endpoint only; everywhere else the API speaks JSON.
@@ -69,4 +72,23 @@ export function createHttpApp(opts: { tls: { cert: string; key: string }; logLev
     reply.code(404).send(new KeyVaultError(404, 'NotFound', `The requested resource ${req.method} ${req.url.split('?')[0]} was not found.`).toBody());
   });
   return app;
+}
+
+/**
+ * Requests Node's HTTP parser rejects before Fastify sees them (oversized headers or URL, malformed framing) still
+ * get an Azure-shaped error, then the connection closes (its framing can no longer be trusted).
+ */
+function azureShapedClientError(err: NodeJS.ErrnoException, socket: Duplex) {
+  if (err.code === 'ECONNRESET' || socket.destroyed) return;
+  if (socket.writable) {
+    const [status, code, message] = err.code === 'HPE_HEADER_OVERFLOW'
+      ? [431, 'RequestHeaderFieldsTooLarge', 'The request URI or headers are too large.']
+      : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+        ? [408, 'RequestTimeout', 'The request was not received in time.']
+        : [400, 'BadRequest', 'The request is not valid HTTP.'];
+    const body = JSON.stringify(new KeyVaultError(status, code, message).toBody());
+    socket.write(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json; charset=utf-8\r\n`
+      + `Content-Length: ${Buffer.byteLength(body)}\r\nx-ms-request-id: ${crypto.randomUUID()}\r\nConnection: close\r\n\r\n${body}`);
+  }
+  socket.destroy(err);
 }

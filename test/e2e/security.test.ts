@@ -1,6 +1,7 @@
 import { test, before, after, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
+import tls from 'node:tls';
 import { SignJWT, decodeJwt, decodeProtectedHeader, base64url } from 'jose';
 import { startTestServer, type TestServer } from '../support/server.js';
 import { dataPlaneToken, managementToken, rawRequest, type RawResponse } from '../support/raw-http.js';
@@ -123,6 +124,37 @@ describe('malformed requests change nothing', () => {
     assertAzureError(unknownVault, 404);
 
     assert.deepEqual(await vaultState(), before);
+  });
+});
+
+/** Writes raw bytes over TLS (for requests no HTTP client would send) and returns everything the server answers. */
+function rawTls(url: string, payload: string): Promise<string> {
+  const { hostname, port } = new URL(url);
+  return new Promise((resolve, reject) => {
+    const socket = tls.connect({ host: '127.0.0.1', port: Number(port), servername: hostname }, () => socket.end(payload));
+    let answer = '';
+    socket.on('data', (chunk) => { answer += chunk; });
+    socket.on('close', () => resolve(answer));
+    socket.on('error', reject);
+  });
+}
+
+describe('requests the HTTP parser rejects', () => {
+  test('an oversized URL or malformed HTTP gets an Azure-shaped 4xx', async () => {
+    const tooLong = await rawRequest(`${vaultBase}/secrets/${'a'.repeat(20_000)}?api-version=7.5`, { token });
+    assertAzureError(tooLong, 431);
+    const host = new URL(vaultBase).host;
+    for (const request of [
+      'GARBAGE\r\n\r\n',
+      `GET /secrets/existing?api-version=7.5 HTTP/1.1\r\nHost: ${host}\r\nContent-Length: abc\r\n\r\n`,
+      `GET /secrets/existing?api-version=7.5 HTTP/1.1\r\nHost: ${host}\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\nabc`,
+    ]) {
+      const answer = await rawTls(vaultBase, request);
+      const [head, body] = answer.split('\r\n\r\n');
+      assert.match(head, /^HTTP\/1\.1 400 /, JSON.stringify(request));
+      assert.match(head, /x-ms-request-id: [0-9a-f-]{36}/);
+      assert.equal(JSON.parse(body).error.code, 'BadRequest');
+    }
   });
 });
 
