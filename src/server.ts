@@ -22,6 +22,9 @@ import { controlPlaneRoutes } from './control-plane/routes.js';
 import { createObjectStore } from './objects/store.js';
 import { createSecretsService } from './objects/secrets/service.js';
 import { secretsRoutes } from './objects/secrets/routes.js';
+import { createKeysService } from './objects/keys/service.js';
+import { keysRoutes } from './objects/keys/routes.js';
+import { createKeyRotationJob } from './objects/keys/rotation-job.js';
 import { createScheduler } from './scheduler/scheduler.js';
 
 export interface CofferOptions {
@@ -80,6 +83,7 @@ export async function startCoffer(options: CofferOptions) {
   const vaults = createVaultsService({ storage, keyring, clock, endpoints });
   const store = createObjectStore({ storage, keyring, clock });
   const secrets = createSecretsService({ store, endpoints, keyring });
+  const keyObjects = createKeysService({ store, endpoints, keyring, clock });
   const audit = createAuditLog({ storage });
   const nodeId = options.nodeId ?? crypto.randomUUID();
   const scheduler = createScheduler({
@@ -88,6 +92,7 @@ export async function startCoffer(options: CofferOptions) {
     onJobDone: (job, result) => app.log.info({ job, result, node: nodeId }, 'scheduled job done'),
   });
   scheduler.add({ name: 'purge-deleted-objects', run: (now) => store.purgeDue(now) });
+  scheduler.add(createKeyRotationJob({ storage, keys: keyObjects }));
 
   installPipeline(app, {
     endpoints,
@@ -101,6 +106,7 @@ export async function startCoffer(options: CofferOptions) {
       clock, settings, runScheduler: () => scheduler.runNow(),
     });
     secretsRoutes(scope, { secrets, endpoints });
+    keysRoutes(scope, { keys: keyObjects, endpoints });
     scope.get('/healthz', { config: { plane: 'public', operation: 'Health' } }, async () => ({ status: 'ok', node: nodeId }));
   });
   await app.listen({ host: options.host, port });

@@ -1,0 +1,373 @@
+import crypto, { type KeyObject } from 'node:crypto';
+import type { Vault } from '../../control-plane/vaults.js';
+import type { Endpoints } from '../../endpoints.js';
+import type { Keyring } from '../../crypto/envelope.js';
+import type { Clock } from '../../clock.js';
+import { KeyVaultError, badParameter, conflict, forbidden, notFound } from '../../http/errors.js';
+import { StoreError, type ObjectStore, type StoredVersion, type DeletedObject, type VersionMeta, type VaultRef } from '../store.js';
+import {
+  applyAttributes, checkTags, createBackupCodec, deletedObjectFields, listPage, seconds, versionAttributes, type AttributesInput,
+} from '../collection-helpers.js';
+import {
+  CURVE_NAMES, CryptoFailure, RSA_SIZES, baseKeyType, curveOf, decrypt, encrypt, exportPrivate, generateSoftwareKey,
+  loadPrivate, privateKeyFromJwk, publicJwk, signDigest, verifyDigest,
+  type CurveName, type ImportJwk, type KeyType, type PublicJwk, type SoftwareKeyType,
+} from './key-crypto.js';
+import { addIsoDuration, isRotationDue, parsePolicy, policyResponse, type RotationPolicyInput, type StoredRotationPolicy } from './rotation-policy.js';
+
+/** Azure's limits and defaults for keys. */
+export const KEY_NAME = /^[0-9a-zA-Z-]{1,127}$/;
+export const KEY_OPERATIONS = ['encrypt', 'decrypt', 'sign', 'verify', 'wrapKey', 'unwrapKey', 'import', 'export'] as const;
+const DEFAULT_OPS: Record<SoftwareKeyType, string[]> = {
+  RSA: ['encrypt', 'decrypt', 'sign', 'verify', 'wrapKey', 'unwrapKey'],
+  EC: ['sign', 'verify'],
+};
+const KEY_TYPES: KeyType[] = ['RSA', 'EC', 'RSA-HSM', 'EC-HSM'];
+const PUBLIC_EXPONENTS = [3, 65537];
+const HELP = 'For help resolving this issue, please see https://go.microsoft.com/fwlink/?linkid=2125182';
+/** After exp (or before nbf) a key may still open what it protected earlier, never protect anything new. */
+const ALLOWED_OUTSIDE_VALIDITY = new Set(['decrypt', 'unwrapKey', 'verify']);
+
+export interface CreateKeyInput {
+  kty: string;
+  key_size?: number;
+  public_exponent?: number;
+  crv?: string;
+  key_ops?: string[];
+  attributes?: AttributesInput & { exportable?: boolean };
+  tags?: Record<string, string>;
+}
+
+export interface ImportKeyInput {
+  Hsm?: boolean;
+  key: ImportJwk & { key_ops?: string[] };
+  attributes?: AttributesInput & { exportable?: boolean };
+  tags?: Record<string, string>;
+}
+
+export interface UpdateKeyInput {
+  key_ops?: string[];
+  attributes?: AttributesInput;
+  tags?: Record<string, string>;
+}
+
+/** What a key version records beside its sealed private key. */
+interface KeyMeta extends VersionMeta {
+  kty: KeyType;
+  keyOps: string[];
+  publicKey: PublicJwk;
+  exportable?: boolean;
+  /** The key's rotation policy, carried from version to version (a policy belongs to the name). */
+  rotationPolicy?: StoredRotationPolicy;
+}
+
+export type CryptoOperation = 'encrypt' | 'decrypt' | 'wrapKey' | 'unwrapKey';
+
+const b64url = (data: Buffer) => data.toString('base64url');
+/** Byte fields arrive base64url; standard base64 is tolerated (node decodes both). */
+const bytes = (value: string) => Buffer.from(value, 'base64');
+
+export function createKeysService(deps: { store: ObjectStore; endpoints: Endpoints; keyring: Keyring; clock: Clock }) {
+  const { store, endpoints, keyring, clock } = deps;
+  const base = (vault: Vault) => endpoints.vaultUrl(vault.name);
+  const backups = createBackupCodec(keyring, 'keys');
+
+  const checkName = (name: string) => {
+    if (!KEY_NAME.test(name)) {
+      throw badParameter(`The request URI contains an invalid name: ${name}. Key names may contain only 0-9, a-z, A-Z and -, and be 1-127 characters long.`);
+    }
+  };
+  const keyNotFound = (name: string, version?: string) => notFound('KeyNotFound',
+    `A key with (name/id) ${version ? `${name}/${version}` : name} was not found in this key vault. If you recently deleted this key you may be able to recover it using the correct recovery command. ${HELP}`);
+  const deletedNotFound = (name: string) => notFound('KeyNotFound', `Deleted Key not found: ${name}`);
+  const rethrow = (err: unknown, name: string): never => {
+    if (err instanceof StoreError) {
+      if (err.reason === 'DeletedButRecoverable') {
+        throw new KeyVaultError(409, 'Conflict', `Key ${name} is currently in a deleted but recoverable state, and its name cannot be reused; in this state, the key can be recovered or purged.`, 'ObjectIsDeletedButRecoverable');
+      }
+      if (err.reason === 'AlreadyExists') throw conflict('Conflict', `Key ${name} already exists.`);
+      if (err.reason === 'BadContinuation') throw badParameter(err.message);
+    }
+    throw err;
+  };
+
+  const checkOps = (ops: string[] | undefined) => {
+    for (const op of ops ?? []) {
+      if (!(KEY_OPERATIONS as readonly string[]).includes(op)) {
+        throw badParameter(`Invalid key operation: ${op}. Valid operations are ${KEY_OPERATIONS.join(', ')}.`);
+      }
+    }
+  };
+
+  /** Software keys only: HSM key types need a premium vault and a PKCS#11 token. */
+  const checkProtection = (vault: Vault, hsm: boolean) => {
+    if (!hsm) return;
+    if (vault.properties.sku.name !== 'premium') throw badParameter('Hardware key operation not allowed on standard vault');
+    throw badParameter('Hardware key operation not available: this Coffer deployment has no PKCS#11 module configured.');
+  };
+
+  const kid = (vault: Vault, v: StoredVersion) => `${base(vault)}/keys/${v.name}/${v.version}`;
+  const keyMeta = (v: StoredVersion) => v.meta as KeyMeta;
+
+  const attributes = (vault: Vault, v: StoredVersion) => ({
+    ...versionAttributes(vault, v),
+    exportable: keyMeta(v).exportable,
+  });
+
+  const bundle = (vault: Vault, v: StoredVersion) => {
+    const meta = keyMeta(v);
+    return {
+      key: { kid: kid(vault, v), kty: meta.kty, key_ops: meta.keyOps, ...publicFields(meta.publicKey) },
+      attributes: attributes(vault, v),
+      tags: meta.tags,
+      managed: meta.managed,
+    };
+  };
+  const publicFields = (jwk: PublicJwk) => {
+    const { kty: _kty, ...fields } = jwk;
+    return fields;
+  };
+
+  const item = (vault: Vault, v: StoredVersion) => ({
+    kid: kid(vault, v),
+    attributes: attributes(vault, v),
+    tags: v.meta.tags,
+    managed: v.meta.managed,
+  });
+
+  const deletedFields = (vault: Vault, d: DeletedObject) => deletedObjectFields(base(vault), 'deletedkeys', d);
+
+  /** Stores a new version of `name`, carrying the name's rotation policy over from the current version. */
+  async function storeVersion(vault: VaultRef, name: string, key: KeyObject, meta: VersionMeta & { kty: KeyType; keyOps: string[] }) {
+    const current = await store.get(vault, 'keys', name);
+    const rotationPolicy = current && keyMeta(current).rotationPolicy;
+    const full: KeyMeta = { ...meta, publicKey: publicJwk(key), ...(rotationPolicy ? { rotationPolicy } : {}) };
+    return store.create(vault, 'keys', name, exportPrivate(key), full).catch((e) => rethrow(e, name));
+  }
+
+  const metaFrom = (input: UpdateKeyInput, prior: VersionMeta): VersionMeta => {
+    const meta = { ...prior };
+    if (input.tags !== undefined) meta.tags = input.tags;
+    if (input.key_ops !== undefined) meta.keyOps = input.key_ops;
+    return applyAttributes(meta, input.attributes);
+  };
+
+  async function getVersion(vault: Vault, name: string, version?: string) {
+    checkName(name);
+    const v = await store.get(vault, 'keys', name, version);
+    if (!v) throw keyNotFound(name, version);
+    return v;
+  }
+
+  /** The private key of a version, after the checks Azure makes before any cryptographic operation. */
+  async function usableKey(vault: Vault, name: string, version: string | undefined, operation: string) {
+    const v = await getVersion(vault, name, version);
+    const meta = keyMeta(v);
+    if (!meta.enabled) throw forbidden(`Operation ${operation} is not allowed on a disabled key.`, 'KeyDisabled');
+    const now = seconds(clock.now());
+    if (!ALLOWED_OUTSIDE_VALIDITY.has(operation)) {
+      if (meta.exp !== undefined && now >= meta.exp) throw forbidden(`Operation ${operation} is not allowed on an expired key.`, 'KeyExpired');
+      if (meta.nbf !== undefined && now < meta.nbf) throw forbidden(`Operation ${operation} is not allowed on a key that is not yet valid.`, 'KeyNotYetValid');
+    }
+    if (!meta.keyOps.includes(operation)) {
+      throw forbidden(`Operation ${operation} is not permitted on this key.`, 'KeyOperationForbidden');
+    }
+    return { v, key: loadPrivate(v.open()) };
+  }
+
+  async function rotateVersion(vault: VaultRef, current: StoredVersion) {
+    const meta = keyMeta(current);
+    const old = loadPrivate(current.open());
+    const key = await generateSoftwareKey({
+      kty: baseKeyType(meta.kty),
+      size: old.asymmetricKeyDetails?.modulusLength,
+      publicExponent: old.asymmetricKeyDetails?.publicExponent === undefined ? undefined : Number(old.asymmetricKeyDetails.publicExponent),
+      curve: curveOf(old),
+    });
+    const expiry = meta.rotationPolicy?.expiryTime;
+    const now = clock.now();
+    return storeVersion(vault, current.name, key, {
+      enabled: true, kty: meta.kty, keyOps: meta.keyOps, tags: meta.tags, exportable: meta.exportable,
+      ...(expiry ? { exp: seconds(addIsoDuration(now, expiry)) } : {}),
+    });
+  }
+
+  return {
+    async create(vault: Vault, name: string, input: CreateKeyInput) {
+      checkName(name);
+      if (!KEY_TYPES.includes(input.kty as KeyType)) {
+        throw badParameter(`Invalid key type: ${input.kty}. Valid key types for a vault are ${KEY_TYPES.join(', ')}.`);
+      }
+      const kty = input.kty as KeyType;
+      checkProtection(vault, kty.endsWith('-HSM'));
+      checkOps(input.key_ops);
+      checkTags(input.tags);
+      const software = baseKeyType(kty);
+      if (software === 'RSA') {
+        if (input.key_size !== undefined && !RSA_SIZES.includes(input.key_size)) {
+          throw badParameter(`The specified RSA key size ${input.key_size} is not supported. Supported sizes are ${RSA_SIZES.join(', ')}.`);
+        }
+        if (input.public_exponent !== undefined && !PUBLIC_EXPONENTS.includes(input.public_exponent)) {
+          throw badParameter(`The specified public exponent ${input.public_exponent} is not supported. Supported exponents are ${PUBLIC_EXPONENTS.join(', ')}.`);
+        }
+      } else if (input.crv !== undefined && !CURVE_NAMES.includes(input.crv as CurveName)) {
+        throw badParameter(`Invalid curve name: ${input.crv}. Valid curves are ${CURVE_NAMES.join(', ')}.`);
+      }
+      const key = await generateSoftwareKey({ kty: software, size: input.key_size, publicExponent: input.public_exponent, curve: input.crv as CurveName | undefined });
+      const meta = applyAttributes({ enabled: true }, input.attributes);
+      const created = await storeVersion(vault, name, key, {
+        ...meta, kty, keyOps: input.key_ops ?? DEFAULT_OPS[software], tags: input.tags,
+        ...(input.attributes?.exportable !== undefined ? { exportable: input.attributes.exportable } : {}),
+      });
+      return bundle(vault, created);
+    },
+
+    async import(vault: Vault, name: string, input: ImportKeyInput) {
+      checkName(name);
+      const kty = input.key.kty as KeyType;
+      if (!KEY_TYPES.includes(kty)) throw badParameter(`Invalid key type: ${String(input.key.kty)}. Valid key types for a vault are ${KEY_TYPES.join(', ')}.`);
+      checkProtection(vault, Boolean(input.Hsm) || kty.endsWith('-HSM'));
+      checkOps(input.key.key_ops);
+      checkTags(input.tags);
+      const key = privateKeyFromJwk(input.key);
+      const meta = applyAttributes({ enabled: true }, input.attributes);
+      const created = await storeVersion(vault, name, key, {
+        ...meta, kty, keyOps: input.key.key_ops ?? DEFAULT_OPS[baseKeyType(kty)], tags: input.tags,
+      });
+      return bundle(vault, created);
+    },
+
+    async get(vault: Vault, name: string, version?: string) {
+      return bundle(vault, await getVersion(vault, name, version));
+    },
+
+    async update(vault: Vault, name: string, version: string | undefined, input: UpdateKeyInput) {
+      checkName(name);
+      checkOps(input.key_ops);
+      checkTags(input.tags);
+      const v = await store.updateMeta(vault, 'keys', name, version, (prior) => metaFrom(input, prior));
+      if (!v) throw keyNotFound(name, version);
+      return bundle(vault, v);
+    },
+
+    async list(vault: Vault, maxResults: number, continuation: string | undefined, nextLink: (token: string) => string) {
+      const p = await store.list(vault, 'keys', { maxResults, continuation }).catch((e) => rethrow(e, ''));
+      return listPage(p, (v) => ({ ...item(vault, v), kid: `${base(vault)}/keys/${v.name}` }), nextLink);
+    },
+
+    async listVersions(vault: Vault, name: string, maxResults: number, continuation: string | undefined, nextLink: (token: string) => string) {
+      checkName(name);
+      const p = await store.listVersions(vault, 'keys', name, { maxResults, continuation }).catch((e) => rethrow(e, name));
+      if (!p) throw keyNotFound(name);
+      return listPage(p, (v) => item(vault, v), nextLink);
+    },
+
+    async delete(vault: Vault, name: string) {
+      checkName(name);
+      const d = await store.softDelete(vault, 'keys', name, vault.properties.softDeleteRetentionInDays);
+      if (!d) throw keyNotFound(name);
+      return { ...bundle(vault, d.current), ...deletedFields(vault, d) };
+    },
+
+    async getDeleted(vault: Vault, name: string) {
+      checkName(name);
+      const d = await store.getDeleted(vault, 'keys', name);
+      if (!d) throw deletedNotFound(name);
+      return { ...bundle(vault, d.current), ...deletedFields(vault, d) };
+    },
+
+    async listDeleted(vault: Vault, maxResults: number, continuation: string | undefined, nextLink: (token: string) => string) {
+      const p = await store.listDeleted(vault, 'keys', { maxResults, continuation }).catch((e) => rethrow(e, ''));
+      return listPage(p, (d) => ({ ...item(vault, d.current), kid: `${base(vault)}/keys/${d.name}`, ...deletedFields(vault, d) }), nextLink);
+    },
+
+    async recover(vault: Vault, name: string) {
+      checkName(name);
+      const v = await store.recover(vault, 'keys', name);
+      if (!v) throw deletedNotFound(name);
+      return bundle(vault, v);
+    },
+
+    async purge(vault: Vault, name: string) {
+      checkName(name);
+      if (vault.properties.enablePurgeProtection) {
+        throw forbidden(`Operation "purge" is not allowed because purge protection is enabled for this vault. Key Vault service will automatically purge it after the retention period has passed. ${HELP}`);
+      }
+      if (!(await store.purge(vault, 'keys', name))) throw deletedNotFound(name);
+    },
+
+    async backup(vault: Vault, name: string) {
+      checkName(name);
+      const versions = await store.exportVersions(vault, 'keys', name);
+      if (!versions) throw keyNotFound(name);
+      return { value: backups.seal({ name, versions: versions.map((v) => ({ ...v, payload: v.payload.toString('base64') })) }) };
+    },
+
+    async restore(vault: Vault, blob: string) {
+      const doc = backups.open(blob);
+      if (doc.versions.some((v) => String(v.meta.kty).endsWith('-HSM'))) checkProtection(vault, true);
+      const restored = await store.importVersions(vault, 'keys', doc.name, doc.versions.map((v) => ({ ...v, payload: Buffer.from(v.payload, 'base64') })))
+        .catch((e) => rethrow(e, doc.name));
+      return bundle(vault, restored);
+    },
+
+    async rotate(vault: Vault, name: string) {
+      const current = await getVersion(vault, name);
+      return bundle(vault, await rotateVersion(vault, current));
+    },
+
+    async getRotationPolicy(vault: Vault, name: string) {
+      const v = await getVersion(vault, name);
+      return policyResponse(`${base(vault)}/keys/${v.name}/rotationpolicy`, keyMeta(v).rotationPolicy);
+    },
+
+    async setRotationPolicy(vault: Vault, name: string, input: RotationPolicyInput) {
+      checkName(name);
+      const now = seconds(clock.now());
+      const parsed = parsePolicy(input);
+      const v = await store.updateMeta(vault, 'keys', name, undefined, (prior) => {
+        const created = (prior as KeyMeta).rotationPolicy?.created ?? now;
+        return { ...prior, rotationPolicy: { ...parsed, created, updated: now } };
+      });
+      if (!v) throw keyNotFound(name);
+      return policyResponse(`${base(vault)}/keys/${v.name}/rotationpolicy`, keyMeta(v).rotationPolicy);
+    },
+
+    /** The scheduler's pass: rotates the key if its policy says it is due (idempotent: a new version resets the clock). */
+    async rotateIfDue(vault: VaultRef, name: string, now: number) {
+      const current = await store.get(vault, 'keys', name);
+      if (!current || !isRotationDue(keyMeta(current).rotationPolicy, current.created, current.meta.exp, now)) return false;
+      await rotateVersion(vault, current);
+      return true;
+    },
+
+    async crypt(vault: Vault, name: string, version: string | undefined, operation: CryptoOperation, alg: string, value: string) {
+      const { v, key } = await usableKey(vault, name, version, operation);
+      const input = bytes(value);
+      let output: Buffer;
+      try {
+        output = operation === 'encrypt' || operation === 'wrapKey' ? encrypt(alg, key, input) : decrypt(alg, key, input);
+      } catch (err) {
+        if (err instanceof CryptoFailure) throw badParameter('The ciphertext could not be decrypted with this key and algorithm.');
+        throw err;
+      }
+      return { kid: kid(vault, v), value: b64url(output) };
+    },
+
+    async sign(vault: Vault, name: string, version: string | undefined, alg: string, digest: string) {
+      const { v, key } = await usableKey(vault, name, version, 'sign');
+      return { kid: kid(vault, v), value: b64url(await signDigest(alg, key, bytes(digest))) };
+    },
+
+    async verify(vault: Vault, name: string, version: string | undefined, alg: string, digest: string, signature: string) {
+      const { key } = await usableKey(vault, name, version, 'verify');
+      return { value: await verifyDigest(alg, crypto.createPublicKey(key), bytes(digest), bytes(signature)) };
+    },
+
+    randomBytes(count: number) {
+      return { value: b64url(crypto.randomBytes(count)) };
+    },
+  };
+}
+
+export type KeysService = ReturnType<typeof createKeysService>;
