@@ -3,7 +3,7 @@
  * 3 for a resource that was not found. Messages never carry secret values, client secrets or tokens.
  */
 export class CliError extends Error {
-  constructor(message: string, readonly exitCode = 1) {
+  constructor(message: string, readonly exitCode = 1, readonly code?: string) {
     super(message);
   }
 }
@@ -27,5 +27,5 @@ export function httpError(status: number, body: string, fallback: string): CliEr
     // Not JSON: fall back to the status line.
   }
   const text = code ? `(${code}) ${message ?? ''}`.trim() : `${fallback} (HTTP ${status})`;
-  return new CliError(text, status === 404 ? 3 : 1);
+  return new CliError(text, status === 404 ? 3 : 1, code);
 }

@@ -4,6 +4,7 @@ import { CliError } from './errors.js';
 
 /** The management api-version the CLI speaks (what @azure/arm-keyvault of az 2.45's era sends). */
 export const MANAGEMENT_API_VERSION = '2023-07-01';
+const RESOURCE_GROUPS_API_VERSION = '2021-04-01';
 /** az requires `--resource-group`; Coffer has one subscription and lets a default group stand in. */
 export const DEFAULT_RESOURCE_GROUP = 'coffer-default';
 const DEFAULT_LOCATION = 'local';
@@ -29,7 +30,7 @@ export function registerKeyVaultCommands(program: Command) {
   keyvault.command('create')
     .description('Create a vault')
     .requiredOption('-n, --name <name>', 'name of the vault')
-    .option('-g, --resource-group <group>', 'resource group', DEFAULT_RESOURCE_GROUP)
+    .option('-g, --resource-group <group>', `resource group (default: ${DEFAULT_RESOURCE_GROUP}, created when missing)`)
     .option('-l, --location <location>', 'location', DEFAULT_LOCATION)
     .addOption(boolOption('--enable-rbac-authorization [bool]', 'use Azure RBAC for data-plane authorization'))
     .option('--retention-days <days>', 'soft-delete retention in days (7-90)', (v) => parsePositiveInt(v, '--retention-days'))
@@ -37,7 +38,7 @@ export function registerKeyVaultCommands(program: Command) {
     .addOption(new Option('--sku <sku>', 'pricing tier').choices(['standard', 'premium']).default('standard'))
     .option('--tags [tags...]', 'space-separated tags: key[=value] [key[=value] ...]; "" clears')
     .action(action(async (opts: {
-      name: string; resourceGroup: string; location: string; enableRbacAuthorization?: boolean; retentionDays?: number;
+      name: string; resourceGroup?: string; location: string; enableRbacAuthorization?: boolean; retentionDays?: number;
       enablePurgeProtection?: boolean; sku: string; tags?: string[];
     }, env) => {
       const context = env.context();
@@ -52,8 +53,18 @@ export function registerKeyVaultCommands(program: Command) {
           enablePurgeProtection: opts.enablePurgeProtection,
         },
       };
-      const vault = await context.management<ArmVault>('PUT', `${vaultsPath(env, opts.resourceGroup)}/${encodeURIComponent(opts.name)}?api-version=${MANAGEMENT_API_VERSION}`, { body });
-      return withResourceGroup(vault);
+      const resourceGroup = opts.resourceGroup ?? DEFAULT_RESOURCE_GROUP;
+      const put = () => context.management<ArmVault>('PUT', `${vaultsPath(env, resourceGroup)}/${encodeURIComponent(opts.name)}?api-version=${MANAGEMENT_API_VERSION}`, { body });
+      try {
+        return withResourceGroup(await put());
+      } catch (err) {
+        // A named group must exist (as in az); the default one is created on first use.
+        if (opts.resourceGroup || !(err instanceof CliError) || err.code !== 'ResourceGroupNotFound') throw err;
+        await context.management('PUT', `/subscriptions/${context.subscriptionId()}/resourcegroups/${resourceGroup}?api-version=${RESOURCE_GROUPS_API_VERSION}`, {
+          body: { location: opts.location },
+        });
+        return withResourceGroup(await put());
+      }
     }));
 
   keyvault.command('show')

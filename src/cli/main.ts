@@ -1,8 +1,7 @@
 import { Command, CommanderError } from 'commander';
 import { installLocalhostResolver } from '../net/localhost-dns.js';
-import { applyGlobalOptions } from './command.js';
+import { applyGlobalOptions, group } from './command.js';
 import { CliError } from './errors.js';
-import { registerServerCommands } from './server.js';
 import { registerLoginCommands } from './login.js';
 import { registerKeyVaultCommands } from './keyvault.js';
 import { registerKeyVaultSecretCommands } from './keyvault-secret.js';
@@ -18,7 +17,9 @@ const program = new Command('coffer')
   .exitOverride();
 
 // One line per command family; each family registers its commands (and groups) from its own file.
-registerServerCommands(program);
+// `server …` loads the whole service (Fastify, storage engines, crypto); every other command starts without it.
+if (process.argv[2] === 'server') (await import('./server.js')).registerServerCommands(program);
+else group(program, 'server', 'Run Coffer (see `coffer server start --help`)');
 registerLoginCommands(program);
 registerKeyVaultCommands(program);
 registerKeyVaultSecretCommands(program);

@@ -73,19 +73,20 @@ test('--help lists the command groups', async () => {
 });
 
 test('keyvault create, show and list (management API, az-shaped)', async () => {
-  const created = await json(['keyvault', 'create', '--name', VAULT, '--resource-group', 'rg-cli', '--retention-days', '7', '--enable-rbac-authorization', 'false', '--sku', 'premium']);
+  // No --resource-group: the default group (created by the CLI when the server requires groups to exist).
+  const created = await json(['keyvault', 'create', '--name', VAULT, '--retention-days', '7', '--enable-rbac-authorization', 'false', '--sku', 'premium']);
   assert.equal(created.name, VAULT);
   assert.equal(created.type, 'Microsoft.KeyVault/vaults');
-  assert.equal(created.resourceGroup, 'rg-cli');
+  assert.equal(created.resourceGroup, 'coffer-default');
   assert.equal(created.properties.softDeleteRetentionInDays, 7);
   assert.equal(created.properties.enableRbacAuthorization, false);
   assert.equal(created.properties.sku.name, 'premium');
   assert.equal(created.properties.vaultUri, `${server.vaultUrl(VAULT)}/`);
-  assert.equal(created.id, `/subscriptions/${server.admin.subscriptionId}/resourceGroups/rg-cli/providers/Microsoft.KeyVault/vaults/${VAULT}`);
+  assert.equal(created.id, `/subscriptions/${server.admin.subscriptionId}/resourceGroups/coffer-default/providers/Microsoft.KeyVault/vaults/${VAULT}`);
 
   const uri = await ok(['keyvault', 'show', '--name', VAULT, '--query', 'properties.vaultUri', '-o', 'tsv']);
   assert.equal(uri.stdout, `${server.vaultUrl(VAULT)}/\n`);
-  const inGroup = await json(['keyvault', 'show', '-n', VAULT, '-g', 'rg-cli']);
+  const inGroup = await json(['keyvault', 'show', '-n', VAULT, '-g', 'coffer-default']);
   assert.deepEqual(inGroup, created);
 
   const list = await json(['keyvault', 'list']);
@@ -93,11 +94,11 @@ test('keyvault create, show and list (management API, az-shaped)', async () => {
   assert.deepEqual(Object.keys(list[0]).sort(), ['id', 'location', 'name', 'resourceGroup', 'tags', 'type']);
   const table = await ok(['keyvault', 'list', '-o', 'table']);
   assert.deepEqual(table.stdout.split('\n').map((l) => l.trimEnd()), [
-    'Location    Name       ResourceGroup', '----------  ---------  ---------------', `local       ${VAULT}  rg-cli`, '',
+    'Location    Name       ResourceGroup', '----------  ---------  ---------------', `local       ${VAULT}  coffer-default`, '',
   ]);
 
   await fails(['keyvault', 'show', '--name', 'no-such-vault'], 3, /^ERROR: \(ResourceNotFound\)/);
-  await fails(['keyvault', 'show', '--name', 'no-such-vault', '-g', 'rg-cli'], 3, /^ERROR: \(ResourceNotFound\)/);
+  await fails(['keyvault', 'show', '--name', 'no-such-vault', '-g', 'coffer-default'], 3, /^ERROR: \(ResourceNotFound\)/);
 });
 
 test('keyvault secret set/show: az 2.45 JSON shape, --query, -o tsv/table/none', async () => {
