@@ -1,7 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import net, { type AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { sql } from 'kysely';
@@ -166,7 +165,7 @@ test('postgres: a missing database is a one-line StorageError', { skip: postgres
 });
 
 test('an unreachable database fails startup with one clear line and no password', async () => {
-  const port = await closedPort();
+  const port = 1; // tcpmux: reserved, and nothing listens there
   const started = Date.now();
   await assert.rejects(openStorage({ url: `postgres://coffer:Sup3r-Secret@127.0.0.1:${port}/coffer`, dataDir: tempDir() }), (err: Error) => {
     assert.ok(err instanceof StorageError, `a StorageError, not ${err.constructor.name}`);
@@ -226,14 +225,4 @@ test('postgres: TLS to the database with sslmode=verify-full, and a wrong CA is 
 function pick(ssl: unknown) {
   const o = ssl as { rejectUnauthorized: boolean; ca?: string; checkServerIdentity?: unknown };
   return { rejectUnauthorized: o.rejectUnauthorized, ca: o.ca, checksHost: o.checkServerIdentity === undefined };
-}
-
-/** A port nothing listens on: bound, then released. */
-function closedPort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = net.createServer().once('error', reject).listen(0, '127.0.0.1', () => {
-      const { port } = probe.address() as AddressInfo;
-      probe.close(() => resolve(port));
-    });
-  });
 }

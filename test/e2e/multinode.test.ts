@@ -186,10 +186,9 @@ function makeDataDir() {
 
 /** Starts `coffer server start` as a child process and resolves when it is ready. */
 async function startNode(n: number, storageUrl: string, publicPort: number, dataDir = makeDataDir()): Promise<CofferNode> {
-  const port = await freePort();
   const nodeId = `node-${n}`;
   const child = spawn(process.execPath, [
-    'bin/coffer.js', 'server', 'start', '--storage', storageUrl, '--node-id', nodeId, '--port', String(port),
+    'bin/coffer.js', 'server', 'start', '--storage', storageUrl, '--node-id', nodeId, '--port', '0',
     '--public-port', String(publicPort), '--data-dir', dataDir, '--scheduler-interval', SCHEDULER_TICK, '--log-level', 'info',
   ], { stdio: ['ignore', 'pipe', 'pipe'] });
   // Should this test process die, its nodes must not outlive it.
@@ -200,15 +199,17 @@ async function startNode(n: number, storageUrl: string, publicPort: number, data
   let stderr = '';
   child.stdout!.setEncoding('utf8').on('data', (chunk) => { stdout += chunk; });
   child.stderr!.setEncoding('utf8').on('data', (chunk) => { stderr += chunk; });
-  await new Promise<void>((resolve, reject) => {
+  // `--port 0`: the node picks a free port and names it in its ready line.
+  const port = await new Promise<number>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`${nodeId} did not start: ${stderr}`)), 30_000);
     const onExit = (code: number | null) => { clearTimeout(timer); reject(new Error(`${nodeId} exited (${code}): ${stderr}`)); };
     child.once('exit', onExit);
     child.stdout!.on('data', () => {
-      if (stdout.includes('Coffer is ready')) {
+      const ready = /Coffer is ready .* on https:\/\/[^:]+:(\d+)/.exec(stdout);
+      if (ready) {
         clearTimeout(timer);
         child.off('exit', onExit);
-        resolve();
+        resolve(Number(ready[1]));
       }
     });
   });
@@ -280,13 +281,4 @@ async function eventually(check: () => Promise<void>, timeoutMs: number) {
       await new Promise((r) => setTimeout(r, 250));
     }
   }
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = net.createServer().once('error', reject).listen(0, '127.0.0.1', () => {
-      const { port } = probe.address() as AddressInfo;
-      probe.close(() => resolve(port));
-    });
-  });
 }
