@@ -18,7 +18,8 @@ import { createHttpApp } from './http/app.js';
 import { installPipeline, createVaultResolver, apiVersionGate } from './pipeline/pipeline.js';
 import { createAuditLog } from './audit/audit-log.js';
 import { createVaultsService } from './control-plane/vaults.js';
-import { controlPlaneRoutes } from './control-plane/routes.js';
+import { controlPlaneRoutes, createAuthorization, ensureBootstrapOwner } from './control-plane/routes.js';
+import { createAuthorizationGate } from './gates/authorization/gate.js';
 import { createObjectStore } from './objects/store.js';
 import { createSecretsService } from './objects/secrets/service.js';
 import { secretsRoutes } from './objects/secrets/routes.js';
@@ -81,6 +82,8 @@ export async function startCoffer(options: CofferOptions) {
     verifyManagement: createTokenVerifier({ keys, issuer, audiences: [endpoints.managementEndpoint, `${endpoints.managementEndpoint}/`], tenantId: deployment.tenantId }),
   });
   const vaults = createVaultsService({ storage, keyring, clock, endpoints });
+  const authorization = createAuthorization({ db: storage.db, clock });
+  await ensureBootstrapOwner(storage.db, authorization.assignments, deployment);
   const store = createObjectStore({ storage, keyring, clock });
   const secrets = createSecretsService({ store, endpoints, keyring });
   const keyObjects = createKeysService({ store, endpoints, keyring, clock });
@@ -92,16 +95,19 @@ export async function startCoffer(options: CofferOptions) {
     onJobDone: (job, result) => app.log.info({ job, result, node: nodeId }, 'scheduled job done'),
   });
   scheduler.add({ name: 'purge-deleted-objects', run: (now) => store.purgeDue(now) });
+  scheduler.add({ name: 'purge-deleted-vaults', run: (now) => vaults.purgeDue(now) });
   scheduler.add(createKeyRotationJob({ storage, keys: keyObjects }));
 
   installPipeline(app, {
     endpoints,
     audit,
-    gates: [identityGate, createVaultResolver({ endpoints, getVault: (name) => vaults.getByName(name) }), apiVersionGate],
+    gates: [identityGate, createVaultResolver({ endpoints, getVault: (name) => vaults.getByName(name) }), apiVersionGate,
+      createAuthorizationGate({ authorizer: authorization.authorizer, memberships: authorization.memberships })],
   });
   await app.register(async (scope) => {
     tokenRoutes(scope, { directory, keys, endpoints, tenantId: deployment.tenantId });
     controlPlaneRoutes(scope, {
+      db: storage.db, authorization, directory,
       vaults, tenantId: deployment.tenantId, subscriptionId: deployment.subscriptionId, adminObjectId: deployment.adminObjectId,
       clock, settings, runScheduler: () => scheduler.runNow(),
     });

@@ -6,14 +6,32 @@ import type { Endpoints } from '../endpoints.js';
 import { KeyVaultError } from '../http/errors.js';
 import type { VaultRef } from '../objects/store.js';
 
+export interface AccessPolicyEntry {
+  tenantId: string;
+  objectId: string;
+  applicationId?: string;
+  permissions: { keys?: string[]; secrets?: string[]; certificates?: string[]; storage?: string[] };
+}
+
+export interface NetworkRuleSet {
+  bypass?: 'AzureServices' | 'None';
+  defaultAction?: 'Allow' | 'Deny';
+  ipRules?: { value: string }[];
+  virtualNetworkRules?: { id: string; ignoreMissingVnetServiceEndpoint?: boolean }[];
+}
+
 export interface VaultProperties {
   sku: { family: 'A'; name: 'standard' | 'premium' };
   tenantId: string;
-  accessPolicies: unknown[];
+  accessPolicies: AccessPolicyEntry[];
   enableRbacAuthorization: boolean;
   enableSoftDelete: true;
   softDeleteRetentionInDays: number;
   enablePurgeProtection?: boolean;
+  enabledForDeployment?: boolean;
+  enabledForDiskEncryption?: boolean;
+  enabledForTemplateDeployment?: boolean;
+  networkAcls?: NetworkRuleSet;
   publicNetworkAccess: 'Enabled' | 'Disabled';
   vaultUri: string;
   provisioningState: 'Succeeded';
@@ -34,31 +52,101 @@ export interface Vault extends VaultRef {
   scheduledPurgeAt: number | null;
 }
 
-export interface CreateVaultInput {
+/** The settable properties of a vault (what PUT and PATCH carry). */
+export interface VaultSettings {
+  sku?: 'standard' | 'premium';
+  accessPolicies?: AccessPolicyEntry[];
+  enableRbacAuthorization?: boolean;
+  enableSoftDelete?: boolean;
+  softDeleteRetentionInDays?: number;
+  enablePurgeProtection?: boolean;
+  enabledForDeployment?: boolean;
+  enabledForDiskEncryption?: boolean;
+  enabledForTemplateDeployment?: boolean;
+  networkAcls?: NetworkRuleSet;
+  publicNetworkAccess?: 'Enabled' | 'Disabled';
+}
+
+export interface CreateVaultInput extends VaultSettings {
   name: string;
   subscriptionId: string;
   resourceGroup: string;
   location: string;
   tenantId: string;
   tags?: Record<string, string>;
-  sku?: 'standard' | 'premium';
-  enableRbacAuthorization?: boolean;
-  softDeleteRetentionInDays?: number;
-  enablePurgeProtection?: boolean;
 }
+
+export type AccessPolicyUpdateKind = 'add' | 'replace' | 'remove';
 
 /** Azure's vault name rule: 3–24 characters, letters, digits and hyphens, starting with a letter, no `--`. */
 export const VAULT_NAME = /^(?=.{3,24}$)[a-zA-Z](?!.*--)[a-zA-Z0-9-]*[a-zA-Z0-9]$/;
 
+const DAY_MS = 86_400_000;
+
 export interface VaultsService {
   create(input: CreateVaultInput): Promise<Vault>;
+  /** Replaces (PUT) or patches (PATCH) a live vault's settings and tags, with Azure's immutability rules. */
+  update(name: string, change: { settings: VaultSettings; tags?: Record<string, string>; tenantId?: string }): Promise<Vault>;
   /** A live vault by name (names are global and case-insensitive, like DNS). */
   getByName(name: string): Promise<Vault | undefined>;
   list(filter: { subscriptionId: string; resourceGroup?: string }): Promise<Vault[]>;
+  /** Soft-deletes a live vault: it keeps its name, objects and settings until purged or recovered. */
+  softDelete(name: string): Promise<boolean>;
+  getDeleted(name: string): Promise<Vault | undefined>;
+  listDeleted(subscriptionId: string): Promise<Vault[]>;
+  /** Purges a deleted vault, refusing while purge protection holds. */
+  purge(name: string): Promise<void>;
+  /** Restores a deleted vault with all its objects, policies and settings. */
+  recover(name: string, into: { subscriptionId: string; resourceGroup: string }): Promise<Vault>;
+  /** Whether a name can be used for a new vault. */
+  checkName(name: string): Promise<{ nameAvailable: boolean; reason?: 'AccountNameInvalid' | 'AlreadyExists'; message?: string }>;
+  updateAccessPolicies(name: string, kind: AccessPolicyUpdateKind, entries: AccessPolicyEntry[]): Promise<Vault>;
+  /** Purges deleted vaults whose scheduled purge date has passed (the scheduler's job). */
+  purgeDue(now: number): Promise<number>;
 }
 
 type VaultRow = Awaited<ReturnType<typeof selectVaults>>[number];
 const selectVaults = (storage: Storage) => storage.db.selectFrom('vaults').selectAll().execute();
+
+const badRequest = (message: string) => new KeyVaultError(400, 'BadRequest', message);
+
+export const vaultNameInvalid = (name: string) => new KeyVaultError(400, 'VaultNameNotValid',
+  `The vault name '${name}' is invalid. A vault's name must be between 3-24 alphanumeric characters. The name must begin with a letter, end with a letter or digit, and not contain consecutive hyphens.`);
+
+const nameTaken = (name: string) => new KeyVaultError(409, 'VaultAlreadyExists',
+  `The vault name '${name}' is already in use. Vault names are globally unique so it is possible that the name is already taken. If you are sure that the vault name was not taken then it is possible that a vault with the same name was recently deleted but not purged after being placed in a recoverable state.`);
+
+function checkRetention(days: number) {
+  if (!Number.isInteger(days) || days < 7 || days > 90) {
+    throw badRequest('The property "softDeleteRetentionInDays" has an invalid value. It must be between 7 and 90.');
+  }
+}
+
+const entryKey = (e: AccessPolicyEntry) => `${e.tenantId.toLowerCase()}|${e.objectId.toLowerCase()}|${(e.applicationId ?? '').toLowerCase()}`;
+const PERMISSION_KINDS = ['keys', 'secrets', 'certificates', 'storage'] as const;
+
+/** Applies an accessPolicies/{add|replace|remove} change the way ARM does: per (tenant, object, application) entry. */
+export function applyAccessPolicyChange(current: AccessPolicyEntry[], kind: AccessPolicyUpdateKind, changes: AccessPolicyEntry[]): AccessPolicyEntry[] {
+  const result = current.map((e) => ({ ...e, permissions: { ...e.permissions } }));
+  for (const change of changes) {
+    const i = result.findIndex((e) => entryKey(e) === entryKey(change));
+    if (kind === 'replace' || (kind === 'add' && i < 0)) {
+      if (i >= 0) result[i] = change; else result.push(change);
+      continue;
+    }
+    if (i < 0) continue;
+    const entry = result[i];
+    for (const k of PERMISSION_KINDS) {
+      const have = entry.permissions[k] ?? [];
+      const delta = (change.permissions[k] ?? []).map((p) => p.toLowerCase());
+      entry.permissions[k] = kind === 'add'
+        ? [...have, ...(change.permissions[k] ?? []).filter((p) => !have.some((h) => h.toLowerCase() === p.toLowerCase()))]
+        : have.filter((p) => !delta.includes(p.toLowerCase()));
+    }
+    if (kind === 'remove' && PERMISSION_KINDS.every((k) => (entry.permissions[k] ?? []).length === 0)) result.splice(i, 1);
+  }
+  return result;
+}
 
 export function createVaultsService(deps: { storage: Storage; keyring: Keyring; clock: Clock; endpoints: Endpoints }): VaultsService {
   const { storage, keyring, clock, endpoints } = deps;
@@ -78,27 +166,49 @@ export function createVaultsService(deps: { storage: Storage; keyring: Keyring; 
     deletedAt: row.deleted_at === null ? null : Number(row.deleted_at),
     scheduledPurgeAt: row.scheduled_purge_at === null ? null : Number(row.scheduled_purge_at),
   });
+  const row = (name: string, deleted: boolean) => {
+    const q = db.selectFrom('vaults').selectAll().where('name_key', '=', name.toLowerCase());
+    return (deleted ? q.where('deleted_at', 'is not', null) : q.where('deleted_at', 'is', null)).executeTakeFirst();
+  };
+  const getByName = async (name: string) => {
+    const r = await row(name, false);
+    return r && toVault(r);
+  };
+  const getDeleted = async (name: string) => {
+    const r = await row(name, true);
+    return r && toVault(r);
+  };
+  const saveProperties = (id: string, properties: Omit<VaultProperties, 'vaultUri'>, tags: Record<string, string>) =>
+    db.updateTable('vaults').set({ properties: JSON.stringify(properties), tags: JSON.stringify(tags) }).where('id', '=', id).execute();
+  const stored = ({ vaultUri: _uri, ...rest }: VaultProperties): Omit<VaultProperties, 'vaultUri'> => rest;
 
   return {
     async create(input) {
-      if (!VAULT_NAME.test(input.name)) {
-        throw new KeyVaultError(400, 'VaultNameNotValid',
-          `The vault name '${input.name}' is invalid. A vault's name must be between 3-24 alphanumeric characters. The name must begin with a letter, end with a letter or digit, and not contain consecutive hyphens.`);
+      if (!VAULT_NAME.test(input.name)) throw vaultNameInvalid(input.name);
+      if (input.enableSoftDelete === false) {
+        throw badRequest('The property "enableSoftDelete" cannot be set to false. Soft delete is always on.');
+      }
+      if (input.enablePurgeProtection === false) {
+        throw badRequest('The property "enablePurgeProtection" cannot be set to false. Enabling the purge protection for a vault is an irreversible action.');
       }
       const retention = input.softDeleteRetentionInDays ?? 90;
-      if (!Number.isInteger(retention) || retention < 7 || retention > 90) {
-        throw new KeyVaultError(400, 'BadRequest', 'The property "softDeleteRetentionInDays" has an invalid value. It must be between 7 and 90.');
-      }
+      checkRetention(retention);
+      const deleted = await row(input.name, true);
+      if (deleted) throw new KeyVaultError(409, 'ConflictError', 'Exist soft deleted vault with the same name. ');
       const id = crypto.randomUUID();
       const properties: Omit<VaultProperties, 'vaultUri'> = {
         sku: { family: 'A', name: input.sku ?? 'standard' },
         tenantId: input.tenantId,
-        accessPolicies: [],
+        accessPolicies: input.accessPolicies ?? [],
+        enabledForDeployment: input.enabledForDeployment ?? false,
+        enabledForDiskEncryption: input.enabledForDiskEncryption ?? false,
+        enabledForTemplateDeployment: input.enabledForTemplateDeployment ?? false,
         enableRbacAuthorization: input.enableRbacAuthorization ?? true,
         enableSoftDelete: true,
         softDeleteRetentionInDays: retention,
         ...(input.enablePurgeProtection ? { enablePurgeProtection: true } : {}),
-        publicNetworkAccess: 'Enabled',
+        ...(input.networkAcls ? { networkAcls: input.networkAcls } : {}),
+        publicNetworkAccess: input.publicNetworkAccess ?? 'Enabled',
         provisioningState: 'Succeeded',
       };
       const inserted = await db.insertInto('vaults').values({
@@ -116,23 +226,110 @@ export function createVaultsService(deps: { storage: Storage; keyring: Keyring; 
         deleted_at: null,
         scheduled_purge_at: null,
       }).onConflict((oc) => oc.column('name_key').doNothing()).returningAll().executeTakeFirst();
-      if (!inserted) {
-        throw new KeyVaultError(409, 'VaultAlreadyExists',
-          `The vault name '${input.name}' is already in use. Vault names are globally unique so it is possible that the name is already taken. If you are sure that the vault name was not taken then it is possible that a vault with the same name was recently deleted but not purged after being placed in a recoverable state.`);
-      }
+      if (!inserted) throw nameTaken(input.name);
       return toVault(inserted);
     },
 
-    async getByName(name) {
-      const row = await db.selectFrom('vaults').selectAll()
-        .where('name_key', '=', name.toLowerCase()).where('deleted_at', 'is', null).executeTakeFirst();
-      return row && toVault(row);
+    async update(name, { settings, tags, tenantId }) {
+      const vault = await getByName(name);
+      if (!vault) throw new KeyVaultError(404, 'ResourceNotFound', `The Resource 'Microsoft.KeyVault/vaults/${name}' was not found.`);
+      const p = vault.properties;
+      if (settings.enableSoftDelete === false) {
+        throw badRequest('The property "enableSoftDelete" cannot be set to false. Soft delete is always on.');
+      }
+      if (settings.enablePurgeProtection === false && p.enablePurgeProtection) {
+        throw badRequest('The property "enablePurgeProtection" cannot be set to false. Enabling the purge protection for a vault is an irreversible action.');
+      }
+      if (settings.softDeleteRetentionInDays !== undefined) {
+        checkRetention(settings.softDeleteRetentionInDays);
+        if (settings.softDeleteRetentionInDays !== p.softDeleteRetentionInDays) {
+          throw badRequest('The property "softDeleteRetentionInDays" cannot be changed once the vault has been created.');
+        }
+      }
+      const next: Omit<VaultProperties, 'vaultUri'> = {
+        ...stored(p),
+        ...(tenantId ? { tenantId } : {}),
+        ...(settings.sku ? { sku: { family: 'A' as const, name: settings.sku } } : {}),
+        ...(settings.accessPolicies ? { accessPolicies: settings.accessPolicies } : {}),
+        ...(settings.enableRbacAuthorization !== undefined ? { enableRbacAuthorization: settings.enableRbacAuthorization } : {}),
+        ...(settings.enablePurgeProtection ? { enablePurgeProtection: true } : {}),
+        ...(settings.enabledForDeployment !== undefined ? { enabledForDeployment: settings.enabledForDeployment } : {}),
+        ...(settings.enabledForDiskEncryption !== undefined ? { enabledForDiskEncryption: settings.enabledForDiskEncryption } : {}),
+        ...(settings.enabledForTemplateDeployment !== undefined ? { enabledForTemplateDeployment: settings.enabledForTemplateDeployment } : {}),
+        ...(settings.networkAcls ? { networkAcls: settings.networkAcls } : {}),
+        ...(settings.publicNetworkAccess ? { publicNetworkAccess: settings.publicNetworkAccess } : {}),
+      };
+      await saveProperties(vault.id, next, tags ?? vault.tags);
+      return (await getByName(name))!;
     },
+
+    getByName,
+    getDeleted,
 
     async list({ subscriptionId, resourceGroup }) {
       let q = db.selectFrom('vaults').selectAll().where('subscription_id', '=', subscriptionId).where('deleted_at', 'is', null);
-      if (resourceGroup) q = q.where('resource_group', '=', resourceGroup);
-      return (await q.orderBy('name_key').execute()).map(toVault);
+      const rows = (await q.orderBy('name_key').execute()).map(toVault);
+      return resourceGroup ? rows.filter((v) => v.resourceGroup.toLowerCase() === resourceGroup.toLowerCase()) : rows;
+    },
+
+    async softDelete(name) {
+      const vault = await getByName(name);
+      if (!vault) return false;
+      const now = clock.now();
+      await db.updateTable('vaults')
+        .set({ deleted_at: now, scheduled_purge_at: now + vault.properties.softDeleteRetentionInDays * DAY_MS })
+        .where('id', '=', vault.id).where('deleted_at', 'is', null).execute();
+      return true;
+    },
+
+    async listDeleted(subscriptionId) {
+      const rows = await db.selectFrom('vaults').selectAll().where('subscription_id', '=', subscriptionId)
+        .where('deleted_at', 'is not', null).orderBy('name_key').execute();
+      return rows.map(toVault);
+    },
+
+    async purge(name) {
+      const vault = await getDeleted(name);
+      if (!vault) throw new KeyVaultError(404, 'ResourceNotFound', `The Resource 'Microsoft.KeyVault/deletedVaults/${name}' was not found.`);
+      if (vault.properties.enablePurgeProtection && clock.now() < (vault.scheduledPurgeAt ?? 0)) {
+        throw badRequest(`Operation "purge" is not allowed on vault '${vault.name}' because purge protection is enabled. The vault can be purged after its scheduled purge date, ${new Date(vault.scheduledPurgeAt!).toISOString()}.`);
+      }
+      await db.deleteFrom('vaults').where('id', '=', vault.id).execute();
+    },
+
+    async recover(name, into) {
+      const vault = await getDeleted(name);
+      if (!vault || vault.subscriptionId !== into.subscriptionId) {
+        throw new KeyVaultError(404, 'ResourceNotFound', `The specified vault '${name}' could not be found in deleted vaults.`);
+      }
+      if (vault.resourceGroup.toLowerCase() !== into.resourceGroup.toLowerCase()) {
+        throw badRequest(`The deleted vault '${name}' belonged to resource group '${vault.resourceGroup}'; recover it there.`);
+      }
+      await db.updateTable('vaults').set({ deleted_at: null, scheduled_purge_at: null }).where('id', '=', vault.id).execute();
+      return (await getByName(name))!;
+    },
+
+    async checkName(name) {
+      if (!VAULT_NAME.test(name)) {
+        return { nameAvailable: false, reason: 'AccountNameInvalid', message: vaultNameInvalid(name).message };
+      }
+      const taken = await db.selectFrom('vaults').select('id').where('name_key', '=', name.toLowerCase()).executeTakeFirst();
+      return taken
+        ? { nameAvailable: false, reason: 'AlreadyExists', message: `The vault name '${name}' is already in use.` }
+        : { nameAvailable: true };
+    },
+
+    async updateAccessPolicies(name, kind, entries) {
+      const vault = await getByName(name);
+      if (!vault) throw new KeyVaultError(404, 'ResourceNotFound', `The Resource 'Microsoft.KeyVault/vaults/${name}' was not found.`);
+      const accessPolicies = applyAccessPolicyChange(vault.properties.accessPolicies, kind, entries);
+      await saveProperties(vault.id, { ...stored(vault.properties), accessPolicies }, vault.tags);
+      return (await getByName(name))!;
+    },
+
+    async purgeDue(now) {
+      const due = await db.deleteFrom('vaults').where('deleted_at', 'is not', null).where('scheduled_purge_at', '<=', now).executeTakeFirst();
+      return Number(due.numDeletedRows);
     },
   };
 }

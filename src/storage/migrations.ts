@@ -108,6 +108,39 @@ function migrationsFor(dialect: StorageDialect): Record<string, Migration> {
         await db.schema.createIndex('audit_events_time').on('audit_events').column('time').execute();
       },
     },
+    '0002_control_plane': {
+      async up(db: Kysely<any>) {
+        await db.schema.createTable('resource_groups')
+          .addColumn('subscription_id', 'text', (c) => c.notNull())
+          .addColumn('name_key', 'text', (c) => c.notNull())
+          .addColumn('name', 'text', (c) => c.notNull())
+          .addColumn('location', 'text', (c) => c.notNull())
+          .addColumn('tags', 'text', (c) => c.notNull())
+          .addColumn('created_at', int, (c) => c.notNull())
+          .addPrimaryKeyConstraint('resource_groups_pk', ['subscription_id', 'name_key'])
+          .execute();
+        await db.schema.createTable('role_definitions')
+          .addColumn('id', 'text', (c) => c.primaryKey())
+          .addColumn('scope', 'text', (c) => c.notNull())
+          .addColumn('role_name', 'text', (c) => c.notNull())
+          .addColumn('document', 'text', (c) => c.notNull())
+          .addColumn('created_at', int, (c) => c.notNull())
+          .execute();
+        await db.schema.createTable('role_assignments')
+          .addColumn('id', 'text', (c) => c.primaryKey())
+          .addColumn('scope', 'text', (c) => c.notNull())
+          .addColumn('scope_key', 'text', (c) => c.notNull())
+          .addColumn('role_definition_id', 'text', (c) => c.notNull())
+          .addColumn('principal_id', 'text', (c) => c.notNull())
+          .addColumn('principal_type', 'text', (c) => c.notNull())
+          .addColumn('created_by', 'text')
+          .addColumn('created_at', int, (c) => c.notNull())
+          .execute();
+        await db.schema.createIndex('role_assignments_principal').on('role_assignments').column('principal_id').execute();
+        await db.schema.createIndex('role_assignments_identity').unique().on('role_assignments')
+          .columns(['scope_key', 'role_definition_id', 'principal_id']).execute();
+      },
+    },
   };
 }
 

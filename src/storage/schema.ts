@@ -64,4 +64,18 @@ export interface Database {
   };
   leases: { name: string; holder: string; expires_at: number };
   audit_events: { seq: Generated<number>; time: number; record: string };
+  resource_groups: { subscription_id: string; name_key: string; name: string; location: string; tags: string; created_at: number };
+  /** Custom role definitions (built-ins live in code); `document` is the definition's ARM properties as JSON. */
+  role_definitions: { id: string; scope: string; role_name: string; document: string; created_at: number };
+  role_assignments: {
+    id: string;
+    scope: string;
+    /** The scope lower-cased: ARM resource ids compare case-insensitively. */
+    scope_key: string;
+    role_definition_id: string;
+    principal_id: string;
+    principal_type: string;
+    created_by: string | null;
+    created_at: number;
+  };
 }
