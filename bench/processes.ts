@@ -58,6 +58,18 @@ function peakRssMb(pid: number): number | undefined {
   }
 }
 
+/** CPU time (user + system) a live process has used so far, in ms; undefined where /proc is not available. */
+function cpuMs(pid: number): number | undefined {
+  try {
+    // Fields after the parenthesised command name; utime and stime are the 12th and 13th of them, in clock ticks.
+    const fields = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /s, '').split(' ');
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS;
+  } catch {
+    return undefined;
+  }
+}
+const CLOCK_TICKS = 100;
+
 export interface CofferProcess {
   port: number;
   /** From spawn to the "ready" line: process start, module loading, storage, migrations, unseal, listen. */
@@ -65,6 +77,7 @@ export interface CofferProcess {
   /** Coffer's own figure (from inside the process, excluding Node's start-up). */
   reportedReadyMs: number;
   peakRssMb(): number | undefined;
+  cpuMs(): number | undefined;
   stop(): Promise<void>;
 }
 
@@ -85,6 +98,7 @@ export async function startCofferProcess(opts: { dataDir: string; cpuProfileDir?
     startToReadyMs: ms,
     reportedReadyMs: Number(/ready in (\d+) ms/.exec(line)![1]),
     peakRssMb: () => (peak = peakRssMb(child.pid!) ?? peak),
+    cpuMs: () => cpuMs(child.pid!),
     async stop() {
       peak = peakRssMb(child.pid!) ?? peak;
       await stop(child);
@@ -96,7 +110,7 @@ export async function startCofferProcess(opts: { dataDir: string; cpuProfileDir?
 export async function startBareServer(config: { cert: string; key: string; bodies: Record<string, string> }) {
   const port = await freePort();
   const { child } = await spawnUntil(['--import', 'tsx', 'bench/bare-server.ts', JSON.stringify({ ...config, port })], /^ready$/);
-  return { port, stop: () => stop(child) };
+  return { port, cpuMs: () => cpuMs(child.pid!), stop: () => stop(child) };
 }
 
 /** Runs the load generator (bench/load.ts) in its own process. */
