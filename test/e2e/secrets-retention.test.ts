@@ -1,9 +1,9 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { RestError } from '@azure/core-rest-pipeline';
 import type { SecretClient } from '@azure/keyvault-secrets';
 import { startTestServer, type TestServer } from '../support/server.js';
 import { managementToken, rawRequest } from '../support/raw-http.js';
+import { statusOf } from '../support/sdk-errors.js';
 
 /**
  * Retention: a soft-deleted secret stays recoverable for its vault's retention period, and the background scheduler
@@ -29,16 +29,6 @@ async function advanceClock(advance: string) {
   });
   assert.equal(res.status, 200, res.text);
   return res.json as { now: string; offsetMs: number };
-}
-
-async function statusOf(action: () => Promise<unknown>): Promise<number> {
-  try {
-    await action();
-    return 200;
-  } catch (err) {
-    assert.ok(err instanceof RestError, String(err));
-    return err.statusCode!;
-  }
 }
 
 test('a deleted secret stays recoverable through its retention, then the scheduler purges it', async () => {

@@ -1,10 +1,10 @@
 import { test, before, after, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import type { PipelinePolicy } from '@azure/core-rest-pipeline';
-import { RestError } from '@azure/core-rest-pipeline';
 import type { SecretClient } from '@azure/keyvault-secrets';
 import { startTestServer, type TestServer } from '../support/server.js';
 import { dataPlaneToken, rawRequest } from '../support/raw-http.js';
+import { restError, innerCode } from '../support/sdk-errors.js';
 
 /**
  * The secrets data plane driven end to end by the official SDK (challenge resource verification on), against a
@@ -25,20 +25,6 @@ before(async () => {
   other = server.secretClient(OTHER_VAULT);
 });
 after(() => server.close());
-
-/** Runs `action` and returns the RestError it must fail with. */
-async function restError(action: () => Promise<unknown>): Promise<RestError & { details?: any }> {
-  try {
-    await action();
-  } catch (err) {
-    assert.ok(err instanceof RestError, `expected a RestError, got ${String(err)}`);
-    return err as RestError & { details?: any };
-  }
-  assert.fail('expected the operation to fail');
-}
-
-/** The error body's innererror code (the SDK keeps the deserialized body, `innererror` → `innerError`). */
-const innerCode = (err: RestError & { details?: any }): string | undefined => err.details?.error?.innerError?.code;
 
 const seconds = (d: Date) => Math.floor(d.getTime() / 1000);
 

@@ -34,23 +34,7 @@ export async function startTestServer(overrides: Partial<CofferOptions> = {}) {
      * Creates a vault (in resource group rg-test) through the management API, as the bootstrap administrator, and
      * grants the administrator Key Vault Administrator on it: like a subscription Owner in Azure, it has no data access until granted.
      */
-    async createVault(name: string, properties: Record<string, unknown> = {}) {
-      const token = await adminCredential.getToken(`${admin.managementEndpoint}/.default`);
-      const arm = async (method: string, resource: string, body: unknown, apiVersion = '2025-05-01') => {
-        const res = await fetch(`${admin.managementEndpoint}/subscriptions/${admin.subscriptionId}${resource}?api-version=${apiVersion}`, {
-          method, headers: { authorization: `Bearer ${token!.token}`, 'content-type': 'application/json' }, body: JSON.stringify(body),
-        });
-        if (res.status >= 300) throw new Error(`${method} ${resource} failed: ${res.status} ${await res.text()}`);
-        return res.json();
-      };
-      await arm('PUT', '/resourceGroups/rg-test', { location: 'local' }, '2022-09-01');
-      const vault = await arm('PUT', `/resourceGroups/rg-test/providers/Microsoft.KeyVault/vaults/${name}`,
-        { location: 'local', properties: { tenantId: admin.tenantId, sku: { family: 'A', name: 'standard' }, ...properties } });
-      await arm('PUT', `/resourceGroups/rg-test/providers/Microsoft.KeyVault/vaults/${name}/providers/Microsoft.Authorization/roleAssignments/${crypto.randomUUID()}`, {
-        properties: { roleDefinitionId: `/subscriptions/${admin.subscriptionId}/providers/Microsoft.Authorization/roleDefinitions/00482a5a-887f-4fb3-b363-3b7fe8e74483`, principalId: admin.objectId },
-      }, '2022-04-01');
-      return vault;
-    },
+    createVault: (name: string, properties: Record<string, unknown> = {}) => createVaultAsAdmin(admin, adminCredential, name, properties),
     secretClient: (vault: string, options: ConstructorParameters<typeof SecretClient>[2] = {}) =>
       new SecretClient(coffer.endpoints.vaultUrl(vault), adminCredential, { retryOptions: { maxRetries: 0 }, ...options }),
     async close() {
@@ -61,6 +45,25 @@ export async function startTestServer(overrides: Partial<CofferOptions> = {}) {
 }
 
 export type TestServer = Awaited<ReturnType<typeof startTestServer>>;
+
+/** What startTestServer's createVault does, for any Coffer whose bootstrap administrator credentials you hold. */
+export async function createVaultAsAdmin(admin: BootstrapAdminFile, adminCredential: ClientSecretCredential, name: string, properties: Record<string, unknown> = {}) {
+  const token = await adminCredential.getToken(`${admin.managementEndpoint}/.default`);
+  const arm = async (method: string, resource: string, body: unknown, apiVersion = '2025-05-01') => {
+    const res = await fetch(`${admin.managementEndpoint}/subscriptions/${admin.subscriptionId}${resource}?api-version=${apiVersion}`, {
+      method, headers: { authorization: `Bearer ${token!.token}`, 'content-type': 'application/json' }, body: JSON.stringify(body),
+    });
+    if (res.status >= 300) throw new Error(`${method} ${resource} failed: ${res.status} ${await res.text()}`);
+    return res.json();
+  };
+  await arm('PUT', '/resourceGroups/rg-test', { location: 'local' }, '2022-09-01');
+  const vault = await arm('PUT', `/resourceGroups/rg-test/providers/Microsoft.KeyVault/vaults/${name}`,
+    { location: 'local', properties: { tenantId: admin.tenantId, sku: { family: 'A', name: 'standard' }, ...properties } });
+  await arm('PUT', `/resourceGroups/rg-test/providers/Microsoft.KeyVault/vaults/${name}/providers/Microsoft.Authorization/roleAssignments/${crypto.randomUUID()}`, {
+    properties: { roleDefinitionId: `/subscriptions/${admin.subscriptionId}/providers/Microsoft.Authorization/roleDefinitions/00482a5a-887f-4fb3-b363-3b7fe8e74483`, principalId: admin.objectId },
+  }, '2022-04-01');
+  return vault;
+}
 
 export function seedTestCa(dataDir: string) {
   const caDir = process.env.COFFER_TEST_CA_DIR;
