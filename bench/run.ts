@@ -31,6 +31,8 @@ const CONNECTIONS = 10;
 const VAULT = 'bench';
 const API = 'api-version=7.5';
 const SMALL_VAULT_SECRETS = 1_000;
+/** The built-in role "Key Vault Administrator" (all data actions on secrets, keys and certificates). */
+const KEY_VAULT_ADMINISTRATOR = '00482a5a-887f-4fb3-b363-3b7fe8e74483';
 const cores = os.availableParallelism();
 
 /** A load spec; `connections` defaults to CONNECTIONS. */
@@ -206,13 +208,23 @@ async function openSession(port: number) {
     body: new URLSearchParams({ grant_type: 'client_credentials', client_id: admin.clientId, client_secret: admin.clientSecret, scope }).toString(),
   })).access_token as string;
   const management = await token(`${admin.managementEndpoint}/.default`);
-  const vaultPath = `/subscriptions/${admin.subscriptionId}/resourceGroups/rg-bench/providers/Microsoft.KeyVault/vaults/${VAULT}?api-version=2023-07-01`;
-  if ((await request({ port, ca, host: 'localhost', method: 'GET', path: vaultPath, headers: { authorization: `Bearer ${management}` } })).status === 404) {
-    await requestOk({
-      port, ca, host: 'localhost', method: 'PUT', path: vaultPath,
-      headers: { authorization: `Bearer ${management}`, 'content-type': 'application/json' },
-      body: JSON.stringify({ location: 'local', properties: { tenantId: admin.tenantId, sku: { family: 'A', name: 'standard' } } }),
-    });
+  const arm = (method: string, resource: string, apiVersion: string, body?: unknown) => request({
+    port, ca, host: 'localhost', method, path: `/subscriptions/${admin.subscriptionId}${resource}?api-version=${apiVersion}`,
+    headers: { authorization: `Bearer ${management}`, 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const vaultResource = `/resourceGroups/rg-bench/providers/Microsoft.KeyVault/vaults/${VAULT}`;
+  if ((await arm('GET', vaultResource, '2025-05-01')).status === 404) {
+    // As an Azure subscription owner, the administrator manages the vault but reads its secrets only once granted a role.
+    for (const [method, resource, apiVersion, body] of [
+      ['PUT', '/resourceGroups/rg-bench', '2022-09-01', { location: 'local' }],
+      ['PUT', vaultResource, '2025-05-01', { location: 'local', properties: { tenantId: admin.tenantId, sku: { family: 'A', name: 'standard' } } }],
+      ['PUT', `${vaultResource}/providers/Microsoft.Authorization/roleAssignments/${crypto.randomUUID()}`, '2022-04-01', {
+        properties: { roleDefinitionId: `/subscriptions/${admin.subscriptionId}/providers/Microsoft.Authorization/roleDefinitions/${KEY_VAULT_ADMINISTRATOR}`, principalId: admin.objectId },
+      }],
+    ] as const) {
+      const res = await arm(method, resource, apiVersion, body);
+      if (res.status >= 300) throw new Error(`${method} ${resource}: ${res.status} ${res.body.slice(0, 500)}`);
+    }
   }
   const dataPlane = await token(`https://${admin.vaultDnsSuffix}:${port}/.default`);
   const vaultHeaders = { host: `${VAULT}.${admin.vaultDnsSuffix}:${port}`, authorization: `Bearer ${dataPlane}`, 'content-type': 'application/json' };
