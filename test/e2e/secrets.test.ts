@@ -263,6 +263,21 @@ describe('soft delete, recover, purge', () => {
     assert.deepEqual(versions, [fresh.properties.version], 'no version of the purged secret survives');
   });
 
+  test('a purge-protected vault refuses purge (403) but still recovers', async () => {
+    await server.createVault('protectedvault', { enablePurgeProtection: true });
+    const protectedClient = server.secretClient('protectedvault');
+    const set = await protectedClient.setSecret('guarded', 'v');
+    assert.equal(set.properties.recoveryLevel, 'Recoverable');
+    await (await protectedClient.beginDeleteSecret('guarded')).pollUntilDone();
+    const err = await restError(() => protectedClient.purgeDeletedSecret('guarded'));
+    assert.equal(err.statusCode, 403);
+    assert.equal(err.code, 'Forbidden');
+    assert.match(err.message, /purge protection is enabled/);
+    assert.equal((await protectedClient.getDeletedSecret('guarded')).name, 'guarded');
+    await (await protectedClient.beginRecoverDeletedSecret('guarded')).pollUntilDone();
+    assert.equal((await protectedClient.getSecret('guarded')).value, 'v');
+  });
+
   test('purging a live secret is 404 and deletes nothing', async () => {
     await client.setSecret('still-live', 'here');
     const err = await restError(() => client.purgeDeletedSecret('still-live'));
