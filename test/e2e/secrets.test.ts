@@ -92,6 +92,23 @@ describe('set and get', () => {
   });
 });
 
+describe('service versions', () => {
+  test('the SDK pinned to every service version from 7.0 on works end to end', async () => {
+    for (const serviceVersion of ['7.0', '7.1', '7.2', '7.3', '7.4', '7.5', '7.6', '2025-07-01'] as const) {
+      const pinned = server.secretClient(VAULT, { serviceVersion });
+      const name = `api-${serviceVersion.replace(/\./g, '-')}`;
+      const set = await pinned.setSecret(name, serviceVersion, { tags: { v: serviceVersion } });
+      assert.equal((await pinned.getSecret(name, { version: set.properties.version })).value, serviceVersion);
+      await pinned.updateSecretProperties(name, set.properties.version!, { contentType: 'text/plain' });
+      const versions = [];
+      for await (const v of pinned.listPropertiesOfSecretVersions(name)) versions.push(v.version);
+      assert.deepEqual(versions, [set.properties.version]);
+      await (await pinned.beginDeleteSecret(name)).pollUntilDone();
+      await pinned.purgeDeletedSecret(name);
+    }
+  });
+});
+
 describe('list', () => {
   test('more than 25 secrets page through absolute nextLinks', async () => {
     const names = Array.from({ length: 30 }, (_, i) => `page-${String(i).padStart(2, '0')}`);
