@@ -90,6 +90,8 @@ export interface CliContext {
   tokens: TokenProvider;
   /** The management API, e.g. `management('GET', '/subscriptions/…?api-version=…')`. */
   management: ApiCall;
+  /** The object id (`oid`) of the signed-in principal, read from its own management token. */
+  callerObjectId(): Promise<string>;
   /** The subscription of the profile (an error when a remote login could not learn one). */
   subscriptionId(): string;
   /** `https://{vault}.{suffix}[:port]`, the port being the management endpoint's. */
@@ -107,6 +109,10 @@ export function createCliContext(profile: CliProfile): CliContext {
     http,
     tokens,
     management: createManagementClient(http, tokens, profile.managementEndpoint),
+    async callerObjectId() {
+      const token = await tokens(profile.managementEndpoint);
+      return (JSON.parse(Buffer.from(token.split('.')[1] ?? '', 'base64url').toString('utf8')) as { oid: string }).oid;
+    },
     subscriptionId() {
       if (!profile.subscriptionId) throw new CliError('No subscription is known for this login. Run `coffer login` again with --subscription.');
       return profile.subscriptionId;

@@ -74,7 +74,7 @@ test('--help lists the command groups', async () => {
 
 test('keyvault create, show and list (management API, az-shaped)', async () => {
   // No --resource-group: the default group (created by the CLI when the server requires groups to exist).
-  const created = await json(['keyvault', 'create', '--name', VAULT, '--retention-days', '7', '--enable-rbac-authorization', 'false', '--sku', 'premium']);
+  const created = await json(['keyvault', 'create', '--name', VAULT, '--retention-days', '7', '--sku', 'premium']);
   assert.equal(created.name, VAULT);
   assert.equal(created.type, 'Microsoft.KeyVault/vaults');
   assert.equal(created.resourceGroup, 'coffer-default');
@@ -84,13 +84,21 @@ test('keyvault create, show and list (management API, az-shaped)', async () => {
   assert.equal(created.properties.vaultUri, `${server.vaultUrl(VAULT)}/`);
   assert.equal(created.id, `/subscriptions/${server.admin.subscriptionId}/resourceGroups/coffer-default/providers/Microsoft.KeyVault/vaults/${VAULT}`);
 
+  // az 2.45: an access-policy vault whose creator gets az's default permissions (which lack purge).
+  assert.deepEqual(created.properties.accessPolicies.map((p: { objectId: string }) => p.objectId), [server.admin.objectId]);
+  assert.ok(!created.properties.accessPolicies[0].permissions.secrets.includes('purge'));
+  const granted = await json(['keyvault', 'set-policy', '--name', VAULT, '--object-id', server.admin.objectId,
+    '--secret-permissions', 'get', 'list', 'set', 'delete', 'backup', 'restore', 'recover', 'purge']);
+  assert.ok(granted.properties.accessPolicies[0].permissions.secrets.map((p: string) => p.toLowerCase()).includes('purge'));
+  await fails(['keyvault', 'set-policy', '--name', VAULT, '--object-id', server.admin.objectId], 2, /usage error/);
+
   const uri = await ok(['keyvault', 'show', '--name', VAULT, '--query', 'properties.vaultUri', '-o', 'tsv']);
   assert.equal(uri.stdout, `${server.vaultUrl(VAULT)}/\n`);
   const inGroup = await json(['keyvault', 'show', '-n', VAULT, '-g', 'coffer-default']);
-  assert.deepEqual(inGroup, created);
+  assert.deepEqual(inGroup, granted);
 
   const list = await json(['keyvault', 'list']);
-  assert.deepEqual(list.map((v: { name: string }) => v.name), [VAULT]);
+  assert.ok(list.some((v: { name: string }) => v.name === VAULT));
   assert.deepEqual(Object.keys(list[0]).sort(), ['id', 'location', 'name', 'resourceGroup', 'tags', 'type']);
   const table = await ok(['keyvault', 'list', '-o', 'table']);
   assert.deepEqual(table.stdout.split('\n').map((l) => l.trimEnd()), [
@@ -247,6 +255,11 @@ test('errors: az-shaped, az exit codes, never echoing secret values', async () =
   assert.ok(!badName.stderr.includes('TOP-SECRET-1'));
   const noVault = await fails(['keyvault', 'secret', 'set', '--vault-name', 'no-such-vault', '--name', 'x', '--value', 'TOP-SECRET-2'], 3, /^ERROR: \(/);
   assert.ok(!noVault.stderr.includes('TOP-SECRET-2'));
+  // An RBAC vault gives its creator no data-plane access until a role is assigned, as in Azure.
+  const rbac = await json(['keyvault', 'create', '--name', 'cli-rbac-vault', '--enable-rbac-authorization', 'true']);
+  assert.equal(rbac.properties.enableRbacAuthorization, true);
+  const denied = await fails(['keyvault', 'secret', 'set', '--vault-name', 'cli-rbac-vault', '--name', 'x', '--value', 'TOP-SECRET-3'], 1, /^ERROR: \(Forbidden\)/);
+  assert.ok(!denied.stderr.includes('TOP-SECRET-3'));
   await fails(['keyvault', 'secret', 'show', '--vault-name', VAULT], 2, /usage error/);
   await fails(['keyvault', 'secret', 'show', '--id', 'https://x.vault.localhost/keys/k'], 2, /usage error/);
   await fails(['keyvault', 'secret', 'show', ...secretArgs('x'), '--query', '[[['], 2, /--query/);
