@@ -8,8 +8,9 @@ import path from 'node:path';
 import { ClientSecretCredential } from '@azure/identity';
 import type { TokenCredential } from '@azure/core-auth';
 import { SecretClient } from '@azure/keyvault-secrets';
+import { KeyClient } from '@azure/keyvault-keys';
 import type { BootstrapAdminFile } from '../../src/bootstrap.js';
-import { seedTestCa } from '../support/server.js';
+import { createVaultAsAdmin, seedTestCa } from '../support/server.js';
 import { freshDatabase, postgresSkipReason, query } from '../support/postgres.js';
 import { rawRequest } from '../support/raw-http.js';
 
@@ -19,6 +20,7 @@ import { rawRequest } from '../support/raw-http.js';
  * root.key copied to the others) and the test CA. The official SDK drives every node.
  */
 const VAULT = 'multinode';
+const REVOKE_VAULT = 'multinode-revoke';
 const SCHEDULER_TICK = '1s'; // lease = 3 ticks: a dead holder's jobs move within ~3 s
 
 test('three nodes on one PostgreSQL behave as one vault, and survive kill -9 of the scheduler lease holder', {
@@ -47,17 +49,32 @@ test('three nodes on one PostgreSQL behave as one vault, and survive kill -9 of 
       const token = (await credential.getToken(`${admin.managementEndpoint}/.default`))!.token;
       return rawRequest(`https://localhost:${node.port}${pathAndQuery}`, { method, token, body });
     };
-    const created = await management(
-      `/subscriptions/${admin.subscriptionId}/resourceGroups/rg-multinode/providers/Microsoft.KeyVault/vaults/${VAULT}?api-version=2023-07-01`,
-      nodes[0],
-      { location: 'local', properties: { tenantId: admin.tenantId, sku: { family: 'A', name: 'standard' }, softDeleteRetentionInDays: 7 } },
-      'PUT');
-    assert.equal(created.status, 200, created.text);
+    // Through the balancer: the vault (with a 7-day retention) and the administrator's data-plane role on it.
+    await createVaultAsAdmin(admin, credential, VAULT, { softDeleteRetentionInDays: 7 });
 
     // One SecretClient per node, addressing that node directly.
-    const clientFor = (node: CofferNode, cred: TokenCredential = credential) =>
-      new SecretClient(`https://${VAULT}.vault.localhost:${node.port}`, cred, { retryOptions: { maxRetries: 0 } });
+    const clientFor = (node: CofferNode, cred: TokenCredential = credential, vault = VAULT) =>
+      new SecretClient(`https://${vault}.vault.localhost:${node.port}`, cred, { retryOptions: { maxRetries: 0 } });
     const clients = nodes.map((node) => clientFor(node));
+
+    // A revoked role assignment is denied on every node at once: authorization reads the shared database.
+    await createVaultAsAdmin(admin, credential, REVOKE_VAULT);
+    const revokeClients = nodes.map((node) => clientFor(node, credential, REVOKE_VAULT));
+    await revokeClients[0].setSecret('granted', 'yes');
+    for (const client of revokeClients) assert.equal((await client.getSecret('granted')).value, 'yes');
+    const vaultScope = `/subscriptions/${admin.subscriptionId}/resourceGroups/rg-test/providers/Microsoft.KeyVault/vaults/${REVOKE_VAULT}`;
+    const assignments = await management(`${vaultScope}/providers/Microsoft.Authorization/roleAssignments?api-version=2022-04-01`, nodes[0], undefined, 'GET');
+    // The administrator's grant on this vault (not its inherited subscription Owner role, which has no data actions).
+    const mine = (assignments.json.value as Array<{ id: string; properties: { principalId: string; scope: string } }>)
+      .filter((a) => a.properties.principalId === admin.objectId && a.properties.scope.toLowerCase() === vaultScope.toLowerCase());
+    assert.ok(mine.length > 0, assignments.text);
+    for (const assignment of mine) {
+      const revoked = await management(`${assignment.id}?api-version=2022-04-01`, nodes[0], undefined, 'DELETE');
+      assert.equal(revoked.status, 200, revoked.text);
+    }
+    for (const client of revokeClients) {
+      await assert.rejects(client.getSecret('granted'), (err: any) => err.statusCode === 403);
+    }
 
     // Read-your-writes across nodes: a write acknowledged by one node is what the next node reads, at once.
     for (let i = 0; i < 9; i++) {
@@ -91,7 +108,20 @@ test('three nodes on one PostgreSQL behave as one vault, and survive kill -9 of 
       await assert.rejects(client.setSecret('doomed', 'again'), (err: any) => err.statusCode === 409);
     }
 
-    // Find the scheduler lease holder in the database and freeze it (SIGSTOP), so it cannot run the purge.
+    // A key whose rotation policy will be due after the same clock advance.
+    const keyClientFor = (node: CofferNode) =>
+      new KeyClient(`https://${VAULT}.vault.localhost:${node.port}`, credential, { retryOptions: { maxRetries: 0 } });
+    const rotating = await keyClientFor(nodes[1]).createEcKey('rotating', { curve: 'P-256' });
+    await keyClientFor(nodes[2]).updateKeyRotationPolicy('rotating', {
+      expiresIn: 'P90D', lifetimeActions: [{ action: 'Rotate', timeAfterCreate: 'P7D' }],
+    });
+    const keyVersions = async (node: CofferNode) => {
+      const versions: string[] = [];
+      for await (const p of keyClientFor(node).listPropertiesOfKeyVersions('rotating')) versions.push(p.version!);
+      return versions;
+    };
+
+    // Find the scheduler lease holder in the database and freeze it (SIGSTOP), so it cannot run the purge or the rotation.
     const [lease] = await query<{ holder: string }>(storageUrl, `select holder from leases where name = 'scheduler'`);
     const leader = nodes.find((n) => n.nodeId === lease.holder);
     assert.ok(leader, `the lease holder ${lease.holder} is one of our nodes`);
@@ -116,30 +146,36 @@ test('three nodes on one PostgreSQL behave as one vault, and survive kill -9 of 
 
     leader.process.kill('SIGSTOP');
     balancer.remove(leader.port);
-    // The purge becomes due (clock advanced past the 7-day retention) while the leader cannot act.
+    // The purge and the rotation become due (clock advanced past the 7-day retention and the 7-day rotation) while
+    // the leader cannot act.
     const advanced = await management('/coffer/admin/clock/advance', survivors[0], { advance: '8d' });
     assert.equal(advanced.status, 200, advanced.text);
     const stillDeleted = await survivorClients[1].getDeletedSecret('doomed');
     assert.equal(stillDeleted.name, 'doomed', 'not purged yet: only the frozen leader may run jobs until its lease expires');
+    assert.deepEqual(await keyVersions(survivors[0]), [rotating.properties.version], 'not rotated yet either');
 
     leader.process.kill('SIGKILL');
     await new Promise((r) => leader.process.once('exit', r));
 
-    // Another node takes the lease and purges — within a few ticks.
+    // Another node takes the lease, purges and rotates — within a few ticks.
     await eventually(async () => {
       await assert.rejects(survivorClients[0].getDeletedSecret('doomed'), (err: any) => err.statusCode === 404);
+      assert.equal((await keyVersions(survivors[1])).length, 2);
     }, 20_000);
-    await new Promise((r) => setTimeout(r, 2_500)); // more ticks: nobody purges it again
+    await new Promise((r) => setTimeout(r, 2_500)); // more ticks: nobody purges or rotates again
+    assert.equal((await keyVersions(survivors[0])).length, 2, 'rotated exactly once');
     writing = false;
     await writers;
 
-    const purges = survivors.flatMap((n) => n.logs()).filter((l) => l.msg === 'scheduled job done' && l.job === 'purge-deleted-objects');
-    assert.equal(purges.length, 1, `exactly one purge run did work: ${JSON.stringify(purges)}`);
-    assert.equal(purges[0].result, 1, 'it purged the one due secret');
     const [newLease] = await query<{ holder: string }>(storageUrl, `select holder from leases where name = 'scheduler'`);
     assert.ok(survivors.some((n) => n.nodeId === newLease.holder), 'a surviving node holds the lease');
-    assert.equal(purges[0].node, newLease.holder);
-    t.diagnostic(`killed lease holder ${leader.nodeId}; ${newLease.holder} took over and purged once; `
+    for (const job of ['purge-deleted-objects', 'rotate-keys']) {
+      const runs = nodes.flatMap((n) => n.logs()).filter((l) => l.msg === 'scheduled job done' && l.job === job);
+      assert.equal(runs.length, 1, `exactly one ${job} run did work: ${JSON.stringify(runs)}`);
+      assert.equal(runs[0].result, 1, `${job} acted on the one due object`);
+      assert.equal(runs[0].node, newLease.holder, `${job} ran on the node that took over`);
+    }
+    t.diagnostic(`killed lease holder ${leader.nodeId}; ${newLease.holder} took over, purged and rotated once; `
       + `${acknowledged.size} writes acknowledged during the failover`);
 
     // The shared clock: an advance on another node adds to the cluster's offset, not to that node's stale copy.
