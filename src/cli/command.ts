@@ -12,7 +12,7 @@ const globalOptions = () => [
   new Option('--query <jmespath>', 'JMESPath query string, see http://jmespath.org/').argParser(parseQuery),
   new Option('--data-dir <dir>', 'take credentials from a local Coffer\'s data directory (env COFFER_DATA_DIR; default: the `coffer login` profile, else ./.coffer)'),
   new Option('--only-show-errors', 'only show errors, suppressing warnings'),
-  new Option('--debug', 'accepted for az compatibility'),
+  new Option('--debug', 'trace HTTP requests (method, URL, status, request id) on stderr'),
 ];
 
 /**
@@ -53,7 +53,7 @@ export function action<O>(run: (opts: O, env: ActionEnv) => Promise<unknown>) {
     const env: ActionEnv = {
       globals,
       args: command.processedArgs as string[],
-      context: () => (context ??= createCliContext(resolveProfile(globals))),
+      context: () => (context ??= createCliContext(resolveProfile(globals), { debug: globals.debug })),
     };
     const result = await run(globals, env);
     process.stdout.write(render(result, { output: globals.output, query: globals.query, color: process.stdout.isTTY }));

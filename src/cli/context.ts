@@ -11,6 +11,7 @@ export interface GlobalOptions {
   dataDir?: string;
   output: OutputFormat;
   query?: string;
+  debug?: boolean;
 }
 
 /** Who the CLI is and which Coffer it talks to: from a data dir's bootstrap file or from `coffer login`. */
@@ -100,8 +101,8 @@ export interface CliContext {
   vault(vaultUrl: string): ApiCall;
 }
 
-export function createCliContext(profile: CliProfile): CliContext {
-  const http = createHttpClient({ caCertPath: profile.caCertPath });
+export function createCliContext(profile: CliProfile, opts: { debug?: boolean } = {}): CliContext {
+  const http = createHttpClient({ caCertPath: profile.caCertPath, debug: opts.debug });
   const tokens = createTokenProvider(http, profile);
   const port = new URL(profile.managementEndpoint).port;
   return {

@@ -16,8 +16,11 @@ export interface HttpRequest {
 
 export type HttpClient = (method: string, url: string, request?: HttpRequest) => Promise<HttpResponse>;
 
-/** HTTPS with the server's CA when one is named (a local Coffer's own CA), else the system's trust store. */
-export function createHttpClient(opts: { caCertPath?: string }): HttpClient {
+/**
+ * HTTPS with the server's CA when one is named (a local Coffer's own CA), else the system's trust store. `debug`
+ * traces each exchange's method, URL, status and request id on stderr — never headers or bodies (tokens, secrets).
+ */
+export function createHttpClient(opts: { caCertPath?: string; debug?: boolean }): HttpClient {
   const agent = new https.Agent({ ca: opts.caCertPath ? readCaCert(opts.caCertPath) : undefined, keepAlive: false });
   return (method, url, request = {}) => new Promise((resolve, reject) => {
     const req = https.request(url, {
@@ -27,7 +30,10 @@ export function createHttpClient(opts: { caCertPath?: string }): HttpClient {
     }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString('utf8') }));
+      res.on('end', () => {
+        if (opts.debug) process.stderr.write(`DEBUG: ${method} ${url} -> ${res.statusCode} (x-ms-request-id: ${res.headers['x-ms-request-id'] ?? '-'})\n`);
+        resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString('utf8') });
+      });
       res.on('error', reject);
     });
     req.on('error', (err) => reject(new CliError(`Cannot reach ${new URL(url).origin}: ${err.message}`)));

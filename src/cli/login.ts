@@ -40,7 +40,7 @@ export function registerLoginCommands(program: Command) {
     .option('--vault-dns-suffix <suffix>', 'vault DNS suffix (default: vault.localhost, or vault.{endpoint host})')
     .action(action(async (opts: {
       servicePrincipal?: boolean; username?: string; password?: string; tenant?: string; endpoint: string;
-      caCert?: string; subscription?: string; vaultDnsSuffix?: string;
+      caCert?: string; subscription?: string; vaultDnsSuffix?: string; debug?: boolean;
     }) => {
       if (!opts.servicePrincipal) throw usageError('coffer login --service-principal -u CLIENT_ID -p SECRET --tenant TENANT [--endpoint URL]');
       if (!opts.username || !opts.password || !opts.tenant) throw usageError('--service-principal requires --username, --password and --tenant');
@@ -62,7 +62,7 @@ export function registerLoginCommands(program: Command) {
         vaultDnsSuffix: opts.vaultDnsSuffix ?? defaultVaultDnsSuffix(endpoint),
         caCertPath: opts.caCert ? path.resolve(opts.caCert) : undefined,
       };
-      const context = createCliContext(profile);
+      const context = createCliContext(profile, { debug: opts.debug });
       // Proves the credentials before anything is saved.
       await context.tokens(profile.managementEndpoint);
       profile.subscriptionId ??= await firstSubscription(context.management);

@@ -267,6 +267,11 @@ test('errors: az-shaped, az exit codes, never echoing secret values', async () =
   await fails(['keyvault', 'secret', 'nonsense'], 2, /ERROR: /);
   const missingDir = await fails(['keyvault', 'list'], 1, /No Coffer credentials found/, { COFFER_DATA_DIR: path.join(scratch, 'nowhere') });
   assert.ok(!missingDir.stderr.includes(server.admin.clientSecret));
+  // --debug traces requests on stderr, without tokens, client secrets or values.
+  const traced = await ok(['keyvault', 'secret', 'show', ...secretArgs('db-password'), '--debug']);
+  assert.match(traced.stderr, /^DEBUG: POST https:\/\/localhost:\d+\/[0-9a-f-]+\/oauth2\/v2.0\/token -> 200/m);
+  assert.match(traced.stderr, new RegExp(`^DEBUG: GET ${server.vaultUrl(VAULT)}/secrets/db-password/\\?api-version=7.4 -> 200 \\(x-ms-request-id: [0-9a-f-]+\\)$`, 'm'));
+  for (const s of ['p@ss w0rd', server.admin.clientSecret, 'Bearer', 'eyJ']) assert.ok(!traced.stderr.includes(s), `--debug leaked ${s === 'p@ss w0rd' ? 'the value' : 'a credential'}`);
   // The bootstrap credentials' secret is never printed.
   const account = await ok(['account', 'show']);
   assert.ok(!account.stdout.includes(server.admin.clientSecret));
