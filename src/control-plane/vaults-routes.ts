@@ -202,6 +202,20 @@ export function vaultRoutes(app: FastifyInstance, deps: { arm: Arm; vaults: Vaul
     return visible(req, await vaults.list({ subscriptionId: arm.subscriptionId }));
   });
 
+  // The generic resources list, which VaultsClient.list() reads with a resourceType filter; Coffer's only resources are vaults.
+  app.get<{ Params: { subscriptionId: string }; Querystring: { $filter?: string; $top?: string } }>('/subscriptions/:subscriptionId/resources',
+    arm.config('ResourceList'), async (req) => {
+      arm.checkSubscription(req.params.subscriptionId);
+      const filter = req.query.$filter;
+      const type = filter === undefined ? undefined : /^\s*resourceType\s+eq\s+'([^']+)'\s*$/i.exec(filter)?.[1];
+      if (filter !== undefined && type === undefined) throw armError(400, 'InvalidFilter', `The filter '${filter}' is not supported.`);
+      if (type !== undefined && type.toLowerCase() !== 'microsoft.keyvault/vaults') return { value: [] };
+      const top = req.query.$top === undefined ? Infinity : Number(req.query.$top);
+      if (!Number.isInteger(top) && top !== Infinity) throw armError(400, 'InvalidParameter', `The $top value '${req.query.$top}' is not an integer.`);
+      const { value } = await visible(req, await vaults.list({ subscriptionId: arm.subscriptionId }));
+      return { value: value.slice(0, top).map(({ id, name, type: t, location, tags: vaultTags }) => ({ id, name, type: t, location, tags: vaultTags })) };
+    });
+
   app.get<{ Params: { subscriptionId: string } }>('/subscriptions/:subscriptionId/providers/Microsoft.KeyVault/deletedVaults', arm.config('DeletedVaultList'), async (req) => {
     arm.checkSubscription(req.params.subscriptionId);
     await arm.requireAction(req, `/subscriptions/${arm.subscriptionId}`, 'Microsoft.KeyVault/deletedVaults/read');

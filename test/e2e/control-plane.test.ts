@@ -61,6 +61,8 @@ describe('vaults through @azure/arm-keyvault', () => {
     assert.deepEqual((await collect(client.vaults.listByResourceGroup('rg-cp'))).map((v) => v.name), ['cpvault1']);
     const all = (await collect(client.vaults.listBySubscription())).map((v) => v.name);
     assert.ok(all.includes('cpvault1') && all.includes('cpvault2'));
+    const resources = (await collect(client.vaults.list())).map((v) => v.name);
+    assert.deepEqual(resources.sort(), all.sort());
 
     assert.equal((await client.vaults.checkNameAvailability({ name: 'cpfree', type: 'Microsoft.KeyVault/vaults' })).nameAvailable, true);
     const taken = await client.vaults.checkNameAvailability({ name: 'CPVAULT1', type: 'Microsoft.KeyVault/vaults' });
