@@ -160,7 +160,7 @@ try {
       + `${startToReady.toFixed(0)} ms with ${label} secrets (Coffer's own figure ${reportedBig} ms); measured from spawning `
       + '`node bin/coffer.js server start` to its "ready" line, so Node start-up and module loading are included; Coffer\'s own figure starts after them.');
     const peak = Math.max(rssSmall ?? 0, rssBig ?? 0);
-    rows.push({ scenario: 'peak RSS (whole run)', value: `${peak.toFixed(0)} MB`, target: '< 200 MB', met: peak < 200 });
+    rows.push({ scenario: 'peak RSS (whole run)', value: `${peak.toFixed(1)} MB`, target: '< 200 MB', met: peak < 200 });
     if (quick) notes.push(`--quick: the scale row uses ${label} secrets instead of 1M, and ${plan.seconds}s per scenario.`);
   }
 
