@@ -65,6 +65,15 @@ export function controlPlaneRoutes(app: FastifyInstance, deps: {
   const resourceGroups = createResourceGroupsService({ db: deps.db, clock: deps.clock, subscriptionId: deps.subscriptionId, vaults });
   const resolveScope = createScopeResolver({ arm, resourceGroups, vaults });
 
+  // ARM refuses any /subscriptions request without an api-version, before looking at anything else.
+  app.addHook('preHandler', async (req) => {
+    if (req.coffer.plane !== 'management' || !req.url.startsWith('/subscriptions')) return;
+    const version = (req.query as Record<string, unknown> | undefined)?.['api-version'];
+    if (typeof version !== 'string' || version === '') {
+      throw new KeyVaultError(400, 'MissingApiVersionParameter', "The api-version query parameter (?api-version=) is required for all requests.");
+    }
+  });
+
   resourceGroupRoutes(app, { arm, resourceGroups });
   vaultRoutes(app, { arm, vaults, resourceGroups });
   roleDefinitionRoutes(app, { arm, definitions: authorization.definitions, resolveScope });

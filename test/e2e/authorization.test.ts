@@ -241,6 +241,23 @@ describe('grants, models and seams', () => {
     assert.equal((await secretClientAs(server, RBAC_VAULT, grantee.credential).getSecret('two')).value, 'v2');
   });
 
+  test('custom role: wildcard data actions minus notDataActions', async () => {
+    const guid = crypto.randomUUID();
+    const created = await armClient(server, server.adminCredential)('PUT', `/subscriptions/${sub}/providers/Microsoft.Authorization/roleDefinitions/${guid}`, {
+      properties: {
+        roleName: 'Secret metadata only', assignableScopes: [`/subscriptions/${sub}`],
+        permissions: [{ dataActions: ['Microsoft.KeyVault/vaults/secrets/*'], notDataActions: ['Microsoft.KeyVault/vaults/secrets/getSecret/action'] }],
+      },
+    });
+    assert.equal(created.status, 201);
+    const custom = await createPrincipal(server, 'custom-role');
+    await assignRole(server, `/subscriptions/${sub}/resourceGroups/rg-test`, guid, custom.objectId);
+    const client = secretClientAs(server, RBAC_VAULT, custom.credential);
+    assert.ok((await client.listPropertiesOfSecrets().byPage().next()).value.length > 0);
+    await client.setSecret('custom-set', 'v');
+    await forbidden(client.getSecret('one'), 'ForbiddenByRbac');
+  });
+
   test('control plane: a principal without roles can neither see nor create vaults', async () => {
     const nobody = await createPrincipal(server, 'nobody');
     const asNobody = new KeyVaultManagementClient(nobody.credential, sub, { endpoint: server.admin.managementEndpoint, retryOptions: { maxRetries: 0 } });

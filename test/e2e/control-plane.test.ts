@@ -145,6 +145,13 @@ describe('bad input gets Azure errors and changes nothing', () => {
     assert.ok(raw.body.error.code);
   });
 
+  test('a management request without api-version', async () => {
+    const token = await server.adminCredential.getToken(`${server.admin.managementEndpoint}/.default`);
+    const res = await fetch(`${server.admin.managementEndpoint}/subscriptions/${sub}/providers/Microsoft.KeyVault/vaults`, { headers: { authorization: `Bearer ${token!.token}` } });
+    assert.equal(res.status, 400);
+    assert.equal((await res.json()).error.code, 'MissingApiVersionParameter');
+  });
+
   test('resource groups, role assignments and scopes', async () => {
     const badGroup = await arm('PUT', `/subscriptions/${sub}/resourcegroups/bad%20group!`, { location: 'eastus' }, '2022-09-01');
     assert.equal(badGroup.status, 400);
