@@ -115,6 +115,18 @@ function readSecretFile(file: string, encoding: FileEncoding): string {
   }
 }
 
+/** The inverse of readSecretFile: the bytes a value read with `encoding` came from. */
+function secretFileBytes(value: string, encoding: FileEncoding): Buffer {
+  switch (encoding) {
+    case 'base64': return Buffer.from(value, 'base64');
+    case 'hex': return Buffer.from(value, 'hex');
+    case 'ascii': return Buffer.from(value, 'ascii');
+    case 'utf-16le': return Buffer.from(value, 'utf16le');
+    case 'utf-16be': return Buffer.from(value, 'utf16le').swap16();
+    case 'utf-8': return Buffer.from(value, 'utf8');
+  }
+}
+
 function readFile(file: string): Buffer {
   try {
     return fs.readFileSync(file);
@@ -151,6 +163,20 @@ export function registerKeyVaultSecretCommands(program: Command) {
     .action(action(async (opts: TargetOptions, env) => {
       const { vault, name, version } = secretTarget(opts, env);
       return secretBundle(await vault<WireSecret>('GET', `/secrets/${name}/${version ?? ''}`));
+    }));
+
+  withTarget(secret.command('download'), 'the secret identifier: https://{vault}/secrets/{name}[/{version}]', { version: true })
+    .description('Write a secret\'s value to a new file')
+    .requiredOption('-f, --file <path>', 'the file to create')
+    .addOption(new Option('-e, --encoding <encoding>', 'how to decode the value (default: the secret\'s file-encoding tag, else utf-8)').choices(FILE_ENCODINGS))
+    .action(action(async (opts: TargetOptions & { file: string; encoding?: FileEncoding }, env) => {
+      if (fs.existsSync(opts.file)) throw new CliError(`File or directory named '${opts.file}' already exists.`);
+      const { vault, name, version } = secretTarget(opts, env);
+      const secret = await vault<WireSecret>('GET', `/secrets/${name}/${version ?? ''}`);
+      const tagged = secret.tags?.['file-encoding'] as FileEncoding | undefined;
+      const encoding = opts.encoding ?? (tagged && FILE_ENCODINGS.includes(tagged) ? tagged : 'utf-8');
+      fs.writeFileSync(opts.file, secretFileBytes(secret.value ?? '', encoding), { mode: 0o600, flag: 'wx' });
+      return undefined;
     }));
 
   withMaxResults(withVault(secret.command('list')))

@@ -77,10 +77,13 @@ export function registerLoginCommands(program: Command) {
       return undefined;
     }));
 
-  group(program, 'account', 'The account (tenant, subscription and service principal) the CLI uses')
-    .command('show')
+  const account = group(program, 'account', 'The account (tenant, subscription and service principal) the CLI uses');
+  account.command('show')
     .description('Show the account the CLI uses')
     .action(action(async (_opts, env) => subscriptionEntry(resolveProfile(env.globals), 'environmentName')));
+  account.command('list')
+    .description('List the subscriptions of the account the CLI uses')
+    .action(action(async (_opts, env) => [subscriptionEntry(resolveProfile(env.globals), 'cloudName')]));
 }
 
 /** The ARM subscription list, when this Coffer serves one; a login without it can still use the data plane. */

@@ -67,7 +67,7 @@ test('--help lists the command groups', async () => {
   const { stdout } = await ok(['--help']);
   for (const group of ['server', 'login', 'logout', 'account', 'keyvault', 'debug']) assert.match(stdout, new RegExp(`^  ${group}\\b`, 'm'));
   const secretHelp = await ok(['keyvault', 'secret', '--help']);
-  for (const cmd of ['set', 'show', 'list', 'list-versions', 'set-attributes', 'delete', 'list-deleted', 'show-deleted', 'recover', 'purge', 'backup', 'restore']) {
+  for (const cmd of ['set', 'show', 'download', 'list', 'list-versions', 'set-attributes', 'delete', 'list-deleted', 'show-deleted', 'recover', 'purge', 'backup', 'restore']) {
     assert.match(secretHelp.stdout, new RegExp(`^  ${cmd}\\b`, 'm'));
   }
 });
@@ -157,6 +157,15 @@ test('keyvault secret set --file with encodings, --disabled, --expires/--not-bef
   assert.equal(fromBinary.tags['file-encoding'], 'base64');
   const hex = await json(['keyvault', 'secret', 'set', ...secretArgs('from-file'), '-f', binFile, '-e', 'hex']);
   assert.equal(hex.value, '000102faff');
+
+  // download writes the bytes back, decoding as the file-encoding tag says; it never overwrites.
+  const downloaded = path.join(scratch, 'downloaded.bin');
+  await fails(['keyvault', 'secret', 'download', ...secretArgs('from-file'), '--file', textFile], 1, /already exists/);
+  assert.equal((await ok(['keyvault', 'secret', 'download', ...secretArgs('from-file'), '--file', downloaded, '--version', fromBinary.id.split('/').pop()])).stdout, '');
+  assert.deepEqual(fs.readFileSync(downloaded), fs.readFileSync(binFile));
+  const downloadedHex = path.join(scratch, 'downloaded.hex');
+  await ok(['keyvault', 'secret', 'download', '--id', hex.id, '--file', downloadedHex, '--encoding', 'utf-8']);
+  assert.equal(fs.readFileSync(downloadedHex, 'utf8'), '000102faff');
 
   const dated = await json(['keyvault', 'secret', 'set', ...secretArgs('dated'), '--value', 'x', '--expires', '2099-01-02T03:04:05Z', '--not-before', '2020-01-01', '--disabled', 'true']);
   assert.equal(dated.attributes.expires, '2099-01-02T03:04:05+00:00');
@@ -307,6 +316,7 @@ test('coffer login --service-principal, account show, logout (a remote-style pro
   assert.ok(!JSON.stringify(loggedIn).includes(admin.clientSecret));
   assert.equal(fs.statSync(path.join(configDir, 'profile.json')).mode & 0o777, 0o600);
 
+  assert.deepEqual(await json(['account', 'list'], env), loggedIn);
   const account = await json(['account', 'show'], env);
   assert.equal(account.environmentName, 'Coffer');
   assert.equal(account.id, admin.subscriptionId);
