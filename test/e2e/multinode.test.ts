@@ -95,6 +95,14 @@ test('three nodes on one PostgreSQL behave as one vault, and survive kill -9 of 
     }
     const current = await clients[2].getSecret('contended');
     assert.ok(writtenVersions.has(current.properties.version!));
+    // Audit: every node's records land in the one shared table — one successful SecretSet record per write, from all
+    // three nodes, none lost or doubled (each is durable before its response leaves).
+    const audited = (await query<{ record: string }>(storageUrl, `select record from audit_events where record like '%/secrets/contended?%'`))
+      .map((r) => JSON.parse(r.record))
+      .filter((r) => r.operationName === 'SecretSet' && r.properties.httpStatusCode === 200);
+    assert.equal(audited.length, 50);
+    assert.equal(new Set(audited.map((r) => r.correlationId)).size, 50);
+    assert.deepEqual(new Set(audited.map((r) => new URL(r.properties.requestUri).port)), new Set(nodes.map((n) => String(n.port))));
 
     // A token issued by node 1 (asked of node 1 directly) is accepted by node 3: the signing keys are shared.
     const nodeOneToken = await requestToken(nodes[0], admin, `https://vault.localhost:${balancer.port}/.default`);
