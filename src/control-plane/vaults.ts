@@ -137,6 +137,7 @@ export function applyAccessPolicyChange(current: AccessPolicyEntry[], kind: Acce
     if (i < 0) continue;
     const entry = result[i];
     for (const k of PERMISSION_KINDS) {
+      if (entry.permissions[k] === undefined && change.permissions[k] === undefined) continue;
       const have = entry.permissions[k] ?? [];
       const delta = (change.permissions[k] ?? []).map((p) => p.toLowerCase());
       entry.permissions[k] = kind === 'add'
