@@ -268,8 +268,9 @@ export function createVaultsService(deps: { storage: Storage; keyring: Keyring; 
     getDeleted,
 
     async list({ subscriptionId, resourceGroup }) {
-      let q = db.selectFrom('vaults').selectAll().where('subscription_id', '=', subscriptionId).where('deleted_at', 'is', null);
-      const rows = (await q.orderBy('name_key').execute()).map(toVault);
+      const rows = (await db.selectFrom('vaults').selectAll().where('subscription_id', '=', subscriptionId).where('deleted_at', 'is', null)
+        .orderBy('name_key').execute()).map(toVault);
+      // Resource group names compare case-insensitively, as ARM's do.
       return resourceGroup ? rows.filter((v) => v.resourceGroup.toLowerCase() === resourceGroup.toLowerCase()) : rows;
     },
 
