@@ -32,7 +32,8 @@ export async function openStorage(opts: { url?: string; dataDir: string }): Prom
   } catch (err) {
     await storage.close().catch(() => undefined);
     if (storage.dialect !== 'postgres') throw err;
-    throw new StorageError(`cannot open PostgreSQL storage ${storage.describe}: ${reason(err as PgError, new URL(opts.url!))}`);
+    // One line for the operator; the driver's error stays attached as the cause for whoever debugs.
+    throw new StorageError(`cannot open PostgreSQL storage ${storage.describe}: ${reason(err as PgError, new URL(opts.url!))}`, { cause: err });
   }
   return storage;
 }
@@ -75,6 +76,8 @@ export function postgresPoolConfig(url: string): pg.PoolConfig {
     // libpq's connect_timeout is in seconds; without one, an unreachable host would hang startup indefinitely.
     connectionTimeoutMillis: positiveInt('connect_timeout', 10) * 1000,
     ssl: sslOptions(param),
+    // TCP keepalives: a connection silently dropped by a firewall or NAT between node and database is noticed.
+    keepAlive: true,
   };
   for (const name of COFFER_URL_PARAMS) parsed.searchParams.delete(name);
   config.connectionString = parsed.toString();
