@@ -39,6 +39,12 @@ if (!fs.existsSync(path.join(tlsDir, 'ca.crt'))) {
 const only = process.argv.slice(2);
 const files = only.length ? only : listTests(['src', 'test']);
 const engines = (process.env.COFFER_TEST_ENGINES ?? (only.length ? 'sqlite' : 'sqlite,postgres')).split(',').map((e) => e.trim());
+const unknownEngine = engines.find((e) => e !== 'sqlite' && e !== 'postgres');
+if (unknownEngine) {
+  console.error(`ERROR: COFFER_TEST_ENGINES names '${unknownEngine}': use sqlite, postgres or sqlite,postgres`);
+  process.exit(1);
+}
+const inCi = /^(1|true|yes)$/i.test(process.env.CI ?? '');
 const testEnv = { ...process.env, NODE_EXTRA_CA_CERTS: path.join(tlsDir, 'ca.crt'), COFFER_TEST_CA_DIR: tlsDir };
 delete testEnv.COFFER_TEST_STORAGE_URL;
 
@@ -62,7 +68,7 @@ if (postgresPass && !process.env.COFFER_TEST_STORAGE_URL) {
   pgBin = findPostgresBinaries();
   if (!pgBin) {
     const message = 'PostgreSQL server binaries (initdb, pg_ctl) not found: install postgresql-15 or set COFFER_PG_BIN';
-    if (process.env.CI) {
+    if (inCi) {
       console.error(`ERROR: ${message}; CI must test both storage engines.`);
       process.exit(1);
     }
