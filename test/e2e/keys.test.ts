@@ -257,6 +257,13 @@ describe('signatures: every algorithm, both directions, from the public key alon
   });
 });
 
+test('a versionless key id operates on the current version', async () => {
+  const key = await client.getKey('ec-p-384');
+  const digest = crypto.createHash('sha384').update('latest').digest();
+  const signed = await remoteOnly(`${server.vaultUrl(VAULT)}/keys/ec-p-384`).sign('ES384', digest);
+  assert.equal(crypto.verify('sha384', Buffer.from('latest'), { key: publicKeyOf(key.key!), dsaEncoding: 'ieee-p1363' }, Buffer.from(signed.result)), true);
+});
+
 describe('encryption and key wrapping', () => {
   let privateKey: KeyObject;
   let imported: KeyVaultKey;

@@ -1,4 +1,5 @@
 import crypto, { type KeyObject } from 'node:crypto';
+import { createCryptoPool, type CryptoPool } from './crypto-pool.js';
 import type { Vault } from '../../control-plane/vaults.js';
 import type { Endpoints } from '../../endpoints.js';
 import type { Keyring } from '../../crypto/envelope.js';
@@ -9,8 +10,8 @@ import {
   applyAttributes, checkTags, createBackupCodec, deletedObjectFields, listPage, seconds, versionAttributes, type AttributesInput,
 } from '../collection-helpers.js';
 import {
-  CURVE_NAMES, CryptoFailure, RSA_SIZES, baseKeyType, curveOf, decrypt, encrypt, exportPrivate, generateSoftwareKey,
-  loadPrivate, privateKeyFromJwk, publicJwk, signDigest, verifyDigest,
+  CURVE_NAMES, CryptoFailure, RSA_SIZES, baseKeyType, curveOf, exportPrivate, generateSoftwareKey,
+  loadPrivate, privateKeyFromJwk, publicJwk,
   type CurveName, type ImportJwk, type KeyType, type PublicJwk, type SoftwareKeyType,
 } from './key-crypto.js';
 import { addIsoDuration, isRotationDue, parsePolicy, policyResponse, type RotationPolicyInput, type StoredRotationPolicy } from './rotation-policy.js';
@@ -67,8 +68,9 @@ const b64url = (data: Buffer) => data.toString('base64url');
 /** Byte fields arrive base64url; standard base64 is tolerated (node decodes both). */
 const bytes = (value: string) => Buffer.from(value, 'base64');
 
-export function createKeysService(deps: { store: ObjectStore; endpoints: Endpoints; keyring: Keyring; clock: Clock }) {
+export function createKeysService(deps: { store: ObjectStore; endpoints: Endpoints; keyring: Keyring; clock: Clock; cryptoPool?: CryptoPool }) {
   const { store, endpoints, keyring, clock } = deps;
+  const pool = deps.cryptoPool ?? createCryptoPool();
   const base = (vault: Vault) => endpoints.vaultUrl(vault.name);
   const backups = createBackupCodec(keyring, 'keys');
 
@@ -172,7 +174,7 @@ export function createKeysService(deps: { store: ObjectStore; endpoints: Endpoin
     if (!meta.keyOps.includes(operation)) {
       throw forbidden(`Operation ${operation} is not permitted on this key.`, 'KeyOperationForbidden');
     }
-    return { v, key: loadPrivate(v.open()) };
+    return { v, der: v.open() };
   }
 
   async function rotateVersion(vault: VaultRef, current: StoredVersion) {
@@ -342,11 +344,10 @@ export function createKeysService(deps: { store: ObjectStore; endpoints: Endpoin
     },
 
     async crypt(vault: Vault, name: string, version: string | undefined, operation: CryptoOperation, alg: string, value: string) {
-      const { v, key } = await usableKey(vault, name, version, operation);
-      const input = bytes(value);
+      const { v, der } = await usableKey(vault, name, version, operation);
       let output: Buffer;
       try {
-        output = operation === 'encrypt' || operation === 'wrapKey' ? encrypt(alg, key, input) : decrypt(alg, key, input);
+        output = await pool.run({ op: operation === 'encrypt' || operation === 'wrapKey' ? 'encrypt' : 'decrypt', alg, der, input: bytes(value) });
       } catch (err) {
         if (err instanceof CryptoFailure) throw badParameter('The ciphertext could not be decrypted with this key and algorithm.');
         throw err;
@@ -355,13 +356,13 @@ export function createKeysService(deps: { store: ObjectStore; endpoints: Endpoin
     },
 
     async sign(vault: Vault, name: string, version: string | undefined, alg: string, digest: string) {
-      const { v, key } = await usableKey(vault, name, version, 'sign');
-      return { kid: kid(vault, v), value: b64url(await signDigest(alg, key, bytes(digest))) };
+      const { v, der } = await usableKey(vault, name, version, 'sign');
+      return { kid: kid(vault, v), value: b64url(await pool.run({ op: 'sign', alg, der, input: bytes(digest) })) };
     },
 
     async verify(vault: Vault, name: string, version: string | undefined, alg: string, digest: string, signature: string) {
-      const { key } = await usableKey(vault, name, version, 'verify');
-      return { value: await verifyDigest(alg, crypto.createPublicKey(key), bytes(digest), bytes(signature)) };
+      const { der } = await usableKey(vault, name, version, 'verify');
+      return { value: await pool.run({ op: 'verify', alg, der, input: bytes(digest), signature: bytes(signature) }) };
     },
 
     randomBytes(count: number) {

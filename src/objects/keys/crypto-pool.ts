@@ -1,0 +1,79 @@
+import os from 'node:os';
+import { Worker } from 'node:worker_threads';
+import { KeyVaultError } from '../../http/errors.js';
+import { CryptoFailure } from './key-crypto.js';
+
+/**
+ * A pool of worker threads for private-key operations. node:crypto's RSA private operations and the ECDSA used for
+ * digest signing are synchronous, so running them on the event loop would stall every other request; the pool puts
+ * them on all cores. A worker holds the process open only while it has work: an idle pool never keeps it alive.
+ */
+export interface CryptoTask {
+  op: 'sign' | 'verify' | 'encrypt' | 'decrypt';
+  alg: string;
+  /** The PKCS#8 private key (it stays in this process's memory; it is never logged). */
+  der: Buffer;
+  input: Buffer;
+  signature?: Buffer;
+}
+
+export type CryptoReply = { id: number; result?: Buffer | boolean; error?: { kind: string; status?: number; code?: string; message: string } };
+
+export interface CryptoPool {
+  run(task: CryptoTask & { op: 'verify' }): Promise<boolean>;
+  run(task: CryptoTask): Promise<Buffer>;
+  close(): Promise<void>;
+}
+
+// Under tsx (tests, development) the worker is TypeScript and needs tsx's loader; built code runs the .js directly.
+const FROM_SOURCE = import.meta.url.endsWith('.ts');
+const ENTRY = new URL(FROM_SOURCE ? './crypto-worker.ts' : './crypto-worker.js', import.meta.url).href;
+const BOOT = `const { workerData } = require('node:worker_threads');
+(async () => { if (workerData.tsx) (await import('tsx/esm/api')).register(); await import(workerData.entry); })();`;
+
+export function createCryptoPool(size = os.availableParallelism()): CryptoPool {
+  type Pending = { resolve: (v: any) => void; reject: (e: Error) => void };
+  const slots: { worker?: Worker; pending: Map<number, Pending> }[] = Array.from({ length: Math.max(1, size) }, () => ({ pending: new Map() }));
+  let nextId = 0;
+
+  const spawn = (slot: (typeof slots)[number]) => {
+    const worker = new Worker(BOOT, { eval: true, workerData: { entry: ENTRY, tsx: FROM_SOURCE } });
+    worker.on('message', (reply: CryptoReply) => {
+      const p = slot.pending.get(reply.id);
+      if (!p) return;
+      slot.pending.delete(reply.id);
+      if (slot.pending.size === 0) worker.unref();
+      if (!reply.error) return p.resolve(typeof reply.result === 'boolean' ? reply.result : Buffer.from(reply.result as Uint8Array));
+      const e = reply.error;
+      if (e.kind === 'KeyVaultError') p.reject(new KeyVaultError(e.status!, e.code!, e.message));
+      else if (e.kind === 'CryptoFailure') p.reject(new CryptoFailure(e.message));
+      else p.reject(new Error(e.message));
+    });
+    const fail = (err: Error) => {
+      for (const p of slot.pending.values()) p.reject(err);
+      slot.pending.clear();
+      slot.worker = undefined;
+    };
+    worker.on('error', fail);
+    worker.on('exit', () => fail(new Error('crypto worker exited')));
+    // After the listeners: attaching a 'message' listener would otherwise keep a reference.
+    worker.unref();
+    return worker;
+  };
+
+  return {
+    run(task: CryptoTask): Promise<any> {
+      const slot = slots.reduce((a, b) => (b.pending.size < a.pending.size ? b : a));
+      slot.worker ??= spawn(slot);
+      const id = nextId++;
+      return new Promise((resolve, reject) => {
+        if (slot.pending.size === 0) slot.worker!.ref();
+        slot.pending.set(id, { resolve, reject });
+        slot.worker!.postMessage({ id, ...task });
+      });
+    },
+    async close() {
+      await Promise.all(slots.map((s) => s.worker?.terminate()));
+    },
+  };
+}
