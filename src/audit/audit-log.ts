@@ -13,7 +13,10 @@ export interface AuditEvent {
   callerIpAddress: string;
   correlationId: string;
   identity?: { claim: { oid: string; appid?: string; tid: string } };
-  properties: { requestUri: string; httpStatusCode: number; clientInfo?: string };
+  properties: {
+    requestUri: string; httpStatusCode: number; clientInfo?: string;
+    isRbacAuthorized?: boolean; isAccessPolicyMatch?: boolean; roleAssignmentId?: string;
+  };
 }
 
 export interface AuditLog {
@@ -72,6 +75,9 @@ export function createAuditLog(deps: { storage: Storage }): AuditLog {
           requestUri: `https://${req.headers.host ?? ''}${req.url}`,
           httpStatusCode: statusCode,
           clientInfo: typeof req.headers['user-agent'] === 'string' ? req.headers['user-agent'].slice(0, 256) : undefined,
+          isRbacAuthorized: ctx.authorization?.isRbacAuthorized,
+          isAccessPolicyMatch: ctx.authorization?.isAccessPolicyMatch,
+          roleAssignmentId: ctx.authorization?.roleAssignmentId,
         },
       };
       return new Promise((done, fail) => {

@@ -1,0 +1,36 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { startTestServer } from '../support/server.js';
+import { createPrincipal, secretClientAs } from '../support/arm.js';
+
+test('audit: one durable record per request, with the authorization decision and no secret value', async () => {
+  const server = await startTestServer();
+  try {
+    await server.createVault('auditvault');
+    const admin = server.secretClient('auditvault');
+    const marker = 'audit-value-marker-8f2c1e';
+    await admin.setSecret('audited', marker);
+    await admin.getSecret('audited');
+    const stranger = await createPrincipal(server, 'audit-stranger');
+    await assert.rejects(secretClientAs(server, 'auditvault', stranger.credential).getSecret('audited'), (e: any) => e.statusCode === 403);
+
+    const rows = await server.coffer.storage.db.selectFrom('audit_events').select('record').orderBy('seq').execute();
+    const events = rows.map((r) => JSON.parse(r.record));
+    const gets = events.filter((e) => e.operationName === 'SecretGet' && e.resultSignature !== '401');
+    const allowed = gets.find((e) => e.resultType === 'Success');
+    const denied = gets.find((e) => e.resultSignature === '403');
+    assert.ok(allowed && denied, 'both the allowed and the denied read are recorded');
+    assert.equal(allowed.properties.isRbacAuthorized, true);
+    assert.equal(denied.properties.isRbacAuthorized, false);
+    assert.equal(denied.identity.claim.oid, stranger.objectId);
+    assert.match(allowed.resourceId, /\/providers\/Microsoft\.KeyVault\/vaults\/auditvault$/);
+    assert.ok(events.some((e) => e.operationName === 'SecretSet' && e.resultType === 'Success'));
+    assert.ok(events.some((e) => e.operationName === 'SecretGet' && e.resultSignature === '401'), 'the unauthenticated challenge round is audited too');
+    const everything = rows.map((r) => r.record).join('\n');
+    assert.ok(!everything.includes(marker), 'no secret value in audit records');
+    assert.ok(!everything.includes(server.admin.clientSecret), 'no client secret in audit records');
+    assert.ok(!/eyJ[\w-]+\.[\w-]+\./.test(everything), 'no bearer token in audit records');
+  } finally {
+    await server.close();
+  }
+});
