@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --quick] [-- --cpu-prof=get|set|list]`: measures Coffer against this machine's limits.
+ * `npm run bench [-- --quick] [-- --cpu-prof=get|set|list|sign]`: measures Coffer against this machine's limits.
  *
  * Coffer runs as in production (`node bin/coffer.js server start`: HTTPS, real tokens, durable audit, SQLite with
  * synchronous=FULL) in a temporary data dir; autocannon loads it over HTTPS keep-alive from a process of its own.
@@ -161,17 +161,18 @@ try {
       + '`node bin/coffer.js server start` to its "ready" line, so Node start-up and module loading are included; Coffer\'s own figure starts after them.');
     const peak = Math.max(rssSmall ?? 0, rssBig ?? 0);
     rows.push({ scenario: 'peak RSS (whole run)', value: `${peak.toFixed(1)} MB`, target: '< 200 MB', met: peak < 200 });
-    if (quick) notes.push(`--quick: the scale row uses ${label} secrets instead of 1M, and ${plan.seconds}s per scenario.`);
   }
 
   const table = renderTable(rows);
   process.stdout.write(`\n${table}\n`);
-  if (!profiled) {
+  if (profiled || quick) {
+    log('docs/BENCHMARKS.md left alone: it records full runs only');
+  } else {
     const m = machineDescription();
     const section = [
       `**Run of ${m.date}** · commit ${m.commit} · ${m.cpu} · ${m.cores} cores · Node ${m.node} · load average (1/5/15 min) at the end: ${m.loadAverage}`,
       '',
-      `${quick ? '`npm run bench -- --quick`' : '`npm run bench`'}: ${CONNECTIONS} keep-alive connections (the scale rows: 1), ${plan.warmupSeconds}s warm-up + ${plan.seconds}s per scenario.`,
+      `\`npm run bench\`: ${CONNECTIONS} keep-alive connections (the scale rows: 1), ${plan.warmupSeconds}s warm-up + ${plan.seconds}s per scenario.`,
       '',
       table,
       '',
