@@ -11,7 +11,7 @@ import { createEndpoints } from './endpoints.js';
 import { createDirectory } from './identity/directory.js';
 import { createSigningKeys } from './identity/signing-keys.js';
 import { createTokenVerifier, issuerFor } from './identity/tokens.js';
-import { tokenRoutes } from './identity/token-routes.js';
+import { identityRoutes } from './identity/routes.js';
 import { createIdentityGate } from './gates/identity/gate.js';
 import { bootstrap, refreshBootstrapFile } from './bootstrap.js';
 import { createHttpApp } from './http/app.js';
@@ -82,7 +82,7 @@ export async function startCoffer(options: CofferOptions) {
     verifyManagement: createTokenVerifier({ keys, issuer, audiences: [endpoints.managementEndpoint, `${endpoints.managementEndpoint}/`], tenantId: deployment.tenantId }),
   });
   const vaults = createVaultsService({ storage, keyring, clock, endpoints });
-  const authorization = createAuthorization({ db: storage.db, clock });
+  const authorization = createAuthorization({ db: storage.db, clock, memberships: directory.memberGroupsOf });
   await ensureBootstrapOwner(storage.db, authorization.assignments, deployment);
   const store = createObjectStore({ storage, keyring, clock });
   const secrets = createSecretsService({ store, endpoints, keyring });
@@ -105,7 +105,9 @@ export async function startCoffer(options: CofferOptions) {
       createAuthorizationGate({ authorizer: authorization.authorizer, memberships: authorization.memberships })],
   });
   await app.register(async (scope) => {
-    tokenRoutes(scope, { directory, keys, endpoints, tenantId: deployment.tenantId });
+    identityRoutes(scope, {
+      db: storage.db, directory, keys, endpoints, tenantId: deployment.tenantId, subscriptionId: deployment.subscriptionId, adminObjectId: deployment.adminObjectId,
+    });
     controlPlaneRoutes(scope, {
       db: storage.db, authorization, directory,
       vaults, tenantId: deployment.tenantId, subscriptionId: deployment.subscriptionId, adminObjectId: deployment.adminObjectId,

@@ -1,35 +1,63 @@
-import type { FastifyInstance, FastifyReply } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import crypto from 'node:crypto';
-import type { Directory } from './directory.js';
+import { decodeJwt, decodeProtectedHeader, jwtVerify } from 'jose';
+import type { Directory, Principal } from './directory.js';
 import type { SigningKeys } from './signing-keys.js';
-import { issueAccessToken, issuerFor } from './tokens.js';
+import type { ManagedIdentityBindings } from './managed-identity.js';
+import { issueAccessToken, issueIdToken, issueRefreshToken, issuerFor, verifyRefreshToken } from './tokens.js';
 import type { Endpoints } from '../endpoints.js';
 
 /** An OAuth error shaped like Entra's (AADSTS codes), never echoing a submitted secret. */
-function oauthError(reply: FastifyReply, status: number, error: string, code: number, description: string) {
+class OAuthError extends Error {
+  constructor(readonly status: number, readonly error: string, readonly code: number, description: string) {
+    super(description);
+  }
+}
+
+function sendOAuthError(reply: FastifyReply, err: OAuthError) {
   const traceId = crypto.randomUUID();
-  return reply.code(status).send({
-    error,
-    error_description: `AADSTS${code}: ${description} Trace ID: ${traceId} Correlation ID: ${traceId} Timestamp: ${new Date().toISOString()}`,
-    error_codes: [code],
+  return reply.code(err.status).send({
+    error: err.error,
+    error_description: `AADSTS${err.code}: ${err.message} Trace ID: ${traceId} Correlation ID: ${traceId} Timestamp: ${new Date().toISOString()}`,
+    error_codes: [err.code],
     timestamp: new Date().toISOString(),
     trace_id: traceId,
     correlation_id: traceId,
   });
 }
 
+const JWT_BEARER = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
+/** OIDC scopes MSAL adds to user sign-ins; they name no resource. */
+const OIDC_SCOPES = new Set(['openid', 'profile', 'offline_access', 'email']);
+/** Clock skew allowed on client assertions. */
+const ASSERTION_SKEW_SECONDS = 300;
+
+interface Authenticated {
+  principal: Principal;
+  /** The application the token is issued to (for users: the client they signed in through). */
+  clientAppId: string;
+  /** User sign-ins get a refresh token and an id token. */
+  interactive: boolean;
+}
+
 /**
- * The Entra-compatible token service on the non-vault host: OIDC discovery, JWKS and the v2 token endpoint
- * (client credentials with a client secret). Tokens are issued only for audiences this deployment serves.
+ * The Entra-compatible token service on the non-vault host: OIDC discovery, JWKS, the v2 and v1 token endpoints
+ * (client credentials with a secret or a certificate assertion, password, refresh token) and the App Service shaped
+ * managed identity endpoint. Tokens are issued only for audiences this deployment serves.
  */
-export function tokenRoutes(app: FastifyInstance, deps: { directory: Directory; keys: SigningKeys; endpoints: Endpoints; tenantId: string }) {
+export function tokenRoutes(app: FastifyInstance, deps: {
+  directory: Directory; keys: SigningKeys; endpoints: Endpoints; tenantId: string; bindings: ManagedIdentityBindings;
+}) {
   const { directory, keys, endpoints, tenantId } = deps;
   const base = `${endpoints.authorityHost}/${tenantId}`;
+  const issuer = issuerFor(endpoints.authorityHost, tenantId);
   const config = { plane: 'token' as const, operation: 'Authentication' };
   const knownTenant = (t: string) => t.toLowerCase() === tenantId;
+  const tenantNotFound = (t: string) => new OAuthError(400, 'invalid_tenant', 90002, `Tenant '${t}' not found.`);
+  const grantTypes = ['client_credentials', 'password', 'refresh_token'];
 
   const openidConfiguration = {
-    issuer: issuerFor(endpoints.authorityHost, tenantId),
+    issuer,
     authorization_endpoint: `${base}/oauth2/v2.0/authorize`,
     token_endpoint: `${base}/oauth2/v2.0/token`,
     jwks_uri: `${base}/discovery/v2.0/keys`,
@@ -37,42 +65,189 @@ export function tokenRoutes(app: FastifyInstance, deps: { directory: Directory; 
     response_types_supported: ['code', 'id_token', 'token id_token', 'token'],
     subject_types_supported: ['pairwise'],
     id_token_signing_alg_values_supported: ['RS256'],
-    token_endpoint_auth_methods_supported: ['client_secret_post', 'client_secret_basic'],
-    grant_types_supported: ['client_credentials'],
+    token_endpoint_auth_methods_supported: ['client_secret_post', 'client_secret_basic', 'private_key_jwt'],
+    grant_types_supported: grantTypes,
     tenant_region_scope: 'NA',
     cloud_instance_name: endpoints.authorityHost.replace(/^https:\/\//, ''),
   };
 
-  app.get<{ Params: { tenant: string } }>('/:tenant/v2.0/.well-known/openid-configuration', { config }, (req, reply) =>
-    knownTenant(req.params.tenant) ? openidConfiguration : oauthError(reply, 400, 'invalid_tenant', 90002, `Tenant '${req.params.tenant}' not found.`));
+  /** The audience a resource (v1 `resource`, or a v2 scope without `/.default`) names, if this deployment serves it. */
+  const audienceOf = (resource: string | undefined) =>
+    resource && [endpoints.managementEndpoint, `${endpoints.managementEndpoint}/`, ...endpoints.dataPlaneAudiences].includes(resource)
+      ? resource.replace(/\/$/, '') : undefined;
 
-  app.get<{ Params: { tenant: string } }>('/:tenant/discovery/v2.0/keys', { config }, (req, reply) =>
-    knownTenant(req.params.tenant) ? keys.jwks() : oauthError(reply, 400, 'invalid_tenant', 90002, `Tenant '${req.params.tenant}' not found.`));
-
-  app.post<{ Params: { tenant: string }; Body: Record<string, string> }>('/:tenant/oauth2/v2.0/token', { config }, async (req, reply) => {
-    if (!knownTenant(req.params.tenant)) return oauthError(reply, 400, 'invalid_tenant', 90002, `Tenant '${req.params.tenant}' not found.`);
-    const body = req.body ?? {};
-    if (body.grant_type !== 'client_credentials') {
-      return oauthError(reply, 400, 'unsupported_grant_type', 70003, `The app requested an unsupported grant type '${body.grant_type ?? ''}'.`);
+  const v2Audience = (scope: string | undefined) => {
+    const resources = (scope ?? '').split(' ').filter((s) => s && !OIDC_SCOPES.has(s));
+    const resource = resources.length === 1 && resources[0].endsWith('/.default') ? resources[0].slice(0, -'/.default'.length) : undefined;
+    const audience = audienceOf(resource);
+    if (!audience) {
+      throw new OAuthError(400, 'invalid_scope', 1002012,
+        `The provided value for scope ${scope ?? ''} is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier (application ID URI).`);
     }
+    return audience;
+  };
+
+  /** The client of a client_credentials request: a secret (body or Basic) or a certificate-signed assertion. */
+  async function clientCredentials(req: FastifyRequest, body: Record<string, string>): Promise<Authenticated> {
     let clientId = body.client_id;
     let clientSecret = body.client_secret;
     const basic = /^Basic (.+)$/i.exec(req.headers.authorization ?? '');
     if (basic) [clientId, clientSecret] = Buffer.from(basic[1], 'base64').toString('utf8').split(':').map(decodeURIComponent);
-    if (!clientId) return oauthError(reply, 400, 'invalid_request', 900144, "The request body must contain the following parameter: 'client_id'.");
-    if (!clientSecret) return oauthError(reply, 401, 'invalid_client', 7000216, "'client_assertion', 'client_secret' or 'request' is required for the 'client_credentials' grant type.");
-    const scopes = (body.scope ?? '').split(' ').filter(Boolean);
-    const resource = scopes.length === 1 && scopes[0].endsWith('/.default') ? scopes[0].slice(0, -'/.default'.length) : undefined;
-    const audience = resource && [endpoints.managementEndpoint, `${endpoints.managementEndpoint}/`, ...endpoints.dataPlaneAudiences].includes(resource) ? resource.replace(/\/$/, '') : undefined;
-    if (!audience) {
-      return oauthError(reply, 400, 'invalid_scope', 1002012,
-        `The provided value for scope ${body.scope ?? ''} is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier (application ID URI).`);
+    if (body.client_assertion_type === JWT_BEARER && body.client_assertion) {
+      return { principal: await verifyClientAssertion(body.client_assertion, clientId), clientAppId: clientId, interactive: false };
     }
+    if (!clientId) throw new OAuthError(400, 'invalid_request', 900144, "The request body must contain the following parameter: 'client_id'.");
+    if (!clientSecret) throw new OAuthError(401, 'invalid_client', 7000216, "'client_assertion', 'client_secret' or 'request' is required for the 'client_credentials' grant type.");
     const principal = await directory.verifyClientSecret(clientId, clientSecret);
-    if (!principal) return oauthError(reply, 401, 'invalid_client', 7000215, 'Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID.');
-    if (!principal.enabled) return oauthError(reply, 400, 'unauthorized_client', 7000112, `Application '${clientId}' is disabled.`);
-    const { token, expiresIn } = await issueAccessToken(keys, { authorityHost: endpoints.authorityHost, audience, principal });
+    if (!principal) throw new OAuthError(401, 'invalid_client', 7000215, 'Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID.');
+    return { principal, clientAppId: clientId, interactive: false };
+  }
+
+  /**
+   * A client assertion (RFC 7523) signed by one of the app's registered certificates, named by its `x5t` or
+   * `x5t#S256` header; `iss` and `sub` are the app id, `aud` this tenant's token endpoint.
+   */
+  async function verifyClientAssertion(assertion: string, clientId: string | undefined): Promise<Principal> {
+    const invalid = (why: string) => new OAuthError(401, 'invalid_client', 700027, `Client assertion failed signature validation or is invalid: ${why}.`);
+    let header: ReturnType<typeof decodeProtectedHeader>;
+    let claims: ReturnType<typeof decodeJwt>;
+    try {
+      header = decodeProtectedHeader(assertion);
+      claims = decodeJwt(assertion);
+    } catch {
+      throw invalid('the assertion is not a JWT');
+    }
+    const appId = typeof claims.iss === 'string' ? claims.iss : '';
+    if (!appId || claims.sub !== appId || (clientId && clientId !== appId)) throw invalid('iss and sub must be the client id');
+    const found = await directory.findClientCertificate(appId, {
+      sha1: typeof header.x5t === 'string' ? header.x5t : undefined,
+      sha256: typeof header['x5t#S256'] === 'string' ? header['x5t#S256'] as string : undefined,
+    });
+    if (!found) throw new OAuthError(401, 'invalid_client', 700027, 'Client assertion contains an invalid signature. The key was not found.');
+    const publicKey = new crypto.X509Certificate(found.certificate.certificateDer).publicKey;
+    try {
+      await jwtVerify(assertion, publicKey, {
+        algorithms: ['RS256', 'PS256'],
+        audience: [`${base}/oauth2/v2.0/token`, `${base}/oauth2/token`, `${endpoints.authorityHost}/${tenantId}/v2.0`],
+        clockTolerance: ASSERTION_SKEW_SECONDS,
+        requiredClaims: ['exp', 'aud'],
+      });
+    } catch {
+      throw invalid('signature, audience or lifetime');
+    }
+    return found.principal;
+  }
+
+  async function passwordGrant(body: Record<string, string>): Promise<Authenticated> {
+    if (!body.client_id) throw new OAuthError(400, 'invalid_request', 900144, "The request body must contain the following parameter: 'client_id'.");
+    if (!body.username || !body.password) throw new OAuthError(400, 'invalid_request', 900144, "The request body must contain the following parameters: 'username' and 'password'.");
+    const principal = await directory.verifyPassword(body.username, body.password);
+    if (!principal) throw new OAuthError(400, 'invalid_grant', 50126, 'Error validating credentials due to invalid username or password.');
+    return { principal, clientAppId: body.client_id, interactive: true };
+  }
+
+  async function refreshGrant(body: Record<string, string>): Promise<Authenticated> {
+    const expired = new OAuthError(400, 'invalid_grant', 700082, 'The refresh token has expired or is invalid, or its credentials were revoked.');
+    const claims = body.refresh_token ? await verifyRefreshToken(keys, body.refresh_token, { issuer }) : undefined;
+    if (!claims || (body.client_id && body.client_id !== claims.client_id)) throw expired;
+    const principal = await directory.getPrincipal(claims.oid);
+    if (!principal || claims.xms_cgen !== principal.credentialGeneration) throw expired;
+    return { principal, clientAppId: claims.client_id, interactive: true };
+  }
+
+  async function authenticate(req: FastifyRequest, body: Record<string, string>): Promise<Authenticated> {
+    const grant = body.grant_type;
+    const result = grant === 'client_credentials' ? await clientCredentials(req, body)
+      : grant === 'password' ? await passwordGrant(body)
+        : grant === 'refresh_token' ? await refreshGrant(body)
+          : undefined;
+    if (!result) throw new OAuthError(400, 'unsupported_grant_type', 70003, `The app requested an unsupported grant type '${grant ?? ''}'.`);
+    if (!result.principal.enabled) {
+      throw result.principal.kind === 'User'
+        ? new OAuthError(400, 'invalid_grant', 50057, 'The user account is disabled.')
+        : new OAuthError(400, 'unauthorized_client', 7000112, `Application '${result.clientAppId}' is disabled.`);
+    }
+    return result;
+  }
+
+  /** The interactive extras MSAL expects with a user's tokens: refresh token, id token, client info. */
+  async function userExtras(auth: Authenticated) {
+    if (!auth.interactive) return {};
+    const p = auth.principal;
+    return {
+      refresh_token: await issueRefreshToken(keys, { authorityHost: endpoints.authorityHost, principal: p, clientId: auth.clientAppId }),
+      id_token: await issueIdToken(keys, { authorityHost: endpoints.authorityHost, principal: p, clientId: auth.clientAppId }),
+      client_info: Buffer.from(JSON.stringify({ uid: p.objectId, utid: p.tenantId })).toString('base64url'),
+    };
+  }
+
+  const issue = (auth: Authenticated, audience: string) =>
+    issueAccessToken(keys, { authorityHost: endpoints.authorityHost, audience, principal: auth.principal, clientAppId: auth.clientAppId });
+
+  type TokenRequest = FastifyRequest<{ Params: { tenant: string }; Body: Record<string, string> }>;
+  const handle = (respond: (req: TokenRequest, body: Record<string, string>) => Promise<object>) =>
+    async (req: TokenRequest, reply: FastifyReply) => {
+      try {
+        if (!knownTenant(req.params.tenant)) throw tenantNotFound(req.params.tenant);
+        const result = await respond(req, req.body ?? {});
+        reply.header('cache-control', 'no-store, no-cache');
+        return result;
+      } catch (err) {
+        if (err instanceof OAuthError) return sendOAuthError(reply, err);
+        throw err;
+      }
+    };
+
+  app.get<{ Params: { tenant: string } }>('/:tenant/v2.0/.well-known/openid-configuration', { config }, (req, reply) =>
+    knownTenant(req.params.tenant) ? openidConfiguration : sendOAuthError(reply, tenantNotFound(req.params.tenant)));
+
+  app.get<{ Params: { tenant: string } }>('/:tenant/discovery/v2.0/keys', { config }, (req, reply) =>
+    knownTenant(req.params.tenant) ? keys.jwks() : sendOAuthError(reply, tenantNotFound(req.params.tenant)));
+
+  app.post('/:tenant/oauth2/v2.0/token', { config }, handle(async (req, body) => {
+    const audience = body.grant_type === 'refresh_token' && !body.scope ? undefined : v2Audience(body.scope);
+    const auth = await authenticate(req, body);
+    const { token, expiresIn } = await issue(auth, audience ?? endpoints.managementEndpoint);
+    return {
+      token_type: 'Bearer', expires_in: expiresIn, ext_expires_in: expiresIn, access_token: token,
+      ...(auth.interactive ? { scope: `${audience ?? endpoints.managementEndpoint}/.default` } : {}),
+      ...(await userExtras(auth)),
+    };
+  }));
+
+  // The v1 endpoint older clients (and az's ADAL era) use: `resource=` instead of `scope=`, times as strings.
+  app.post('/:tenant/oauth2/token', { config }, handle(async (req, body) => {
+    const audience = audienceOf(body.resource);
+    if (!audience) throw new OAuthError(400, 'invalid_resource', 500011, `The resource principal named ${body.resource ?? ''} was not found in the tenant.`);
+    const auth = await authenticate(req, body);
+    const { token, expiresIn, expiresOn } = await issue(auth, audience);
+    return {
+      token_type: 'Bearer', expires_in: String(expiresIn), ext_expires_in: String(expiresIn), expires_on: String(expiresOn),
+      not_before: String(expiresOn - expiresIn), resource: body.resource, access_token: token, ...(await userExtras(auth)),
+    };
+  }));
+
+  /*
+   * The App Service shaped managed identity endpoint (IDENTITY_ENDPOINT). The X-IDENTITY-HEADER value is a binding
+   * secret minted for exactly one identity; a client_id / object_id / mi_res_id naming any other identity is refused.
+   */
+  app.get<{ Querystring: Record<string, string> }>('/coffer/managed-identity/token', { config: { plane: 'token', operation: 'ManagedIdentityToken' } }, async (req, reply) => {
+    const miError = (status: number, message: string) => reply.code(status).send({ statusCode: status, message, correlationId: req.coffer.requestId });
+    const q = req.query ?? {};
+    if (q['api-version'] !== '2019-08-01') return miError(400, `The api-version '${q['api-version'] ?? ''}' is not supported; use 2019-08-01.`);
+    const header = req.headers['x-identity-header'];
+    const principal = typeof header === 'string' ? await deps.bindings.resolve(header) : undefined;
+    if (!principal) return miError(401, 'The X-IDENTITY-HEADER is missing, unknown or expired.');
+    const asked = q.client_id ?? q.object_id ?? q.principal_id ?? q.mi_res_id;
+    const matches = q.client_id ? q.client_id.toLowerCase() === principal.appId
+      : (q.object_id ?? q.principal_id) ? (q.object_id ?? q.principal_id).toLowerCase() === principal.objectId
+        : q.mi_res_id ? q.mi_res_id.toLowerCase() === principal.resourceId : true;
+    if (asked && !matches) return miError(400, 'The requested identity is not assigned to this process.');
+    if (!principal.enabled) return miError(400, 'The managed identity is disabled.');
+    const audience = audienceOf(q.resource?.replace(/\/\.default$/, ''));
+    if (!audience) return miError(400, `The resource '${q.resource ?? ''}' is not served by this Coffer.`);
+    const { token, expiresIn, expiresOn } = await issueAccessToken(keys, { authorityHost: endpoints.authorityHost, audience, principal });
     reply.header('cache-control', 'no-store, no-cache');
-    return { token_type: 'Bearer', expires_in: expiresIn, ext_expires_in: expiresIn, access_token: token };
+    return { access_token: token, expires_on: String(expiresOn), expires_in: String(expiresIn), resource: q.resource, token_type: 'Bearer', client_id: principal.appId };
   });
 }

@@ -14,6 +14,10 @@ export interface TokenClaims {
   appid?: string;
   azp?: string;
   idtyp: string;
+  upn?: string;
+  xms_mirid?: string;
+  /** The principal's credential generation when the token was issued (see Directory). */
+  xms_cgen: number;
   exp: number;
   nbf: number;
   iat: number;
@@ -21,17 +25,25 @@ export interface TokenClaims {
 
 export const issuerFor = (authorityHost: string, tenantId: string) => `${authorityHost}/${tenantId}/v2.0`;
 
-export async function issueAccessToken(keys: SigningKeys, opts: { authorityHost: string; audience: string; principal: Principal }) {
+/**
+ * An access token for a principal. `clientAppId` is the application a user signed in through (users have no app id
+ * of their own); it becomes `appid`/`azp`.
+ */
+export async function issueAccessToken(keys: SigningKeys, opts: { authorityHost: string; audience: string; principal: Principal; clientAppId?: string }) {
   const key = await keys.current();
   const now = Math.floor(Date.now() / 1000);
   const p = opts.principal;
+  const appId = opts.clientAppId ?? p.appId;
   const token = await new SignJWT({
     tid: p.tenantId,
     oid: p.objectId,
     idtyp: p.kind === 'User' ? 'user' : 'app',
     ver: '2.0',
     uti: crypto.randomBytes(16).toString('base64url'),
-    ...(p.appId ? { appid: p.appId, azp: p.appId } : {}),
+    xms_cgen: p.credentialGeneration,
+    ...(appId ? { appid: appId, azp: appId } : {}),
+    ...(p.userPrincipalName ? { upn: p.userPrincipalName, unique_name: p.userPrincipalName, name: p.displayName } : {}),
+    ...(p.resourceId ? { xms_mirid: p.resourceId } : {}),
   })
     .setProtectedHeader({ alg: 'RS256', typ: 'JWT', kid: key.kid })
     .setIssuer(issuerFor(opts.authorityHost, p.tenantId))
@@ -42,6 +54,56 @@ export async function issueAccessToken(keys: SigningKeys, opts: { authorityHost:
     .setExpirationTime(now + TOKEN_LIFETIME_SECONDS)
     .sign(key.privateKey);
   return { token, expiresIn: TOKEN_LIFETIME_SECONDS, expiresOn: now + TOKEN_LIFETIME_SECONDS };
+}
+
+const REFRESH_AUDIENCE = 'urn:coffer:refresh-token';
+const REFRESH_LIFETIME_SECONDS = 24 * 3600;
+
+/**
+ * Refresh tokens are JWTs signed with the token signing key and an audience no resource accepts, so they are
+ * stateless yet bound to the principal's credential generation: a password reset or disablement voids them.
+ */
+export async function issueRefreshToken(keys: SigningKeys, opts: { authorityHost: string; principal: Principal; clientId: string }) {
+  const key = await keys.current();
+  const p = opts.principal;
+  return new SignJWT({ tid: p.tenantId, oid: p.objectId, xms_cgen: p.credentialGeneration, client_id: opts.clientId })
+    .setProtectedHeader({ alg: 'RS256', typ: 'JWT', kid: key.kid })
+    .setIssuer(issuerFor(opts.authorityHost, p.tenantId))
+    .setSubject(p.objectId)
+    .setAudience(REFRESH_AUDIENCE)
+    .setIssuedAt()
+    .setExpirationTime(`${REFRESH_LIFETIME_SECONDS}s`)
+    .sign(key.privateKey);
+}
+
+/** The claims of a refresh token this service issued, or undefined for anything else. */
+export async function verifyRefreshToken(keys: SigningKeys, token: string, opts: { issuer: string }) {
+  try {
+    const { kid, alg } = decodeProtectedHeader(token);
+    const key = kid && alg === 'RS256' ? await keys.publicKey(kid) : undefined;
+    if (!key) return undefined;
+    const { payload } = await jwtVerify(token, key, { algorithms: ['RS256'], issuer: opts.issuer, audience: REFRESH_AUDIENCE });
+    return payload as { oid: string; xms_cgen: number; client_id: string };
+  } catch {
+    return undefined;
+  }
+}
+
+/** The OIDC id token of a user sign-in (MSAL builds its account from it). */
+export async function issueIdToken(keys: SigningKeys, opts: { authorityHost: string; principal: Principal; clientId: string }) {
+  const key = await keys.current();
+  const p = opts.principal;
+  return new SignJWT({
+    tid: p.tenantId, oid: p.objectId, name: p.displayName, preferred_username: p.userPrincipalName ?? p.displayName, ver: '2.0',
+  })
+    .setProtectedHeader({ alg: 'RS256', typ: 'JWT', kid: key.kid })
+    .setIssuer(issuerFor(opts.authorityHost, p.tenantId))
+    .setSubject(p.objectId)
+    .setAudience(opts.clientId)
+    .setIssuedAt()
+    .setNotBefore(Math.floor(Date.now() / 1000) - 300)
+    .setExpirationTime(`${TOKEN_LIFETIME_SECONDS}s`)
+    .sign(key.privateKey);
 }
 
 export class TokenRejected extends Error {
@@ -78,7 +140,7 @@ export function createTokenVerifier(deps: { keys: SigningKeys; issuer: string; a
         issuer: deps.issuer,
         audience: deps.audiences,
         clockTolerance: 300,
-        requiredClaims: ['exp', 'tid', 'oid'],
+        requiredClaims: ['exp', 'tid', 'oid', 'xms_cgen'],
       }) as unknown as { payload: TokenClaims });
     } catch (err) {
       throw describeJoseError(err, deps);

@@ -141,6 +141,43 @@ function migrationsFor(dialect: StorageDialect): Record<string, Migration> {
           .columns(['scope_key', 'role_definition_id', 'principal_id']).execute();
       },
     },
+    '0003_identity': {
+      // Users, groups, managed identities and client certificates extend the principals of 0001; the credential
+      // generation lets the identity gate refuse tokens minted before a credential was removed or a principal disabled.
+      async up(db: Kysely<any>) {
+        await db.schema.alterTable('principals').addColumn('user_principal_name', 'text').execute();
+        await db.schema.alterTable('principals').addColumn('password_hash', 'text').execute();
+        await db.schema.alterTable('principals').addColumn('resource_id', 'text').execute();
+        await db.schema.alterTable('principals').addColumn('mail_nickname', 'text').execute();
+        await db.schema.alterTable('principals').addColumn('credential_generation', int, (c) => c.notNull().defaultTo(0)).execute();
+        await db.schema.createIndex('principals_upn').unique().on('principals').column('user_principal_name').execute();
+        await db.schema.createIndex('principals_resource_id').unique().on('principals').column('resource_id').execute();
+        await db.schema.createTable('group_members')
+          .addColumn('group_id', 'text', (c) => c.notNull().references('principals.object_id').onDelete('cascade'))
+          .addColumn('member_id', 'text', (c) => c.notNull().references('principals.object_id').onDelete('cascade'))
+          .addPrimaryKeyConstraint('group_members_pk', ['group_id', 'member_id'])
+          .execute();
+        await db.schema.createIndex('group_members_member').on('group_members').column('member_id').execute();
+        await db.schema.createTable('client_certificates')
+          .addColumn('key_id', 'text', (c) => c.primaryKey())
+          .addColumn('principal_id', 'text', (c) => c.notNull().references('principals.object_id').onDelete('cascade'))
+          .addColumn('thumbprint_sha1', 'text', (c) => c.notNull())
+          .addColumn('thumbprint_sha256', 'text', (c) => c.notNull())
+          .addColumn('certificate_der', blob, (c) => c.notNull())
+          .addColumn('expires_at', int)
+          .addColumn('created_at', int, (c) => c.notNull())
+          .execute();
+        await db.schema.createIndex('client_certificates_principal').on('client_certificates').column('principal_id').execute();
+        await db.schema.createTable('identity_bindings')
+          .addColumn('id', 'text', (c) => c.primaryKey())
+          .addColumn('secret_hash', 'text', (c) => c.notNull().unique())
+          .addColumn('principal_id', 'text', (c) => c.notNull().references('principals.object_id').onDelete('cascade'))
+          .addColumn('created_by', 'text', (c) => c.notNull())
+          .addColumn('created_at', int, (c) => c.notNull())
+          .addColumn('expires_at', int, (c) => c.notNull())
+          .execute();
+      },
+    },
   };
 }
 

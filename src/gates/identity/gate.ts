@@ -37,6 +37,8 @@ export function createIdentityGate(deps: { endpoints: Endpoints; tenantId: strin
       }
       const principal = await directory.getPrincipal(claims.oid);
       if (!principal || !principal.enabled) throw reject(ctx, 'AKV10032', 'The principal of this token is disabled or no longer exists.');
+      // Stricter than Entra, on purpose: removing a credential or disabling a principal voids its tokens at once.
+      if (claims.xms_cgen !== principal.credentialGeneration) throw reject(ctx, 'AKV10032', 'The credentials this token was issued for have been revoked.');
       ctx.caller = { claims, principal };
     },
   };

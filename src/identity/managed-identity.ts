@@ -1,0 +1,158 @@
+import crypto from 'node:crypto';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { Kysely } from 'kysely';
+import type { Database } from '../storage/schema.js';
+import type { Directory, IdentityDatabase, Principal } from './directory.js';
+import { KeyVaultError, forbidden } from '../http/errors.js';
+import type { Endpoints } from '../endpoints.js';
+
+/** How long a minted IDENTITY_HEADER stays valid unless asked otherwise (a working day of `coffer run`). */
+const DEFAULT_BINDING_SECONDS = 12 * 3600;
+const MAX_BINDING_SECONDS = 7 * 24 * 3600;
+export const MANAGED_IDENTITY_PATH = '/coffer/managed-identity/token';
+
+/**
+ * Bindings tie an IDENTITY_HEADER secret to one managed identity: whoever holds the header can get tokens for that
+ * identity, and only for it. Only the header's hash is stored.
+ */
+export interface ManagedIdentityBindings {
+  mint(principal: Principal, createdBy: string, lifetimeSeconds?: number): Promise<{ identityHeader: string; expiresOn: number }>;
+  /** The identity a header was minted for, while the binding lives and the identity exists. */
+  resolve(identityHeader: string): Promise<Principal | undefined>;
+}
+
+const hash = (secret: string) => crypto.createHash('sha256').update(secret, 'utf8').digest('hex');
+
+export function createManagedIdentityBindings(deps: { db: Kysely<Database>; directory: Directory }): ManagedIdentityBindings {
+  const db = deps.db as unknown as Kysely<IdentityDatabase>;
+  return {
+    async mint(principal, createdBy, lifetimeSeconds = DEFAULT_BINDING_SECONDS) {
+      const identityHeader = crypto.randomBytes(32).toString('base64url');
+      const expiresOn = Date.now() + lifetimeSeconds * 1000;
+      await db.insertInto('identity_bindings').values({
+        id: crypto.randomUUID(), secret_hash: hash(identityHeader), principal_id: principal.objectId,
+        created_by: createdBy, created_at: Date.now(), expires_at: expiresOn,
+      }).execute();
+      return { identityHeader, expiresOn: Math.floor(expiresOn / 1000) };
+    },
+    async resolve(identityHeader) {
+      const row = await db.selectFrom('identity_bindings').select(['principal_id', 'expires_at'])
+        .where('secret_hash', '=', hash(identityHeader)).executeTakeFirst();
+      if (!row || Number(row.expires_at) <= Date.now()) return undefined;
+      return deps.directory.getPrincipal(row.principal_id);
+    },
+  };
+}
+
+const IDENTITY_TYPE = 'Microsoft.ManagedIdentity/userAssignedIdentities';
+const NAME = /^[a-zA-Z0-9][a-zA-Z0-9_-]{2,127}$/;
+
+interface IdentityParams { subscriptionId: string; resourceGroup: string; name: string }
+
+/**
+ * User-assigned managed identities as ARM resources, and the minting of IDENTITY_HEADER bindings. Both are limited to
+ * the deployment administrator (Coffer has no Managed Identity Operator role yet): assigning an identity to a process
+ * is exactly what must not be open to everyone.
+ */
+export function managedIdentityRoutes(app: FastifyInstance, deps: {
+  directory: Directory; bindings: ManagedIdentityBindings; db: Kysely<Database>; endpoints: Endpoints;
+  tenantId: string; subscriptionId: string; adminObjectId: string;
+}) {
+  const { directory } = deps;
+  const config = (operation: string) => ({ config: { plane: 'management' as const, operation } });
+  const requireAdmin = (req: FastifyRequest) => {
+    if (req.coffer.caller?.principal.objectId !== deps.adminObjectId) throw forbidden('Only the deployment administrator may manage managed identities.');
+  };
+  const armError = (status: number, code: string, message: string) => new KeyVaultError(status, code, message);
+  const resourceIdOf = (p: IdentityParams) =>
+    `/subscriptions/${p.subscriptionId}/resourcegroups/${p.resourceGroup}/providers/${IDENTITY_TYPE}/${p.name}`;
+
+  const toArm = (p: Principal) => {
+    // Resource ids are stored lower-cased (they compare case-insensitively); the display name keeps the given case.
+    const [, , , , group] = p.resourceId!.split('/');
+    const id = `/subscriptions/${deps.subscriptionId}/resourcegroups/${group}/providers/${IDENTITY_TYPE}/${p.displayName}`;
+    return {
+      id, name: p.displayName, type: IDENTITY_TYPE, location: 'local', tags: {},
+      properties: { tenantId: p.tenantId, principalId: p.objectId, clientId: p.appId },
+    };
+  };
+
+  const checkSubscription = (subscriptionId: string) => {
+    if (subscriptionId.toLowerCase() !== deps.subscriptionId) {
+      throw armError(404, 'SubscriptionNotFound', `The subscription '${subscriptionId}' could not be found.`);
+    }
+  };
+  const find = async (p: IdentityParams) => {
+    checkSubscription(p.subscriptionId);
+    const principal = await directory.getByResourceId(resourceIdOf(p));
+    if (!principal) throw armError(404, 'ResourceNotFound', `The Resource '${IDENTITY_TYPE}/${p.name}' under resource group '${p.resourceGroup}' was not found.`);
+    return principal;
+  };
+
+  const base = `/subscriptions/:subscriptionId/resourceGroups/:resourceGroup/providers/${IDENTITY_TYPE}`;
+  app.put<{ Params: IdentityParams }>(`${base}/:name`, config('UserAssignedIdentityPut'), async (req, reply) => {
+    requireAdmin(req);
+    checkSubscription(req.params.subscriptionId);
+    if (!NAME.test(req.params.name)) {
+      throw armError(400, 'InvalidResourceName', `The resource name '${req.params.name}' is invalid. It must be 3-128 characters: letters, digits, '-' and '_', starting with a letter or digit.`);
+    }
+    const group = await (deps.db as Kysely<Database>).selectFrom('resource_groups').select('name')
+      .where('subscription_id', '=', deps.subscriptionId).where('name_key', '=', req.params.resourceGroup.toLowerCase()).executeTakeFirst();
+    if (!group) throw armError(404, 'ResourceGroupNotFound', `Resource group '${req.params.resourceGroup}' could not be found.`);
+    const existing = await directory.getByResourceId(resourceIdOf(req.params));
+    if (existing) return toArm(existing);
+    const created = await directory.createManagedIdentity({ tenantId: deps.tenantId, resourceId: resourceIdOf(req.params), displayName: req.params.name });
+    reply.code(201);
+    return toArm(created);
+  });
+  app.get<{ Params: IdentityParams }>(`${base}/:name`, config('UserAssignedIdentityGet'), async (req) => {
+    requireAdmin(req);
+    return toArm(await find(req.params));
+  });
+  app.delete<{ Params: IdentityParams }>(`${base}/:name`, config('UserAssignedIdentityDelete'), async (req, reply) => {
+    requireAdmin(req);
+    checkSubscription(req.params.subscriptionId);
+    const existing = await directory.getByResourceId(resourceIdOf(req.params));
+    if (!existing) return reply.code(204).send();
+    await directory.deletePrincipal(existing.objectId);
+    return {};
+  });
+  const list = async (subscriptionId: string, resourceGroup?: string) => {
+    checkSubscription(subscriptionId);
+    const all = await directory.listPrincipals('ManagedIdentity');
+    const inGroup = resourceGroup ? `/subscriptions/${deps.subscriptionId}/resourcegroups/${resourceGroup.toLowerCase()}/` : '';
+    return { value: all.filter((p) => p.resourceId?.startsWith(inGroup.toLowerCase())).map(toArm) };
+  };
+  app.get<{ Params: { subscriptionId: string; resourceGroup: string } }>(base, config('UserAssignedIdentityList'), async (req) => {
+    requireAdmin(req);
+    return list(req.params.subscriptionId, req.params.resourceGroup);
+  });
+  app.get<{ Params: { subscriptionId: string } }>(`/subscriptions/:subscriptionId/providers/${IDENTITY_TYPE}`, config('UserAssignedIdentityList'), async (req) => {
+    requireAdmin(req);
+    return list(req.params.subscriptionId);
+  });
+
+  // Mints an IDENTITY_HEADER for one identity (by resource id, client id or principal id): what `coffer run` hands its child.
+  app.post<{ Body: { identity: string; lifetimeSeconds?: number } }>('/coffer/managed-identity/bindings', {
+    ...config('ManagedIdentityBind'),
+    schema: {
+      body: {
+        type: 'object', required: ['identity'], additionalProperties: false,
+        properties: { identity: { type: 'string', minLength: 1, maxLength: 512 }, lifetimeSeconds: { type: 'integer', minimum: 60, maximum: MAX_BINDING_SECONDS } },
+      },
+    },
+  }, async (req, reply) => {
+    requireAdmin(req);
+    const ref = req.body.identity.toLowerCase();
+    const principal = ref.startsWith('/subscriptions/') ? await directory.getByResourceId(ref)
+      : (await directory.listPrincipals('ManagedIdentity')).find((p) => p.appId === ref || p.objectId === ref);
+    if (!principal || principal.kind !== 'ManagedIdentity') throw armError(404, 'ResourceNotFound', `The managed identity '${req.body.identity}' was not found.`);
+    const { identityHeader, expiresOn } = await deps.bindings.mint(principal, req.coffer.caller!.principal.objectId, req.body.lifetimeSeconds);
+    reply.code(201);
+    reply.header('cache-control', 'no-store');
+    return {
+      identityEndpoint: `${deps.endpoints.authorityHost}${MANAGED_IDENTITY_PATH}`, identityHeader, expiresOn,
+      clientId: principal.appId, principalId: principal.objectId, resourceId: toArm(principal).id,
+    };
+  });
+}

@@ -1,0 +1,20 @@
+import type { FastifyInstance } from 'fastify';
+import type { Kysely } from 'kysely';
+import type { Database } from '../storage/schema.js';
+import type { Endpoints } from '../endpoints.js';
+import type { Directory } from './directory.js';
+import type { SigningKeys } from './signing-keys.js';
+import { tokenRoutes } from './token-routes.js';
+import { graphRoutes } from './graph-routes.js';
+import { createManagedIdentityBindings, managedIdentityRoutes } from './managed-identity.js';
+
+/** Everything the identity area serves: the token service, the Graph-shaped directory API and managed identities. */
+export function identityRoutes(app: FastifyInstance, deps: {
+  db: Kysely<Database>; directory: Directory; keys: SigningKeys; endpoints: Endpoints;
+  tenantId: string; subscriptionId: string; adminObjectId: string;
+}) {
+  const bindings = createManagedIdentityBindings({ db: deps.db, directory: deps.directory });
+  tokenRoutes(app, { ...deps, bindings });
+  graphRoutes(app, deps);
+  managedIdentityRoutes(app, { ...deps, bindings });
+}

@@ -1,0 +1,169 @@
+import 'reflect-metadata';
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import crypto, { webcrypto } from 'node:crypto';
+import * as x509 from '@peculiar/x509';
+import {
+  ClientCertificateCredential, ClientSecretCredential, ManagedIdentityCredential, UsernamePasswordCredential, type TokenCredential,
+} from '@azure/identity';
+import { SecretClient } from '@azure/keyvault-secrets';
+import { startTestServer, type TestServer } from '../support/server.js';
+import { ROLE_IDS } from '../../src/gates/authorization/builtin-roles.js';
+
+x509.cryptoProvider.set(webcrypto as unknown as Crypto);
+
+const VAULT = 'idvault';
+let server: TestServer;
+let adminToken: string;
+
+/** A Graph / ARM call on the management host as the bootstrap administrator (or with another token). */
+async function mgmt(method: string, path: string, body?: unknown, token = adminToken) {
+  const res = await fetch(`${server.admin.managementEndpoint}${path}`, {
+    method, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await res.text();
+  return { status: res.status, body: text ? JSON.parse(text) : undefined };
+}
+
+async function grantSecretsUser(principalId: string) {
+  const scope = `/subscriptions/${server.admin.subscriptionId}/resourceGroups/rg-test/providers/Microsoft.KeyVault/vaults/${VAULT}`;
+  const res = await mgmt('PUT', `${scope}/providers/Microsoft.Authorization/roleAssignments/${crypto.randomUUID()}?api-version=2022-04-01`, {
+    properties: { roleDefinitionId: `/subscriptions/${server.admin.subscriptionId}/providers/Microsoft.Authorization/roleDefinitions/${ROLE_IDS.keyVaultSecretsUser}`, principalId },
+  });
+  assert.equal(res.status, 201, JSON.stringify(res.body));
+}
+
+const readWith = (credential: TokenCredential) =>
+  new SecretClient(server.vaultUrl(VAULT), credential, { retryOptions: { maxRetries: 0 } }).getSecret('app-secret');
+const options = () => ({ authorityHost: server.admin.authorityHost, disableInstanceDiscovery: true });
+
+before(async () => {
+  server = await startTestServer();
+  adminToken = (await server.adminCredential.getToken(`${server.admin.managementEndpoint}/.default`))!.token;
+  await server.createVault(VAULT, { enableRbacAuthorization: true });
+  await server.secretClient(VAULT).setSecret('app-secret', 's3cr3t-value');
+});
+after(() => server?.close());
+
+test('ClientSecretCredential: a new app password reads a secret; removing the password voids its tokens at once', async () => {
+  const created = await mgmt('POST', '/v1.0/applications', { displayName: 'secret-app' });
+  assert.equal(created.status, 200);
+  const pwd = await mgmt('POST', `/v1.0/applications/${created.body.id}/addPassword`, { passwordCredential: { displayName: 'ci' } });
+  assert.match(pwd.body.secretText, /^.{3}8Q~/);
+  await grantSecretsUser(created.body.id);
+  const credential = new ClientSecretCredential(server.admin.tenantId, created.body.appId, pwd.body.secretText, options());
+  assert.equal((await readWith(credential)).value, 's3cr3t-value');
+
+  const token = (await credential.getToken(`${server.admin.managementEndpoint}/.default`))!.token;
+  assert.equal((await mgmt('GET', '/v1.0/me', undefined, token)).body.appId, created.body.appId);
+  assert.equal((await mgmt('POST', `/v1.0/applications/${created.body.id}/removePassword`, { keyId: pwd.body.keyId })).status, 204);
+  const refused = await mgmt('GET', '/v1.0/me', undefined, token);
+  assert.equal(refused.status, 401);
+  assert.equal(refused.body.error.code, 'AuthenticationFailed');
+  // Only the administrator manages the directory.
+  const fresh = await mgmt('POST', `/v1.0/applications/${created.body.id}/addPassword`, {});
+  const other = new ClientSecretCredential(server.admin.tenantId, created.body.appId, fresh.body.secretText, options());
+  const otherToken = (await other.getToken(`${server.admin.managementEndpoint}/.default`))!.token;
+  assert.equal((await mgmt('GET', '/v1.0/users', undefined, otherToken)).status, 403);
+});
+
+test('ClientCertificateCredential: an assertion signed by the app certificate reads a secret; a foreign certificate is refused', async () => {
+  const app = (await mgmt('POST', '/v1.0/applications', { displayName: 'cert-app' })).body;
+  const makeCert = async () => {
+    const alg = { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256', publicExponent: new Uint8Array([1, 0, 1]), modulusLength: 2048 };
+    const keys = await webcrypto.subtle.generateKey(alg, true, ['sign', 'verify']) as CryptoKeyPair;
+    const cert = await x509.X509CertificateGenerator.createSelfSigned({
+      serialNumber: '01', name: 'CN=cert-app', notBefore: new Date(Date.now() - 60_000), notAfter: new Date(Date.now() + 86_400_000), keys, signingAlgorithm: alg,
+    });
+    const keyPem = x509.PemConverter.encode(await webcrypto.subtle.exportKey('pkcs8', keys.privateKey), 'PRIVATE KEY');
+    return { cert, pem: `${keyPem}\n${cert.toString('pem')}` };
+  };
+  const good = await makeCert();
+  const foreign = await makeCert();
+  const patched = await mgmt('PATCH', `/v1.0/applications/${app.id}`, { keyCredentials: [{ type: 'AsymmetricX509Cert', usage: 'Verify', key: Buffer.from(good.cert.rawData).toString('base64') }] });
+  assert.equal(patched.status, 204, JSON.stringify(patched.body));
+  await grantSecretsUser(app.id);
+  const credential = new ClientCertificateCredential(server.admin.tenantId, app.appId, { certificate: good.pem }, options());
+  assert.equal((await readWith(credential)).value, 's3cr3t-value');
+  const impostor = new ClientCertificateCredential(server.admin.tenantId, app.appId, { certificate: foreign.pem }, options());
+  await assert.rejects(readWith(impostor), /invalid|key was not found/i);
+});
+
+test('UsernamePasswordCredential: a user in a nested group granted the role reads a secret; disabling the user voids its token', async () => {
+  const user = await mgmt('POST', '/v1.0/users', {
+    accountEnabled: true, displayName: 'Alice', userPrincipalName: 'alice@coffer.test', passwordProfile: { password: 'Correct-Horse-9' },
+  });
+  assert.equal(user.status, 200, JSON.stringify(user.body));
+  const outer = (await mgmt('POST', '/v1.0/groups', { displayName: 'Readers', mailNickname: 'readers' })).body;
+  const inner = (await mgmt('POST', '/v1.0/groups', { displayName: 'Team', mailNickname: 'team' })).body;
+  const odata = (id: string) => ({ '@odata.id': `https://graph.microsoft.com/v1.0/directoryObjects/${id}` });
+  assert.equal((await mgmt('POST', `/v1.0/groups/${outer.id}/members/$ref`, odata(inner.id))).status, 204);
+  assert.equal((await mgmt('POST', `/v1.0/groups/${inner.id}/members/$ref`, odata(user.body.id))).status, 204);
+  assert.deepEqual((await mgmt('POST', `/v1.0/directoryObjects/${user.body.id}/checkMemberGroups`, { groupIds: [outer.id] })).body.value, [outer.id]);
+  await grantSecretsUser(outer.id);
+
+  const clientId = crypto.randomUUID();
+  const credential = new UsernamePasswordCredential(server.admin.tenantId, clientId, 'alice@coffer.test', 'Correct-Horse-9', options());
+  assert.equal((await readWith(credential)).value, 's3cr3t-value');
+  const token = (await credential.getToken(`${server.admin.managementEndpoint}/.default`))!.token;
+  const claims = JSON.parse(Buffer.from(token.split('.')[1], 'base64url').toString());
+  assert.equal(claims.upn, 'alice@coffer.test');
+  assert.equal(claims.idtyp, 'user');
+
+  const wrong = new UsernamePasswordCredential(server.admin.tenantId, clientId, 'alice@coffer.test', 'nope-nope-nope', options());
+  await assert.rejects(readWith(wrong), /invalid username or password/i);
+
+  assert.equal((await mgmt('PATCH', `/v1.0/users/${user.body.id}`, { accountEnabled: false })).status, 204);
+  assert.equal((await mgmt('GET', '/v1.0/me', undefined, token)).status, 401);
+});
+
+test('refresh_token and the v1 endpoint', async () => {
+  const tokenUrl = `${server.admin.authorityHost}/${server.admin.tenantId}/oauth2`;
+  await mgmt('POST', '/v1.0/users', { displayName: 'Bob', userPrincipalName: 'bob@coffer.test', passwordProfile: { password: 'Bob-password-1' } });
+  const form = (fields: Record<string, string>) => ({ method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams(fields).toString() });
+  const first = await (await fetch(`${tokenUrl}/v2.0/token`, form({
+    grant_type: 'password', client_id: 'cli', username: 'bob@coffer.test', password: 'Bob-password-1', scope: `${server.admin.managementEndpoint}/.default offline_access`,
+  }))).json();
+  assert.ok(first.refresh_token);
+  const refreshed = await (await fetch(`${tokenUrl}/v2.0/token`, form({
+    grant_type: 'refresh_token', client_id: 'cli', refresh_token: first.refresh_token, scope: `${server.admin.managementEndpoint}/.default`,
+  }))).json();
+  assert.equal((await mgmt('GET', '/v1.0/me', undefined, refreshed.access_token)).body.userPrincipalName, 'bob@coffer.test');
+  const v1 = await (await fetch(`${tokenUrl}/token`, form({
+    grant_type: 'client_credentials', client_id: server.admin.clientId, client_secret: server.admin.clientSecret, resource: server.admin.managementEndpoint,
+  }))).json();
+  assert.equal(typeof v1.expires_on, 'string');
+  assert.equal((await mgmt('GET', '/v1.0/me', undefined, v1.access_token)).body.appId, server.admin.clientId);
+  const badResource = await fetch(`${tokenUrl}/token`, form({ grant_type: 'client_credentials', client_id: server.admin.clientId, client_secret: server.admin.clientSecret, resource: 'https://elsewhere' }));
+  assert.equal(badResource.status, 400);
+});
+
+test('ManagedIdentityCredential (App Service shape): the minted header yields tokens for its identity only', async () => {
+  const rg = `/subscriptions/${server.admin.subscriptionId}/resourceGroups/rg-test/providers/Microsoft.ManagedIdentity/userAssignedIdentities`;
+  const mi = await mgmt('PUT', `${rg}/web-app?api-version=2023-01-31`, { location: 'local' });
+  assert.equal(mi.status, 201, JSON.stringify(mi.body));
+  const other = (await mgmt('PUT', `${rg}/other-app?api-version=2023-01-31`, { location: 'local' })).body;
+  await grantSecretsUser(mi.body.properties.principalId);
+  const binding = (await mgmt('POST', '/coffer/managed-identity/bindings', { identity: mi.body.id })).body;
+  assert.equal(binding.clientId, mi.body.properties.clientId);
+
+  process.env.IDENTITY_ENDPOINT = binding.identityEndpoint;
+  process.env.IDENTITY_HEADER = binding.identityHeader;
+  try {
+    const credential = new ManagedIdentityCredential({ clientId: mi.body.properties.clientId });
+    assert.equal((await readWith(credential)).value, 's3cr3t-value');
+    const token = (await credential.getToken(`${server.admin.managementEndpoint}/.default`))!.token;
+    const claims = JSON.parse(Buffer.from(token.split('.')[1], 'base64url').toString());
+    assert.equal(claims.xms_mirid.toLowerCase(), mi.body.id.toLowerCase());
+    // The same header cannot be used for another identity.
+    const stolen = new ManagedIdentityCredential({ clientId: other.properties.clientId });
+    await assert.rejects(readWith(stolen));
+  } finally {
+    delete process.env.IDENTITY_ENDPOINT;
+    delete process.env.IDENTITY_HEADER;
+  }
+  const forged = await fetch(`${binding.identityEndpoint}?api-version=2019-08-01&resource=${encodeURIComponent(server.admin.managementEndpoint)}`, {
+    headers: { 'x-identity-header': 'forged' },
+  });
+  assert.equal(forged.status, 401);
+});
