@@ -2,7 +2,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { KeysService, CreateKeyInput, ImportKeyInput, UpdateKeyInput, CryptoOperation } from './service.js';
 import type { RotationPolicyInput } from './rotation-policy.js';
 import * as s from './schemas.js';
-import { pageSize, nextLinkFor, type ListQuery } from '../collection-helpers.js';
+import { lifecycleRoutes } from '../lifecycle.js';
 import type { Endpoints } from '../../endpoints.js';
 
 type Params = { name: string; version?: string };
@@ -21,7 +21,6 @@ export function keysRoutes(app: FastifyInstance, deps: { keys: KeysService; endp
   const { keys } = deps;
   const vault = (req: FastifyRequest) => req.coffer.vault!;
   const version = (req: FastifyRequest<{ Params: Params }>) => req.params.version || undefined;
-  const nextLink = nextLinkFor(deps.endpoints);
   const route = (operation: string) => ({ config: { plane: 'vault' as const, operation } });
 
   app.post<{ Params: Params; Body: CreateKeyInput }>('/keys/:name/create', {
@@ -40,46 +39,10 @@ export function keysRoutes(app: FastifyInstance, deps: { keys: KeysService; endp
     }, (req) => keys.update(vault(req), req.params.name, version(req), req.body ?? {}));
   }
 
-  app.get<{ Querystring: ListQuery }>('/keys', { ...route('KeyList'), schema: { querystring: s.listQuery, response: { 200: s.keyList } } },
-    (req) => {
-      const size = pageSize(req.query);
-      return keys.list(vault(req), size, req.query.$skiptoken, nextLink(req, '/keys', size));
-    });
-
-  app.get<{ Params: Params; Querystring: ListQuery }>('/keys/:name/versions', {
-    ...route('KeyListVersions'), schema: { querystring: s.listQuery, response: { 200: s.keyList } },
-  }, (req) => {
-    const size = pageSize(req.query);
-    return keys.listVersions(vault(req), req.params.name, size, req.query.$skiptoken, nextLink(req, `/keys/${req.params.name}/versions`, size));
+  lifecycleRoutes(app, {
+    service: keys, endpoints: deps.endpoints, collection: 'keys', operationPrefix: 'Key',
+    schemas: { bundle: s.keyBundle, deletedBundle: s.deletedKeyBundle, list: s.keyList, deletedList: s.deletedKeyList },
   });
-
-  app.delete<{ Params: Params }>('/keys/:name', { ...route('KeyDelete'), schema: { response: { 200: s.deletedKeyBundle } } },
-    (req) => keys.delete(vault(req), req.params.name));
-
-  app.get<{ Querystring: ListQuery }>('/deletedkeys', {
-    ...route('KeyListDeleted'), schema: { querystring: s.listQuery, response: { 200: s.deletedKeyList } },
-  }, (req) => {
-    const size = pageSize(req.query);
-    return keys.listDeleted(vault(req), size, req.query.$skiptoken, nextLink(req, '/deletedkeys', size));
-  });
-
-  app.get<{ Params: Params }>('/deletedkeys/:name', { ...route('KeyGetDeleted'), schema: { response: { 200: s.deletedKeyBundle } } },
-    (req) => keys.getDeleted(vault(req), req.params.name));
-
-  app.post<{ Params: Params }>('/deletedkeys/:name/recover', { ...route('KeyRecover'), schema: { response: { 200: s.keyBundle } } },
-    (req) => keys.recover(vault(req), req.params.name));
-
-  app.delete<{ Params: Params }>('/deletedkeys/:name', route('KeyPurge'), async (req, reply) => {
-    await keys.purge(vault(req), req.params.name);
-    reply.code(204).send();
-  });
-
-  app.post<{ Params: Params }>('/keys/:name/backup', { ...route('KeyBackup'), schema: { response: { 200: s.backupResult } } },
-    (req) => keys.backup(vault(req), req.params.name));
-
-  app.post<{ Body: { value: string } }>('/keys/restore', {
-    ...route('KeyRestore'), schema: { body: s.restoreBody, response: { 200: s.keyBundle } },
-  }, (req) => keys.restore(vault(req), req.body.value));
 
   app.post<{ Params: Params }>('/keys/:name/rotate', { ...route('KeyRotate'), schema: { response: { 200: s.keyBundle } } },
     (req) => keys.rotate(vault(req), req.params.name));

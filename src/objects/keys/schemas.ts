@@ -1,7 +1,5 @@
 /** Route schemas for the keys family: they validate input and shape output (no private key field can go out). */
-import { tags, attributesIn, attributesOut, deletedFields, listOf, backupResult, restoreBody, listQuery } from '../shared-schemas.js';
-
-export { backupResult, restoreBody, listQuery };
+import { tags, attributesIn, attributesOut, deletedFields, listOf } from '../shared-schemas.js';
 
 const base64url = { type: 'string', pattern: '^[A-Za-z0-9_\\-+/]*={0,2}$' } as const;
 const keyOps = { type: 'array', items: { type: 'string' } } as const;

@@ -4,11 +4,10 @@ import type { Vault } from '../../control-plane/vaults.js';
 import type { Endpoints } from '../../endpoints.js';
 import type { Keyring } from '../../crypto/envelope.js';
 import type { Clock } from '../../clock.js';
-import { KeyVaultError, badParameter, conflict, forbidden, notFound } from '../../http/errors.js';
-import { StoreError, type ObjectStore, type StoredVersion, type DeletedObject, type VersionMeta, type VaultRef } from '../store.js';
-import {
-  applyAttributes, checkTags, createBackupCodec, deletedObjectFields, listPage, seconds, versionAttributes, type AttributesInput,
-} from '../collection-helpers.js';
+import { badParameter, forbidden } from '../../http/errors.js';
+import type { ObjectStore, StoredVersion, VersionMeta, VaultRef } from '../store.js';
+import { applyAttributes, checkTags, seconds, versionAttributes, type AttributesInput } from '../collection-helpers.js';
+import { createLifecycleOperations, objectErrors } from '../lifecycle.js';
 import {
   CURVE_NAMES, CryptoFailure, RSA_SIZES, baseKeyType, curveOf, exportPrivate, generateSoftwareKey,
   loadPrivate, privateKeyFromJwk, publicJwk,
@@ -25,7 +24,6 @@ const DEFAULT_OPS: Record<SoftwareKeyType, string[]> = {
 };
 const KEY_TYPES: KeyType[] = ['RSA', 'EC', 'RSA-HSM', 'EC-HSM'];
 const PUBLIC_EXPONENTS = [3, 65537];
-const HELP = 'For help resolving this issue, please see https://go.microsoft.com/fwlink/?linkid=2125182';
 /** After exp (or before nbf) a key may still open what it protected earlier, never protect anything new. */
 const ALLOWED_OUTSIDE_VALIDITY = new Set(['decrypt', 'unwrapKey', 'verify']);
 
@@ -72,26 +70,13 @@ export function createKeysService(deps: { store: ObjectStore; endpoints: Endpoin
   const { store, endpoints, keyring, clock } = deps;
   const pool = deps.cryptoPool ?? createCryptoPool();
   const base = (vault: Vault) => endpoints.vaultUrl(vault.name);
-  const backups = createBackupCodec(keyring, 'keys');
 
   const checkName = (name: string) => {
-    if (!KEY_NAME.test(name)) {
-      throw badParameter(`The request URI contains an invalid name: ${name}. Key names may contain only 0-9, a-z, A-Z and -, and be 1-127 characters long.`);
-    }
+    if (!KEY_NAME.test(name)) throw badParameter(`The request URI contains an invalid name: ${name}`);
   };
-  const keyNotFound = (name: string, version?: string) => notFound('KeyNotFound',
-    `A key with (name/id) ${version ? `${name}/${version}` : name} was not found in this key vault. If you recently deleted this key you may be able to recover it using the correct recovery command. ${HELP}`);
-  const deletedNotFound = (name: string) => notFound('KeyNotFound', `Deleted Key not found: ${name}`);
-  const rethrow = (err: unknown, name: string): never => {
-    if (err instanceof StoreError) {
-      if (err.reason === 'DeletedButRecoverable') {
-        throw new KeyVaultError(409, 'Conflict', `Key ${name} is currently in a deleted but recoverable state, and its name cannot be reused; in this state, the key can be recovered or purged.`, 'ObjectIsDeletedButRecoverable');
-      }
-      if (err.reason === 'AlreadyExists') throw conflict('Conflict', `Key ${name} already exists.`);
-      if (err.reason === 'BadContinuation') throw badParameter(err.message);
-    }
-    throw err;
-  };
+  const errors = objectErrors('Key');
+  const keyNotFound = errors.notFound;
+  const rethrow = errors.rethrow;
 
   const checkOps = (ops: string[] | undefined) => {
     for (const op of ops ?? []) {
@@ -130,14 +115,13 @@ export function createKeysService(deps: { store: ObjectStore; endpoints: Endpoin
     return fields;
   };
 
-  const item = (vault: Vault, v: StoredVersion) => ({
-    kid: kid(vault, v),
+  const item = (vault: Vault, v: StoredVersion, withVersion: boolean) => ({
+    kid: withVersion ? kid(vault, v) : `${base(vault)}/keys/${v.name}`,
     attributes: attributes(vault, v),
     tags: v.meta.tags,
     managed: v.meta.managed,
   });
 
-  const deletedFields = (vault: Vault, d: DeletedObject) => deletedObjectFields(base(vault), 'deletedkeys', d);
 
   /** Stores a new version of `name`, carrying the name's rotation policy over from the current version. */
   async function storeVersion(vault: VaultRef, name: string, key: KeyObject, meta: VersionMeta & { kty: KeyType; keyOps: string[] }) {
@@ -194,7 +178,16 @@ export function createKeysService(deps: { store: ObjectStore; endpoints: Endpoin
     });
   }
 
+  const lifecycle = createLifecycleOperations({ store, endpoints, keyring }, {
+    collection: 'keys', errors, checkName, bundle, item,
+    beforeRestore: (vault, doc) => {
+      if (doc.versions.some((v) => String(v.meta.kty).endsWith('-HSM'))) checkProtection(vault, true);
+    },
+  });
+
   return {
+    ...lifecycle,
+
     async create(vault: Vault, name: string, input: CreateKeyInput) {
       checkName(name);
       if (!KEY_TYPES.includes(input.kty as KeyType)) {
@@ -250,67 +243,6 @@ export function createKeysService(deps: { store: ObjectStore; endpoints: Endpoin
       const v = await store.updateMeta(vault, 'keys', name, version, (prior) => metaFrom(input, prior));
       if (!v) throw keyNotFound(name, version);
       return bundle(vault, v);
-    },
-
-    async list(vault: Vault, maxResults: number, continuation: string | undefined, nextLink: (token: string) => string) {
-      const p = await store.list(vault, 'keys', { maxResults, continuation }).catch((e) => rethrow(e, ''));
-      return listPage(p, (v) => ({ ...item(vault, v), kid: `${base(vault)}/keys/${v.name}` }), nextLink);
-    },
-
-    async listVersions(vault: Vault, name: string, maxResults: number, continuation: string | undefined, nextLink: (token: string) => string) {
-      checkName(name);
-      const p = await store.listVersions(vault, 'keys', name, { maxResults, continuation }).catch((e) => rethrow(e, name));
-      if (!p) throw keyNotFound(name);
-      return listPage(p, (v) => item(vault, v), nextLink);
-    },
-
-    async delete(vault: Vault, name: string) {
-      checkName(name);
-      const d = await store.softDelete(vault, 'keys', name, vault.properties.softDeleteRetentionInDays);
-      if (!d) throw keyNotFound(name);
-      return { ...bundle(vault, d.current), ...deletedFields(vault, d) };
-    },
-
-    async getDeleted(vault: Vault, name: string) {
-      checkName(name);
-      const d = await store.getDeleted(vault, 'keys', name);
-      if (!d) throw deletedNotFound(name);
-      return { ...bundle(vault, d.current), ...deletedFields(vault, d) };
-    },
-
-    async listDeleted(vault: Vault, maxResults: number, continuation: string | undefined, nextLink: (token: string) => string) {
-      const p = await store.listDeleted(vault, 'keys', { maxResults, continuation }).catch((e) => rethrow(e, ''));
-      return listPage(p, (d) => ({ ...item(vault, d.current), kid: `${base(vault)}/keys/${d.name}`, ...deletedFields(vault, d) }), nextLink);
-    },
-
-    async recover(vault: Vault, name: string) {
-      checkName(name);
-      const v = await store.recover(vault, 'keys', name);
-      if (!v) throw deletedNotFound(name);
-      return bundle(vault, v);
-    },
-
-    async purge(vault: Vault, name: string) {
-      checkName(name);
-      if (vault.properties.enablePurgeProtection) {
-        throw forbidden(`Operation "purge" is not allowed because purge protection is enabled for this vault. Key Vault service will automatically purge it after the retention period has passed. ${HELP}`);
-      }
-      if (!(await store.purge(vault, 'keys', name))) throw deletedNotFound(name);
-    },
-
-    async backup(vault: Vault, name: string) {
-      checkName(name);
-      const versions = await store.exportVersions(vault, 'keys', name);
-      if (!versions) throw keyNotFound(name);
-      return { value: backups.seal({ name, versions: versions.map((v) => ({ ...v, payload: v.payload.toString('base64') })) }) };
-    },
-
-    async restore(vault: Vault, blob: string) {
-      const doc = backups.open(blob);
-      if (doc.versions.some((v) => String(v.meta.kty).endsWith('-HSM'))) checkProtection(vault, true);
-      const restored = await store.importVersions(vault, 'keys', doc.name, doc.versions.map((v) => ({ ...v, payload: Buffer.from(v.payload, 'base64') })))
-        .catch((e) => rethrow(e, doc.name));
-      return bundle(vault, restored);
     },
 
     async rotate(vault: Vault, name: string) {
