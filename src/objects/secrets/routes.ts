@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { SecretsService, SetSecretInput, UpdateSecretInput } from './service.js';
 import * as s from './schemas.js';
-import { pageSize, nextLinkFor, type ListQuery } from '../collection-helpers.js';
+import { lifecycleRoutes } from '../lifecycle.js';
 import type { Endpoints } from '../../endpoints.js';
 
 type Params = { name: string; version?: string };
@@ -9,7 +9,6 @@ type Params = { name: string; version?: string };
 export function secretsRoutes(app: FastifyInstance, deps: { secrets: SecretsService; endpoints: Endpoints }) {
   const { secrets, endpoints } = deps;
   const vault = (req: FastifyRequest) => req.coffer.vault!;
-  const nextLink = nextLinkFor(endpoints);
   const route = (operation: string) => ({ config: { plane: 'vault' as const, operation } });
 
   app.put<{ Params: Params; Body: SetSecretInput }>('/secrets/:name', {
@@ -24,44 +23,8 @@ export function secretsRoutes(app: FastifyInstance, deps: { secrets: SecretsServ
     }, (req) => secrets.update(vault(req), req.params.name, req.params.version || undefined, req.body ?? {}));
   }
 
-  app.get<{ Querystring: ListQuery }>('/secrets', { ...route('SecretList'), schema: { querystring: s.listQuery, response: { 200: s.secretList } } },
-    (req) => {
-      const size = pageSize(req.query);
-      return secrets.list(vault(req), size, req.query.$skiptoken, nextLink(req, '/secrets', size));
-    });
-
-  app.get<{ Params: Params; Querystring: ListQuery }>('/secrets/:name/versions', {
-    ...route('SecretListVersions'), schema: { querystring: s.listQuery, response: { 200: s.secretList } },
-  }, (req) => {
-    const size = pageSize(req.query);
-    return secrets.listVersions(vault(req), req.params.name, size, req.query.$skiptoken, nextLink(req, `/secrets/${req.params.name}/versions`, size));
+  lifecycleRoutes(app, {
+    service: secrets, endpoints, collection: 'secrets', operationPrefix: 'Secret',
+    schemas: { bundle: s.secretBundle, deletedBundle: s.deletedSecretBundle, list: s.secretList, deletedList: s.deletedSecretList },
   });
-
-  app.delete<{ Params: Params }>('/secrets/:name', { ...route('SecretDelete'), schema: { response: { 200: s.deletedSecretBundle } } },
-    (req) => secrets.delete(vault(req), req.params.name));
-
-  app.get<{ Querystring: ListQuery }>('/deletedsecrets', {
-    ...route('SecretListDeleted'), schema: { querystring: s.listQuery, response: { 200: s.deletedSecretList } },
-  }, (req) => {
-    const size = pageSize(req.query);
-    return secrets.listDeleted(vault(req), size, req.query.$skiptoken, nextLink(req, '/deletedsecrets', size));
-  });
-
-  app.get<{ Params: Params }>('/deletedsecrets/:name', { ...route('SecretGetDeleted'), schema: { response: { 200: s.deletedSecretBundle } } },
-    (req) => secrets.getDeleted(vault(req), req.params.name));
-
-  app.post<{ Params: Params }>('/deletedsecrets/:name/recover', { ...route('SecretRecover'), schema: { response: { 200: s.secretBundle } } },
-    (req) => secrets.recover(vault(req), req.params.name));
-
-  app.delete<{ Params: Params }>('/deletedsecrets/:name', route('SecretPurge'), async (req, reply) => {
-    await secrets.purge(vault(req), req.params.name);
-    reply.code(204).send();
-  });
-
-  app.post<{ Params: Params }>('/secrets/:name/backup', { ...route('SecretBackup'), schema: { response: { 200: s.backupResult } } },
-    (req) => secrets.backup(vault(req), req.params.name));
-
-  app.post<{ Body: { value: string } }>('/secrets/restore', {
-    ...route('SecretRestore'), schema: { body: s.restoreBody, response: { 200: s.secretBundle } },
-  }, (req) => secrets.restore(vault(req), req.body.value));
 }
