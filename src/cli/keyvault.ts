@@ -1,10 +1,12 @@
 import { Option, type Command } from 'commander';
 import { action, boolOption, group, parsePositiveInt, parseTags, type ActionEnv } from './command.js';
 import { CliError, usageError } from './errors.js';
+import { isoTime } from './output.js';
 
 /** The management api-version the CLI speaks (what @azure/arm-keyvault of az 2.45's era sends). */
 export const MANAGEMENT_API_VERSION = '2023-07-01';
-const RESOURCE_GROUPS_API_VERSION = '2021-04-01';
+/** What az 2.45's azure-mgmt-resource sends for resource groups. */
+export const RESOURCE_GROUPS_API_VERSION = '2022-09-01';
 /** az requires `--resource-group`; Coffer has one subscription and lets a default group stand in. */
 export const DEFAULT_RESOURCE_GROUP = 'coffer-default';
 const DEFAULT_LOCATION = 'local';
@@ -26,21 +28,90 @@ interface ArmVault {
   properties: Record<string, unknown>;
 }
 
-/** az adds `resourceGroup` to every ARM resource it prints. */
-const withResourceGroup = (vault: ArmVault) => ({ ...vault, resourceGroup: /\/resourceGroups\/([^/]+)/i.exec(vault.id)?.[1] ?? null });
+interface ArmDeletedVault {
+  id: string;
+  name: string;
+  type: string;
+  properties: { vaultId: string; location: string; deletionDate?: string; scheduledPurgeDate?: string; tags?: Record<string, string>; purgeProtectionEnabled?: boolean };
+}
+
+/**
+ * az adds `resourceGroup` to every ARM resource it prints whose id is under `/subscriptions/{s}/resourceGroups/`
+ * (and to none other, e.g. not to deleted vaults).
+ */
+export function withResourceGroup<T extends { id: string }>(resource: T): T & { resourceGroup?: string } {
+  const group = /^\/subscriptions\/[^/]+\/resourceGroups\/([^/]+)/i.exec(resource.id)?.[1];
+  return group === undefined ? resource : { ...resource, resourceGroup: group };
+}
+
+/** ARM times as az prints the SDK's datetimes (Python's isoformat, `+00:00`). */
+const pythonIso = (value: string | undefined) => (value ? isoTime(Date.parse(value) / 1000) : null);
+
+/** A deleted vault as az 2.45 prints it. */
+const deletedVaultOutput = (v: ArmDeletedVault) => ({
+  ...v,
+  properties: {
+    deletionDate: pythonIso(v.properties.deletionDate),
+    location: v.properties.location,
+    purgeProtectionEnabled: v.properties.purgeProtectionEnabled ?? null,
+    scheduledPurgeDate: pythonIso(v.properties.scheduledPurgeDate),
+    tags: v.properties.tags ?? null,
+    vaultId: v.properties.vaultId,
+  },
+});
+
+const subscriptionPath = (env: ActionEnv) => `/subscriptions/${env.context().subscriptionId()}`;
 
 const vaultsPath = (env: ActionEnv, resourceGroup?: string) =>
-  `/subscriptions/${env.context().subscriptionId()}${resourceGroup ? `/resourceGroups/${encodeURIComponent(resourceGroup)}` : ''}/providers/Microsoft.KeyVault/vaults`;
+  `${subscriptionPath(env)}${resourceGroup ? `/resourceGroups/${encodeURIComponent(resourceGroup)}` : ''}/providers/Microsoft.KeyVault/vaults`;
 
-/** A vault by name: in the given group, else wherever it is in the subscription. */
+const notFound = (type: string, name: string) => new CliError(`(ResourceNotFound) The Resource 'Microsoft.KeyVault/${type}/${name}' was not found.`, 3, 'ResourceNotFound');
+
+/** A vault by name: in the given group, else wherever it is in the subscription (as az finds it). */
 async function findVault(env: ActionEnv, name: string, resourceGroup?: string): Promise<ArmVault> {
   const management = env.context().management;
   if (resourceGroup) return management<ArmVault>('GET', `${vaultsPath(env, resourceGroup)}/${encodeURIComponent(name)}?api-version=${MANAGEMENT_API_VERSION}`);
   const { value } = await management<{ value: ArmVault[] }>('GET', `${vaultsPath(env)}?api-version=${MANAGEMENT_API_VERSION}`);
   const vault = value.find((v) => v.name.toLowerCase() === name.toLowerCase());
-  if (!vault) throw new CliError(`(ResourceNotFound) The Resource 'Microsoft.KeyVault/vaults/${name}' was not found.`, 3);
+  if (!vault) throw notFound('vaults', name);
   return vault;
 }
+
+const deletedVaultsPath = (env: ActionEnv) => `${subscriptionPath(env)}/providers/Microsoft.KeyVault/deletedVaults`;
+const deletedVaultPath = (env: ActionEnv, location: string, name: string) =>
+  `${subscriptionPath(env)}/providers/Microsoft.KeyVault/locations/${encodeURIComponent(location)}/deletedVaults/${encodeURIComponent(name)}`;
+
+/** A deleted vault by name: at the given location, else found in the subscription's deleted vaults. */
+async function findDeletedVault(env: ActionEnv, name: string, location?: string): Promise<ArmDeletedVault> {
+  const management = env.context().management;
+  if (location) return management<ArmDeletedVault>('GET', `${deletedVaultPath(env, location, name)}?api-version=${MANAGEMENT_API_VERSION}`);
+  const { value } = await management<{ value: ArmDeletedVault[] }>('GET', `${deletedVaultsPath(env)}?api-version=${MANAGEMENT_API_VERSION}`);
+  const vault = value.find((v) => v.name.toLowerCase() === name.toLowerCase());
+  if (!vault) throw notFound('deletedVaults', name);
+  return vault;
+}
+
+const getVault = async (env: ActionEnv, id: string) => withResourceGroup(await env.context().management<ArmVault>('GET', `${id}?api-version=${MANAGEMENT_API_VERSION}`));
+
+/** A resource group's location, or undefined when the group does not exist. */
+async function groupLocation(env: ActionEnv, resourceGroup: string): Promise<string | undefined> {
+  try {
+    const rg = await env.context().management<{ location: string }>('GET', `${subscriptionPath(env)}/resourcegroups/${encodeURIComponent(resourceGroup)}?api-version=${RESOURCE_GROUPS_API_VERSION}`);
+    return rg.location;
+  } catch (err) {
+    if (err instanceof CliError && err.code === 'ResourceGroupNotFound') return undefined;
+    throw err;
+  }
+}
+
+const nameAndGroup = (cmd: Command) => cmd
+  .requiredOption('-n, --name <name>', 'name of the vault')
+  .option('-g, --resource-group <group>', 'resource group (default: found by name)');
+
+/** az prints warnings on stderr unless --only-show-errors. */
+const warn = (env: ActionEnv, message: string) => {
+  if (!(env.globals as { onlyShowErrors?: boolean }).onlyShowErrors) process.stderr.write(`WARNING: ${message}\n`);
+};
 
 export function registerKeyVaultCommands(program: Command) {
   const keyvault = group(program, 'keyvault', 'Manage vaults and their secrets');
@@ -49,59 +120,138 @@ export function registerKeyVaultCommands(program: Command) {
     .description('Create a vault')
     .requiredOption('-n, --name <name>', 'name of the vault')
     .option('-g, --resource-group <group>', `resource group (default: ${DEFAULT_RESOURCE_GROUP}, created when missing)`)
-    .option('-l, --location <location>', 'location', DEFAULT_LOCATION)
+    .option('-l, --location <location>', 'location (default: the resource group\'s)')
     .addOption(boolOption('--enable-rbac-authorization [bool]', 'use Azure RBAC for data-plane authorization'))
     .option('--retention-days <days>', 'soft-delete retention in days (7-90)', (v) => parsePositiveInt(v, '--retention-days'))
     .addOption(boolOption('--enable-purge-protection [bool]', 'forbid purging soft-deleted vaults and objects during retention'))
     .addOption(new Option('--sku <sku>', 'pricing tier').choices(['standard', 'premium']).default('standard'))
+    .addOption(new Option('--public-network-access <access>', 'whether the vault accepts traffic from public networks').choices(['Enabled', 'Disabled']))
     .option('--tags [tags...]', 'space-separated tags: key[=value] [key[=value] ...]; "" clears')
     .option('--no-self-perms', 'do not grant the caller an access policy (access-policy vaults only)')
     .action(action(async (opts: {
-      name: string; resourceGroup?: string; location: string; enableRbacAuthorization?: boolean; retentionDays?: number;
-      enablePurgeProtection?: boolean; sku: string; tags?: string[]; selfPerms: boolean;
+      name: string; resourceGroup?: string; location?: string; enableRbacAuthorization?: boolean; retentionDays?: number;
+      enablePurgeProtection?: boolean; sku: string; publicNetworkAccess?: string; tags?: string[]; selfPerms: boolean;
     }, env) => {
       const context = env.context();
+      const resourceGroup = opts.resourceGroup ?? DEFAULT_RESOURCE_GROUP;
+      // As az: the vault goes where its group is unless --location says otherwise. A named group must exist;
+      // the default one is created on first use.
+      const groupAt = await groupLocation(env, resourceGroup);
+      if (groupAt === undefined) {
+        if (opts.resourceGroup) throw new CliError(`(ResourceGroupNotFound) Resource group '${resourceGroup}' could not be found.`, 3, 'ResourceGroupNotFound');
+        await context.management('PUT', `${subscriptionPath(env)}/resourcegroups/${resourceGroup}?api-version=${RESOURCE_GROUPS_API_VERSION}`, {
+          body: { location: opts.location ?? DEFAULT_LOCATION },
+        });
+      }
+      const location = opts.location ?? groupAt ?? DEFAULT_LOCATION;
       // az 2.45: access policies unless RBAC is asked for, and the creator gets a policy.
       const rbac = opts.enableRbacAuthorization ?? false;
       const accessPolicies = !rbac && opts.selfPerms
         ? [{ tenantId: context.profile.tenantId, objectId: await context.callerObjectId(), permissions: CREATOR_PERMISSIONS }]
-        : undefined;
+        : [];
       const body = {
-        location: opts.location,
+        location,
         tags: parseTags(opts.tags),
         properties: {
           tenantId: context.profile.tenantId,
           sku: { family: 'A', name: opts.sku },
           enableRbacAuthorization: rbac,
           accessPolicies,
-          softDeleteRetentionInDays: opts.retentionDays,
+          softDeleteRetentionInDays: opts.retentionDays ?? 90,
           enablePurgeProtection: opts.enablePurgeProtection,
+          publicNetworkAccess: opts.publicNetworkAccess,
         },
       };
-      const resourceGroup = opts.resourceGroup ?? DEFAULT_RESOURCE_GROUP;
-      const put = () => context.management<ArmVault>('PUT', `${vaultsPath(env, resourceGroup)}/${encodeURIComponent(opts.name)}?api-version=${MANAGEMENT_API_VERSION}`, { body });
-      try {
-        return withResourceGroup(await put());
-      } catch (err) {
-        // A named group must exist (as in az); the default one is created on first use.
-        if (opts.resourceGroup || !(err instanceof CliError) || err.code !== 'ResourceGroupNotFound') throw err;
-        await context.management('PUT', `/subscriptions/${context.subscriptionId()}/resourcegroups/${resourceGroup}?api-version=${RESOURCE_GROUPS_API_VERSION}`, {
-          body: { location: opts.location },
-        });
-        return withResourceGroup(await put());
-      }
+      return withResourceGroup(await context.management<ArmVault>('PUT', `${vaultsPath(env, resourceGroup)}/${encodeURIComponent(opts.name)}?api-version=${MANAGEMENT_API_VERSION}`, { body }));
     }));
 
-  keyvault.command('show')
-    .description('Show a vault')
-    .requiredOption('-n, --name <name>', 'name of the vault')
-    .option('-g, --resource-group <group>', 'resource group (default: found by name)')
+  nameAndGroup(keyvault.command('show').description('Show a vault'))
     .action(action(async (opts: { name: string; resourceGroup?: string }, env) => withResourceGroup(await findVault(env, opts.name, opts.resourceGroup))));
 
-  keyvault.command('set-policy')
-    .description('Grant a principal data-plane permissions on an access-policy vault')
-    .requiredOption('-n, --name <name>', 'name of the vault')
-    .option('-g, --resource-group <group>', 'resource group (default: found by name)')
+  nameAndGroup(keyvault.command('update').description('Update a vault\'s properties'))
+    .addOption(boolOption('--enable-rbac-authorization [bool]', 'use Azure RBAC for data-plane authorization'))
+    .addOption(boolOption('--enable-purge-protection [bool]', 'forbid purging soft-deleted vaults and objects during retention (irreversible)'))
+    .option('--retention-days <days>', 'soft-delete retention in days (fixed once the vault exists)', (v) => parsePositiveInt(v, '--retention-days'))
+    .addOption(new Option('--public-network-access <access>', 'whether the vault accepts traffic from public networks').choices(['Enabled', 'Disabled']))
+    .addOption(new Option('--default-action <action>', 'network rules: the default action').choices(['Allow', 'Deny']))
+    .addOption(new Option('--bypass <bypass>', 'network rules: traffic that bypasses them').choices(['AzureServices', 'None']))
+    .addOption(boolOption('--enabled-for-deployment [bool]', 'let virtual machines retrieve certificates stored as secrets'))
+    .addOption(boolOption('--enabled-for-disk-encryption [bool]', 'let Azure Disk Encryption retrieve secrets and unwrap keys'))
+    .addOption(boolOption('--enabled-for-template-deployment [bool]', 'let Resource Manager retrieve secrets'))
+    .action(action(async (opts: {
+      name: string; resourceGroup?: string; enableRbacAuthorization?: boolean; enablePurgeProtection?: boolean; retentionDays?: number;
+      publicNetworkAccess?: string; defaultAction?: string; bypass?: string; enabledForDeployment?: boolean;
+      enabledForDiskEncryption?: boolean; enabledForTemplateDeployment?: boolean;
+    }, env) => {
+      const vault = await findVault(env, opts.name, opts.resourceGroup);
+      const networkAcls = opts.defaultAction || opts.bypass
+        ? { ...(vault.properties.networkAcls as object | undefined), ...(opts.defaultAction ? { defaultAction: opts.defaultAction } : {}), ...(opts.bypass ? { bypass: opts.bypass } : {}) }
+        : undefined;
+      const properties = Object.fromEntries(Object.entries({
+        enableRbacAuthorization: opts.enableRbacAuthorization,
+        enablePurgeProtection: opts.enablePurgeProtection,
+        softDeleteRetentionInDays: opts.retentionDays,
+        publicNetworkAccess: opts.publicNetworkAccess,
+        networkAcls,
+        enabledForDeployment: opts.enabledForDeployment,
+        enabledForDiskEncryption: opts.enabledForDiskEncryption,
+        enabledForTemplateDeployment: opts.enabledForTemplateDeployment,
+      }).filter(([, v]) => v !== undefined));
+      return withResourceGroup(await env.context().management<ArmVault>('PATCH', `${vault.id}?api-version=${MANAGEMENT_API_VERSION}`, { body: { properties } }));
+    }));
+
+  nameAndGroup(keyvault.command('delete').description('Delete a vault (softly: it can be recovered until purged)'))
+    .action(action(async (opts: { name: string; resourceGroup?: string }, env) => {
+      const vault = await findVault(env, opts.name, opts.resourceGroup);
+      warn(env, 'If you have soft-delete protection enabled on this key vault, you will not be able to reuse this key vault name until the key vault has been purged from the soft deleted state. Please see the following documentation for additional guidance.\nhttps://docs.microsoft.com/azure/key-vault/general/soft-delete-overview');
+      await env.context().management('DELETE', `${vault.id}?api-version=${MANAGEMENT_API_VERSION}`);
+      return undefined;
+    }));
+
+  keyvault.command('list-deleted')
+    .description('List soft-deleted vaults')
+    .addOption(new Option('--resource-type <type>', 'the kind of deleted resource').choices(['vault']).default('vault'))
+    .action(action(async (_opts, env) => {
+      const { value } = await env.context().management<{ value: ArmDeletedVault[] }>('GET', `${deletedVaultsPath(env)}?api-version=${MANAGEMENT_API_VERSION}`);
+      return value.map(deletedVaultOutput);
+    }));
+
+  keyvault.command('show-deleted')
+    .description('Show a soft-deleted vault')
+    .requiredOption('-n, --name <name>', 'name of the deleted vault')
+    .option('-l, --location <location>', 'location of the deleted vault (default: found by name)')
+    .action(action(async (opts: { name: string; location?: string }, env) => deletedVaultOutput(await findDeletedVault(env, opts.name, opts.location))));
+
+  keyvault.command('purge')
+    .description('Permanently delete a soft-deleted vault')
+    .requiredOption('-n, --name <name>', 'name of the deleted vault')
+    .option('-l, --location <location>', 'location of the deleted vault (default: found by name)')
+    .option('--no-wait', 'do not wait for the purge to finish (it always finishes at once)')
+    .action(action(async (opts: { name: string; location?: string }, env) => {
+      const deleted = await findDeletedVault(env, opts.name, opts.location);
+      await env.context().management('POST', `${deletedVaultPath(env, deleted.properties.location, deleted.name)}/purge?api-version=${MANAGEMENT_API_VERSION}`);
+      return undefined;
+    }));
+
+  keyvault.command('recover')
+    .description('Recover a soft-deleted vault with all its objects and settings')
+    .requiredOption('-n, --name <name>', 'name of the deleted vault')
+    .option('-g, --resource-group <group>', 'resource group (default: the one it was deleted from)')
+    .option('-l, --location <location>', 'location of the deleted vault (default: found by name)')
+    .option('--no-wait', 'do not wait for the recovery to finish (it always finishes at once)')
+    .action(action(async (opts: { name: string; resourceGroup?: string; location?: string }, env) => {
+      const context = env.context();
+      // As az: the deleted vault tells where it lived; it is recovered there.
+      const deleted = await findDeletedVault(env, opts.name, opts.location);
+      const resourceGroup = opts.resourceGroup ?? /\/resourceGroups\/([^/]+)/i.exec(deleted.properties.vaultId)?.[1] ?? DEFAULT_RESOURCE_GROUP;
+      const body = {
+        location: deleted.properties.location,
+        properties: { tenantId: context.profile.tenantId, sku: { family: 'A', name: 'standard' }, createMode: 'recover' },
+      };
+      return withResourceGroup(await context.management<ArmVault>('PUT', `${vaultsPath(env, resourceGroup)}/${encodeURIComponent(deleted.name)}?api-version=${MANAGEMENT_API_VERSION}`, { body }));
+    }));
+
+  nameAndGroup(keyvault.command('set-policy').description('Grant a principal data-plane permissions on an access-policy vault'))
     .requiredOption('--object-id <id>', 'object id of the principal')
     .option('--secret-permissions [permissions...]', 'space-separated secret permissions, e.g. get list set delete purge')
     .option('--key-permissions [permissions...]', 'space-separated key permissions')
@@ -122,7 +272,22 @@ export function registerKeyVaultCommands(program: Command) {
       await context.management('PUT', `${vault.id}/accessPolicies/add?api-version=${MANAGEMENT_API_VERSION}`, {
         body: { properties: { accessPolicies: [{ tenantId: context.profile.tenantId, objectId: opts.objectId, permissions }] } },
       });
-      return withResourceGroup(await context.management<ArmVault>('GET', `${vault.id}?api-version=${MANAGEMENT_API_VERSION}`));
+      return getVault(env, vault.id);
+    }));
+
+  nameAndGroup(keyvault.command('delete-policy').description('Remove a principal\'s access policy from a vault'))
+    .requiredOption('--object-id <id>', 'object id of the principal')
+    .action(action(async (opts: { name: string; resourceGroup?: string; objectId: string }, env) => {
+      const context = env.context();
+      const vault = await findVault(env, opts.name, opts.resourceGroup);
+      const policies = (vault.properties.accessPolicies ?? []) as { objectId: string; tenantId: string; permissions: unknown }[];
+      const entry = policies.find((p) => p.objectId.toLowerCase() === opts.objectId.toLowerCase());
+      // az: removing a policy that is not there is not an error; the vault prints unchanged.
+      if (!entry) return withResourceGroup(vault);
+      await context.management('PUT', `${vault.id}/accessPolicies/remove?api-version=${MANAGEMENT_API_VERSION}`, {
+        body: { properties: { accessPolicies: [entry] } },
+      });
+      return getVault(env, vault.id);
     }));
 
   keyvault.command('list')

@@ -5,6 +5,8 @@ import { CliError } from './errors.js';
 import { registerLoginCommands } from './login.js';
 import { registerKeyVaultCommands } from './keyvault.js';
 import { registerKeyVaultSecretCommands } from './keyvault-secret.js';
+import { registerGroupCommands } from './group.js';
+import { registerRoleCommands } from './role.js';
 import { registerDebugCommands } from './debug.js';
 
 installLocalhostResolver();
@@ -23,6 +25,8 @@ else group(program, 'server', 'Run Coffer (see `coffer server start --help`)');
 registerLoginCommands(program);
 registerKeyVaultCommands(program);
 registerKeyVaultSecretCommands(program);
+registerGroupCommands(program);
+registerRoleCommands(program);
 registerDebugCommands(program);
 applyGlobalOptions(program, ['server']);
 
