@@ -8,6 +8,9 @@ import { registerKeyVaultSecretCommands } from './keyvault-secret.js';
 import { registerGroupCommands } from './group.js';
 import { registerRoleCommands } from './role.js';
 import { registerDebugCommands } from './debug.js';
+import { registerAdCommands } from './ad.js';
+import { registerIdentityCommands } from './identity.js';
+import { registerRunCommands } from './run.js';
 
 installLocalhostResolver();
 
@@ -28,6 +31,9 @@ registerKeyVaultSecretCommands(program);
 registerGroupCommands(program);
 registerRoleCommands(program);
 registerDebugCommands(program);
+registerAdCommands(program);
+registerIdentityCommands(program);
+registerRunCommands(program);
 applyGlobalOptions(program, ['server']);
 
 program.parseAsync(process.argv).catch((err) => {

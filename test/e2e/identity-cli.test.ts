@@ -1,0 +1,130 @@
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { startTestServer, type TestServer } from '../support/server.js';
+import { ROLE_IDS } from '../../src/gates/authorization/builtin-roles.js';
+
+/** `coffer ad|identity|account get-access-token|run` end to end: the built CLI against a real Coffer. */
+let server: TestServer;
+const repo = process.cwd();
+const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'coffer-id-cli-'));
+const VAULT = 'runvault';
+
+interface Run { code: number | null; stdout: string; stderr: string }
+
+function coffer(args: string[], env: Record<string, string> = {}): Promise<Run> {
+  const childEnv = { ...process.env, COFFER_CONFIG_DIR: path.join(scratch, 'no-login'), COFFER_DATA_DIR: server.dataDir, ...env };
+  return new Promise((resolve, reject) => {
+    // cwd is the repository, so a `coffer run` child can import the installed SDKs.
+    const child = spawn(process.execPath, [path.resolve('bin/coffer.js'), ...args], { env: childEnv, cwd: repo });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => { stdout += d; });
+    child.stderr.on('data', (d) => { stderr += d; });
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+async function json<T = any>(args: string[]): Promise<T> {
+  const r = await coffer(args);
+  assert.equal(r.code, 0, `coffer ${args.join(' ')} failed: ${r.stderr}`);
+  return r.stdout ? JSON.parse(r.stdout) as T : (undefined as T);
+}
+
+before(async () => {
+  server = await startTestServer();
+  await server.createVault(VAULT, { enableRbacAuthorization: true });
+  await server.secretClient(VAULT).setSecret('app-secret', 's3cr3t-value');
+});
+after(async () => {
+  await server?.close();
+  fs.rmSync(scratch, { recursive: true, force: true });
+});
+
+const vaultScope = () => `/subscriptions/${server.admin.subscriptionId}/resourceGroups/rg-test/providers/Microsoft.KeyVault/vaults/${VAULT}`;
+
+test('ad sp create-for-rbac prints az\'s fields and the new principal can read with its role', async () => {
+  const sp = await json(['ad', 'sp', 'create-for-rbac', '--name', 'ci-app', '--role', 'Key Vault Secrets User', '--scopes', vaultScope()]);
+  assert.deepEqual(Object.keys(sp).sort(), ['appId', 'displayName', 'password', 'tenant']);
+  assert.equal(sp.tenant, server.admin.tenantId);
+  const { ClientSecretCredential } = await import('@azure/identity');
+  const { SecretClient } = await import('@azure/keyvault-secrets');
+  const credential = new ClientSecretCredential(sp.tenant, sp.appId, sp.password, { authorityHost: server.admin.authorityHost, disableInstanceDiscovery: true });
+  assert.equal((await new SecretClient(server.vaultUrl(VAULT), credential).getSecret('app-secret')).value, 's3cr3t-value');
+
+  assert.ok((await json<any[]>(['ad', 'sp', 'list'])).some((p) => p.appId === sp.appId));
+  assert.equal((await json(['ad', 'sp', 'show', '--id', sp.appId])).displayName, 'ci-app');
+  await json(['ad', 'sp', 'delete', '--id', sp.appId]);
+  const gone = await coffer(['ad', 'sp', 'show', '--id', sp.appId]);
+  assert.equal(gone.code, 3);
+  assert.match(gone.stderr, /Request_ResourceNotFound/);
+});
+
+test('ad user, group (nested) member add|list|check|remove, signed-in-user, account get-access-token', async () => {
+  const user = await json(['ad', 'user', 'create', '--display-name', 'Carol', '--user-principal-name', 'carol@coffer.test', '--password', 'Carol-password-1']);
+  assert.equal(user.userPrincipalName, 'carol@coffer.test');
+  assert.equal((await json(['ad', 'user', 'show', '--id', 'carol@coffer.test'])).id, user.id);
+  const outer = await json(['ad', 'group', 'create', '--display-name', 'Outer', '--mail-nickname', 'outer']);
+  const inner = await json(['ad', 'group', 'create', '--display-name', 'Inner', '--mail-nickname', 'inner']);
+  await json(['ad', 'group', 'member', 'add', '--group', 'Outer', '--member-id', inner.id]);
+  await json(['ad', 'group', 'member', 'add', '--group', inner.id, '--member-id', user.id]);
+  assert.deepEqual((await json<any[]>(['ad', 'group', 'member', 'list', '--group', 'Inner'])).map((m) => m.id), [user.id]);
+  assert.deepEqual(await json(['ad', 'group', 'member', 'check', '--group', 'Outer', '--member-id', user.id]), { value: true });
+  await json(['ad', 'group', 'member', 'remove', '--group', 'Inner', '--member-id', user.id]);
+  assert.deepEqual(await json(['ad', 'group', 'member', 'check', '--group', 'Outer', '--member-id', user.id]), { value: false });
+  await json(['ad', 'user', 'delete', '--id', user.id]);
+  assert.equal((await json<any[]>(['ad', 'user', 'list'])).some((u) => u.id === user.id), false);
+
+  assert.equal((await json(['ad', 'signed-in-user', 'show'])).appId, server.admin.clientId);
+  const token = await json(['account', 'get-access-token', '--resource', server.coffer.endpoints.dataPlaneResource]);
+  assert.deepEqual(Object.keys(token).sort(), ['accessToken', 'expiresOn', 'expires_on', 'subscription', 'tenant', 'tokenType']);
+  assert.equal(JSON.parse(Buffer.from(token.accessToken.split('.')[1], 'base64url').toString()).aud, server.coffer.endpoints.dataPlaneResource);
+});
+
+test('identity create|show|list|delete and `coffer run --identity` with DefaultAzureCredential and Key Vault references', async () => {
+  const created = await json(['identity', 'create', '--name', 'web-app', '--resource-group', 'rg-test']);
+  assert.equal(created.resourceGroup, 'rg-test');
+  assert.match(created.clientId, /^[0-9a-f-]{36}$/);
+  assert.equal((await json(['identity', 'show', '-n', 'web-app', '-g', 'rg-test'])).principalId, created.principalId);
+  assert.ok((await json<any[]>(['identity', 'list', '-g', 'rg-test'])).some((i) => i.name === 'web-app'));
+  const assignment = await fetch(`${server.admin.managementEndpoint}${vaultScope()}/providers/Microsoft.Authorization/roleAssignments/${crypto.randomUUID()}?api-version=2022-04-01`, {
+    method: 'PUT',
+    headers: { authorization: `Bearer ${(await server.adminCredential.getToken(`${server.admin.managementEndpoint}/.default`))!.token}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ properties: { roleDefinitionId: `/subscriptions/${server.admin.subscriptionId}/providers/Microsoft.Authorization/roleDefinitions/${ROLE_IDS.keyVaultSecretsUser}`, principalId: created.principalId } }),
+  });
+  assert.equal(assignment.status, 201);
+
+  // The app prints only whether it saw the right values, never the values.
+  const app = `
+    import { DefaultAzureCredential } from '@azure/identity';
+    import { SecretClient } from '@azure/keyvault-secrets';
+    const client = new SecretClient(process.env.VAULT_URL, new DefaultAzureCredential());
+    const viaIdentity = (await client.getSecret('app-secret')).value === 's3cr3t-value';
+    console.log(JSON.stringify({ viaIdentity, viaUri: process.env.BY_URI === 's3cr3t-value', viaName: process.env.BY_NAME === 's3cr3t-value' }));
+    process.exit(7);`;
+  const child = ['node', '--import', './dist/net/register-localhost.js', '--input-type=module', '-e', app];
+  const env = {
+    VAULT_URL: server.vaultUrl(VAULT),
+    BY_URI: `@Microsoft.KeyVault(SecretUri=${server.vaultUrl(VAULT)}/secrets/app-secret/)`,
+    BY_NAME: `@Microsoft.KeyVault(VaultName=${VAULT};SecretName=app-secret)`,
+  };
+  const run = await coffer(['run', '--identity', 'web-app', '-g', 'rg-test', '--', ...child], env);
+  assert.equal(run.code, 7, run.stderr);
+  assert.deepEqual(JSON.parse(run.stdout), { viaIdentity: true, viaUri: true, viaName: true });
+  assert.doesNotMatch(run.stdout + run.stderr, /s3cr3t-value/);
+
+  // An unresolvable reference stops the run before the child starts.
+  const missing = await coffer(['run', '--identity', created.clientId, '--', 'node', '-e', 'console.log("started")'],
+    { MISSING: `@Microsoft.KeyVault(VaultName=${VAULT};SecretName=nope)` });
+  assert.equal(missing.code, 1);
+  assert.match(missing.stderr, /reference in MISSING could not be resolved: \(SecretNotFound\)/);
+  assert.equal(missing.stdout, '');
+
+  await json(['identity', 'delete', '-n', 'web-app', '-g', 'rg-test']);
+  assert.equal((await coffer(['identity', 'show', '-n', 'web-app', '-g', 'rg-test'])).code, 3);
+});
