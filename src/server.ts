@@ -20,6 +20,7 @@ import { createAuditLog } from './audit/audit-log.js';
 import { createVaultsService } from './control-plane/vaults.js';
 import { controlPlaneRoutes, createAuthorization, ensureBootstrapOwner } from './control-plane/routes.js';
 import { createAuthorizationGate } from './gates/authorization/gate.js';
+import { createNetworkGate } from './gates/network/gate.js';
 import { createObjectStore } from './objects/store.js';
 import { createSecretsService } from './objects/secrets/service.js';
 import { secretsRoutes } from './objects/secrets/routes.js';
@@ -102,7 +103,8 @@ export async function startCoffer(options: CofferOptions) {
     endpoints,
     audit,
     gates: [identityGate, createVaultResolver({ endpoints, getVault: (name) => vaults.getByName(name) }), apiVersionGate,
-      createAuthorizationGate({ authorizer: authorization.authorizer, memberships: authorization.memberships })],
+      createAuthorizationGate({ authorizer: authorization.authorizer, memberships: authorization.memberships }),
+      createNetworkGate()],
   });
   await app.register(async (scope) => {
     identityRoutes(scope, {
