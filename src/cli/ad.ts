@@ -1,7 +1,8 @@
 import crypto from 'node:crypto';
 import type { Command } from 'commander';
-import { action, group, type ActionEnv } from './command.js';
+import { action, boolOption, group, type ActionEnv } from './command.js';
 import { CliError } from './errors.js';
+import { resolveRoleId } from './role.js';
 
 /** `coffer ad …`: the directory through Coffer's Graph-shaped API (/v1.0 on the management endpoint), printed like az. */
 
@@ -21,16 +22,10 @@ async function resolveGroup(env: ActionEnv, nameOrId: string): Promise<string> {
   return matches[0].id;
 }
 
-/** A role definition id at subscription scope from a role name or GUID (az's `--role`). */
-async function resolveRole(env: ActionEnv, role: string): Promise<string> {
-  const subscription = `/subscriptions/${env.context().subscriptionId()}`;
-  if (GUID.test(role)) return `${subscription}/providers/Microsoft.Authorization/roleDefinitions/${role}`;
-  const { value } = await graph(env)<{ value: { id: string; properties: { roleName: string } }[] }>('GET',
-    `${subscription}/providers/Microsoft.Authorization/roleDefinitions?api-version=${ROLE_ASSIGNMENTS_API_VERSION}`);
-  const found = value.find((d) => d.properties.roleName.toLowerCase() === role.toLowerCase());
-  if (!found) throw new CliError(`Role '${role}' doesn't exist.`, 3);
-  return found.id;
-}
+/** A command that acts on one directory object named by `--id`. */
+const byId = (parent: Command, name: string, description: string, method: 'GET' | 'DELETE', collection: string, idHelp: string) =>
+  parent.command(name).description(description).requiredOption('--id <id>', idHelp)
+    .action(action(async (opts: { id: string }, env) => graph(env)(method, `/v1.0/${collection}/${encodeURIComponent(opts.id)}`)));
 
 export function registerAdCommands(program: Command) {
   const ad = group(program, 'ad', 'Manage the Coffer directory: service principals, users and groups');
@@ -46,8 +41,8 @@ export function registerAdCommands(program: Command) {
       const app = await graph(env)<GraphObject>('POST', '/v1.0/applications', { body: { displayName: opts.name } });
       const password = await graph(env)<{ secretText: string }>('POST', `/v1.0/applications/${app.id}/addPassword`, { body: { passwordCredential: { displayName: 'rbac' } } });
       if (opts.role) {
-        const roleDefinitionId = await resolveRole(env, opts.role);
         for (const scope of opts.scopes!) {
+          const roleDefinitionId = await resolveRoleId(env, opts.role, scope);
           await graph(env)('PUT', `${scope}/providers/Microsoft.Authorization/roleAssignments/${crypto.randomUUID()}?api-version=${ROLE_ASSIGNMENTS_API_VERSION}`, {
             body: { properties: { roleDefinitionId, principalId: app.id, principalType: 'ServicePrincipal' } },
           });
@@ -57,33 +52,25 @@ export function registerAdCommands(program: Command) {
     }));
   sp.command('list').description('List service principals (including managed identities)')
     .action(action(async (_opts, env) => list(env, '/v1.0/servicePrincipals')));
-  sp.command('show').description('Show a service principal')
-    .requiredOption('--id <id>', 'app id or object id')
-    .action(action(async (opts: { id: string }, env) => graph(env)('GET', `/v1.0/servicePrincipals/${encodeURIComponent(opts.id)}`)));
-  sp.command('delete').description('Delete a service principal (its tokens stop working at once)')
-    .requiredOption('--id <id>', 'app id or object id')
-    .action(action(async (opts: { id: string }, env) => graph(env)('DELETE', `/v1.0/servicePrincipals/${encodeURIComponent(opts.id)}`)));
+  byId(sp, 'show', 'Show a service principal', 'GET', 'servicePrincipals', 'app id or object id');
+  byId(sp, 'delete', 'Delete a service principal (its tokens stop working at once)', 'DELETE', 'servicePrincipals', 'app id or object id');
 
   const user = group(ad, 'user', 'Manage users');
   user.command('create').description('Create a user')
     .requiredOption('--display-name <name>', 'display name')
     .requiredOption('--user-principal-name <upn>', 'sign-in name, e.g. alice@contoso.com')
     .requiredOption('--password <password>', 'initial password')
-    .option('--account-enabled <bool>', 'enable the account', 'true')
-    .action(action(async (opts: { displayName: string; userPrincipalName: string; password: string; accountEnabled: string }, env) =>
+    .addOption(boolOption('--account-enabled [bool]', 'enable the account (default: true)'))
+    .action(action(async (opts: { displayName: string; userPrincipalName: string; password: string; accountEnabled?: boolean }, env) =>
       graph(env)('POST', '/v1.0/users', {
         body: {
-          displayName: opts.displayName, userPrincipalName: opts.userPrincipalName, accountEnabled: opts.accountEnabled !== 'false',
+          displayName: opts.displayName, userPrincipalName: opts.userPrincipalName, accountEnabled: opts.accountEnabled ?? true,
           passwordProfile: { password: opts.password }, mailNickname: opts.userPrincipalName.split('@')[0],
         },
       })));
   user.command('list').description('List users').action(action(async (_opts, env) => list(env, '/v1.0/users')));
-  user.command('show').description('Show a user')
-    .requiredOption('--id <id>', 'object id or user principal name')
-    .action(action(async (opts: { id: string }, env) => graph(env)('GET', `/v1.0/users/${encodeURIComponent(opts.id)}`)));
-  user.command('delete').description('Delete a user (its tokens stop working at once)')
-    .requiredOption('--id <id>', 'object id or user principal name')
-    .action(action(async (opts: { id: string }, env) => graph(env)('DELETE', `/v1.0/users/${encodeURIComponent(opts.id)}`)));
+  byId(user, 'show', 'Show a user', 'GET', 'users', 'object id or user principal name');
+  byId(user, 'delete', 'Delete a user (its tokens stop working at once)', 'DELETE', 'users', 'object id or user principal name');
 
   const groupCmd = group(ad, 'group', 'Manage groups');
   groupCmd.command('create').description('Create a security group')

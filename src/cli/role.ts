@@ -78,7 +78,7 @@ async function searchDefinitions(env: ActionEnv, scope: string, nameOrId?: strin
 }
 
 /** az's `_resolve_role_id`: a GUID or a full id is taken as is; a name must match exactly one definition. */
-async function resolveRoleId(env: ActionEnv, role: string, scope: string): Promise<string> {
+export async function resolveRoleId(env: ActionEnv, role: string, scope: string): Promise<string> {
   if (role.startsWith('/')) return role;
   if (GUID.test(role)) return `${definitionsPath(subscriptionScope(env))}/${role}`;
   const found = await searchDefinitions(env, scope, role);

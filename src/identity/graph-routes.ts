@@ -159,7 +159,9 @@ export function graphRoutes(app: FastifyInstance, deps: { directory: Directory; 
     collection('servicePrincipals', [...await directory.listPrincipals('ServicePrincipal'), ...await directory.listPrincipals('ManagedIdentity')])));
   app.get('/v1.0/servicePrincipals/:id', ...admin<{ id: string }>('GraphServicePrincipalGet', async (req) => toGraph(await lookup(req.params.id, APPS))));
   app.patch('/v1.0/servicePrincipals/:id', ...admin<{ id: string }>('GraphServicePrincipalUpdate', async (req) => {
-    await enabledPatch(await lookup(req.params.id, ['ServicePrincipal']), req.body);
+    const sp = await lookup(req.params.id, ['ServicePrincipal']);
+    if (sp.objectId === deps.adminObjectId) throw graphError(400, 'Request_BadRequest', 'The deployment administrator cannot be disabled.');
+    await enabledPatch(sp, req.body);
     return undefined;
   }));
   for (const path of ['/v1.0/servicePrincipals/:id', '/v1.0/applications/:id']) {
