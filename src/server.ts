@@ -27,6 +27,7 @@ import { secretsRoutes } from './objects/secrets/routes.js';
 import { createKeysService } from './objects/keys/service.js';
 import { keysRoutes } from './objects/keys/routes.js';
 import { createKeyRotationJob } from './objects/keys/rotation-job.js';
+import { createPkcs11Hsm, type Pkcs11Options } from './objects/keys/hsm.js';
 import { createScheduler } from './scheduler/scheduler.js';
 
 export interface CofferOptions {
@@ -44,6 +45,8 @@ export interface CofferOptions {
   publicPort?: number;
   logLevel?: string;
   schedulerIntervalMs?: number;
+  /** The PKCS#11 token holding premium vaults' HSM keys (none: -HSM key types are refused). */
+  pkcs11?: Pkcs11Options;
 }
 
 export const DEFAULTS = { host: '127.0.0.1', port: 8443, dataDir: '.coffer', dnsSuffix: 'vault.localhost', seal: 'file' as SealKind };
@@ -87,7 +90,7 @@ export async function startCoffer(options: CofferOptions) {
   await ensureBootstrapOwner(storage.db, authorization.assignments, deployment);
   const store = createObjectStore({ storage, keyring, clock });
   const secrets = createSecretsService({ store, endpoints, keyring });
-  const keyObjects = createKeysService({ store, endpoints, keyring, clock });
+  const keyObjects = createKeysService({ store, endpoints, keyring, clock, hsm: options.pkcs11 && createPkcs11Hsm(options.pkcs11) });
   const audit = createAuditLog({ storage });
   const nodeId = options.nodeId ?? crypto.randomUUID();
   const scheduler = createScheduler({

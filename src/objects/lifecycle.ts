@@ -44,7 +44,7 @@ export interface CollectionShape {
   /** A list row; `withVersion` is false in the list of names. */
   item(vault: Vault, v: StoredVersion, withVersion: boolean): object;
   /** A last check of a backup before it is restored into `vault`. */
-  beforeRestore?(vault: Vault, doc: BackupDocument): void;
+  beforeRestore?(vault: Vault, doc: BackupDocument): void | Promise<void>;
 }
 
 type NextLink = (token: string) => string;
@@ -114,7 +114,7 @@ export function createLifecycleOperations(deps: { store: ObjectStore; endpoints:
 
     async restore(vault: Vault, blob: string) {
       const doc = backups.open(blob);
-      shape.beforeRestore?.(vault, doc);
+      await shape.beforeRestore?.(vault, doc);
       const restored = await store.importVersions(vault, collection, doc.name, doc.versions.map((v) => ({ ...v, payload: Buffer.from(v.payload, 'base64') })))
         .catch((e) => errors.rethrow(e, doc.name));
       return bundle(vault, restored);

@@ -33,7 +33,7 @@ export const RSA_SIZES = [2048, 3072, 4096];
 type HashName = 'sha1' | 'sha256' | 'sha384' | 'sha512';
 const HASH_BYTES: Record<HashName, number> = { sha1: 20, sha256: 32, sha384: 48, sha512: 64 };
 /** DER prefixes of the PKCS#1 v1.5 DigestInfo for each hash (RFC 8017 §9.2 note 1). */
-const DIGEST_INFO: Record<string, Buffer> = {
+export const DIGEST_INFO: Record<string, Buffer> = {
   sha256: Buffer.from('3031300d060960864801650304020105000420', 'hex'),
   sha384: Buffer.from('3041300d060960864801650304020205000430', 'hex'),
   sha512: Buffer.from('3051300d060960864801650304020305000440', 'hex'),
@@ -89,7 +89,7 @@ export const exportPrivate = (key: KeyObject): Buffer => key.export({ format: 'd
 export const loadPrivate = (der: Buffer): KeyObject => crypto.createPrivateKey({ key: der, format: 'der', type: 'pkcs8' });
 
 export function publicJwk(key: KeyObject): PublicJwk {
-  const jwk = crypto.createPublicKey(key).export({ format: 'jwk' });
+  const jwk = (key.type === 'public' ? key : crypto.createPublicKey(key)).export({ format: 'jwk' });
   if (jwk.kty === 'RSA') return { kty: 'RSA', n: jwk.n, e: jwk.e };
   const curve = CURVE_NAMES.find((c) => CURVES[c].jwk === jwk.crv)!;
   return { kty: 'EC', crv: curve, x: jwk.x, y: jwk.y };

@@ -1,5 +1,6 @@
 import crypto, { type KeyObject } from 'node:crypto';
 import { createCryptoPool, type CryptoPool } from './crypto-pool.js';
+import type { Hsm } from './hsm.js';
 import type { Vault } from '../../control-plane/vaults.js';
 import type { Endpoints } from '../../endpoints.js';
 import type { Keyring } from '../../crypto/envelope.js';
@@ -9,8 +10,8 @@ import type { ObjectStore, StoredVersion, VersionMeta, VaultRef } from '../store
 import { applyAttributes, checkTags, seconds, versionAttributes, type AttributesInput } from '../collection-helpers.js';
 import { createLifecycleOperations, objectErrors } from '../lifecycle.js';
 import {
-  CURVE_NAMES, CryptoFailure, RSA_SIZES, baseKeyType, curveOf, exportPrivate, generateSoftwareKey,
-  loadPrivate, privateKeyFromJwk, publicJwk,
+  CURVE_NAMES, CryptoFailure, RSA_SIZES, baseKeyType, curveOf, encrypt, exportPrivate, generateSoftwareKey,
+  privateKeyFromJwk, publicJwk, publicKeyFromJwk, verifyDigest,
   type CurveName, type ImportJwk, type KeyType, type PublicJwk, type SoftwareKeyType,
 } from './key-crypto.js';
 import { addIsoDuration, isRotationDue, parsePolicy, policyResponse, type RotationPolicyInput, type StoredRotationPolicy } from './rotation-policy.js';
@@ -60,13 +61,23 @@ interface KeyMeta extends VersionMeta {
   rotationPolicy?: StoredRotationPolicy;
 }
 
+/** A key version's material as stored: the public key for the metadata, the payload to seal. */
+interface KeyMaterial { publicKey: KeyObject; payload: Buffer }
+
 export type CryptoOperation = 'encrypt' | 'decrypt' | 'wrapKey' | 'unwrapKey';
 
 const b64url = (data: Buffer) => data.toString('base64url');
 /** Byte fields arrive base64url; standard base64 is tolerated (node decodes both). */
 const bytes = (value: string) => Buffer.from(value, 'base64');
 
-export function createKeysService(deps: { store: ObjectStore; endpoints: Endpoints; keyring: Keyring; clock: Clock; cryptoPool?: CryptoPool }) {
+/** The payload of an HSM key version: a reference to the token object, never key material. */
+interface HsmReference { pkcs11Id: string }
+
+export function createKeysService(deps: {
+  store: ObjectStore; endpoints: Endpoints; keyring: Keyring; clock: Clock; cryptoPool?: CryptoPool;
+  /** The PKCS#11 token for premium vaults' -HSM keys; without one they are refused. */
+  hsm?: Hsm;
+}) {
   const { store, endpoints, keyring, clock } = deps;
   const pool = deps.cryptoPool ?? createCryptoPool();
   const base = (vault: Vault) => endpoints.vaultUrl(vault.name);
@@ -87,10 +98,11 @@ export function createKeysService(deps: { store: ObjectStore; endpoints: Endpoin
   };
 
   /** Software keys only: HSM key types need a premium vault and a PKCS#11 token. */
-  const checkProtection = (vault: Vault, hsm: boolean) => {
+  const checkProtection = (vault: Vault, hsm: boolean): Hsm | undefined => {
     if (!hsm) return;
     if (vault.properties.sku.name !== 'premium') throw badParameter('Hardware key operation not allowed on standard vault');
-    throw badParameter('Hardware key operation not available: this Coffer deployment has no PKCS#11 module configured.');
+    if (!deps.hsm) throw badParameter('Hardware key operation not available: this Coffer deployment has no PKCS#11 module configured.');
+    return deps.hsm;
   };
 
   const kid = (vault: Vault, v: StoredVersion) => `${base(vault)}/keys/${v.name}/${v.version}`;
@@ -124,12 +136,24 @@ export function createKeysService(deps: { store: ObjectStore; endpoints: Endpoin
 
 
   /** Stores a new version of `name`, carrying the name's rotation policy over from the current version. */
-  async function storeVersion(vault: VaultRef, name: string, key: KeyObject, meta: VersionMeta & { kty: KeyType; keyOps: string[] }) {
+  async function storeVersion(vault: VaultRef, name: string, key: KeyMaterial, meta: VersionMeta & { kty: KeyType; keyOps: string[] }) {
     const current = await store.get(vault, 'keys', name);
     const rotationPolicy = current && keyMeta(current).rotationPolicy;
-    const full: KeyMeta = { ...meta, publicKey: publicJwk(key), ...(rotationPolicy ? { rotationPolicy } : {}) };
-    return store.create(vault, 'keys', name, exportPrivate(key), full).catch((e) => rethrow(e, name));
+    const full: KeyMeta = { ...meta, publicKey: publicJwk(key.publicKey), ...(rotationPolicy ? { rotationPolicy } : {}) };
+    return store.create(vault, 'keys', name, key.payload, full).catch((e) => rethrow(e, name));
   }
+
+  /** New key material: generated in the token for -HSM types, in software otherwise. */
+  async function generate(kty: KeyType, spec: { size?: number; publicExponent?: number; curve?: CurveName }, hsm?: Hsm): Promise<KeyMaterial> {
+    if (kty.endsWith('-HSM')) {
+      const key = await hsm!.generate({ kty: baseKeyType(kty), ...spec });
+      return { publicKey: key.publicKey, payload: Buffer.from(JSON.stringify({ pkcs11Id: key.id } satisfies HsmReference)) };
+    }
+    return software(await generateSoftwareKey({ kty: baseKeyType(kty), ...spec }));
+  }
+  const software = (key: KeyObject): KeyMaterial => ({ publicKey: crypto.createPublicKey(key), payload: exportPrivate(key) });
+  const hsmReference = (v: StoredVersion) => (JSON.parse(v.open().toString('utf8')) as HsmReference).pkcs11Id;
+  const isHsm = (v: StoredVersion) => keyMeta(v).kty.endsWith('-HSM');
 
   const metaFrom = (input: UpdateKeyInput, prior: VersionMeta): VersionMeta => {
     const meta = { ...prior };
@@ -158,18 +182,21 @@ export function createKeysService(deps: { store: ObjectStore; endpoints: Endpoin
     if (!meta.keyOps.includes(operation)) {
       throw forbidden(`Operation ${operation} is not permitted on this key.`, 'KeyOperationForbidden');
     }
+    if (isHsm(v)) {
+      if (!deps.hsm) throw badParameter('Hardware key operation not available: this Coffer deployment has no PKCS#11 module configured.');
+      return { v, hsm: { hsm: deps.hsm, id: hsmReference(v), publicKey: publicKeyFromJwk(meta.publicKey) } };
+    }
     return { v, der: v.open() };
   }
 
   async function rotateVersion(vault: VaultRef, current: StoredVersion) {
     const meta = keyMeta(current);
-    const old = loadPrivate(current.open());
-    const key = await generateSoftwareKey({
-      kty: baseKeyType(meta.kty),
+    const old = publicKeyFromJwk(meta.publicKey);
+    const key = await generate(meta.kty, {
       size: old.asymmetricKeyDetails?.modulusLength,
       publicExponent: old.asymmetricKeyDetails?.publicExponent === undefined ? undefined : Number(old.asymmetricKeyDetails.publicExponent),
       curve: curveOf(old),
-    });
+    }, deps.hsm);
     const expiry = meta.rotationPolicy?.expiryTime;
     const now = clock.now();
     return storeVersion(vault, current.name, key, {
@@ -180,8 +207,15 @@ export function createKeysService(deps: { store: ObjectStore; endpoints: Endpoin
 
   const lifecycle = createLifecycleOperations({ store, endpoints, keyring }, {
     collection: 'keys', errors, checkName, bundle, item,
-    beforeRestore: (vault, doc) => {
-      if (doc.versions.some((v) => String(v.meta.kty).endsWith('-HSM'))) checkProtection(vault, true);
+    /** An HSM key's backup holds only token references: it restores only where the token holds the keys. */
+    beforeRestore: async (vault, doc) => {
+      const hsmVersions = doc.versions.filter((v) => String(v.meta.kty).endsWith('-HSM'));
+      if (!hsmVersions.length) return;
+      const hsm = checkProtection(vault, true)!;
+      for (const v of hsmVersions) {
+        const { pkcs11Id } = JSON.parse(Buffer.from(v.payload, 'base64').toString('utf8')) as HsmReference;
+        if (!(await hsm.has(pkcs11Id))) throw badParameter('Backup blob contains HSM keys that belong to another HSM deployment.');
+      }
     },
   });
 
@@ -194,11 +228,11 @@ export function createKeysService(deps: { store: ObjectStore; endpoints: Endpoin
         throw badParameter(`Invalid key type: ${input.kty}. Valid key types for a vault are ${KEY_TYPES.join(', ')}.`);
       }
       const kty = input.kty as KeyType;
-      checkProtection(vault, kty.endsWith('-HSM'));
+      const hsm = checkProtection(vault, kty.endsWith('-HSM'));
       checkOps(input.key_ops);
       checkTags(input.tags);
-      const software = baseKeyType(kty);
-      if (software === 'RSA') {
+      const family = baseKeyType(kty);
+      if (family === 'RSA') {
         if (input.key_size !== undefined && !RSA_SIZES.includes(input.key_size)) {
           throw badParameter(`The specified RSA key size ${input.key_size} is not supported. Supported sizes are ${RSA_SIZES.join(', ')}.`);
         }
@@ -208,10 +242,10 @@ export function createKeysService(deps: { store: ObjectStore; endpoints: Endpoin
       } else if (input.crv !== undefined && !CURVE_NAMES.includes(input.crv as CurveName)) {
         throw badParameter(`Invalid curve name: ${input.crv}. Valid curves are ${CURVE_NAMES.join(', ')}.`);
       }
-      const key = await generateSoftwareKey({ kty: software, size: input.key_size, publicExponent: input.public_exponent, curve: input.crv as CurveName | undefined });
+      const key = await generate(kty, { size: input.key_size, publicExponent: input.public_exponent, curve: input.crv as CurveName | undefined }, hsm);
       const meta = applyAttributes({ enabled: true }, input.attributes);
       const created = await storeVersion(vault, name, key, {
-        ...meta, kty, keyOps: input.key_ops ?? DEFAULT_OPS[software], tags: input.tags,
+        ...meta, kty, keyOps: input.key_ops ?? DEFAULT_OPS[family], tags: input.tags,
         ...(input.attributes?.exportable !== undefined ? { exportable: input.attributes.exportable } : {}),
       });
       return bundle(vault, created);
@@ -221,10 +255,12 @@ export function createKeysService(deps: { store: ObjectStore; endpoints: Endpoin
       checkName(name);
       const kty = input.key.kty as KeyType;
       if (!KEY_TYPES.includes(kty)) throw badParameter(`Invalid key type: ${String(input.key.kty)}. Valid key types for a vault are ${KEY_TYPES.join(', ')}.`);
-      checkProtection(vault, Boolean(input.Hsm) || kty.endsWith('-HSM'));
+      if (checkProtection(vault, Boolean(input.Hsm) || kty.endsWith('-HSM'))) {
+        throw badParameter('Importing keys into the HSM is not supported by this Coffer deployment.');
+      }
       checkOps(input.key.key_ops);
       checkTags(input.tags);
-      const key = privateKeyFromJwk(input.key);
+      const key = software(privateKeyFromJwk(input.key));
       const meta = applyAttributes({ enabled: true }, input.attributes);
       const created = await storeVersion(vault, name, key, {
         ...meta, kty, keyOps: input.key.key_ops ?? DEFAULT_OPS[baseKeyType(kty)], tags: input.tags,
@@ -276,10 +312,16 @@ export function createKeysService(deps: { store: ObjectStore; endpoints: Endpoin
     },
 
     async crypt(vault: Vault, name: string, version: string | undefined, operation: CryptoOperation, alg: string, value: string) {
-      const { v, der } = await usableKey(vault, name, version, operation);
+      const { v, der, hsm } = await usableKey(vault, name, version, operation);
+      const protect = operation === 'encrypt' || operation === 'wrapKey';
       let output: Buffer;
       try {
-        output = await pool.run({ op: operation === 'encrypt' || operation === 'wrapKey' ? 'encrypt' : 'decrypt', alg, der, input: bytes(value) });
+        if (hsm) {
+          // Public-key operations need no token; private ones run inside it.
+          output = protect ? encrypt(alg, hsm.publicKey, bytes(value)) : await hsm.hsm.decrypt(hsm.id, hsm.publicKey, alg, bytes(value));
+        } else {
+          output = await pool.run({ op: protect ? 'encrypt' : 'decrypt', alg, der: der!, input: bytes(value) });
+        }
       } catch (err) {
         if (err instanceof CryptoFailure) throw badParameter('The ciphertext could not be decrypted with this key and algorithm.');
         throw err;
@@ -288,13 +330,15 @@ export function createKeysService(deps: { store: ObjectStore; endpoints: Endpoin
     },
 
     async sign(vault: Vault, name: string, version: string | undefined, alg: string, digest: string) {
-      const { v, der } = await usableKey(vault, name, version, 'sign');
-      return { kid: kid(vault, v), value: b64url(await pool.run({ op: 'sign', alg, der, input: bytes(digest) })) };
+      const { v, der, hsm } = await usableKey(vault, name, version, 'sign');
+      const signature = hsm ? await hsm.hsm.sign(hsm.id, hsm.publicKey, alg, bytes(digest)) : await pool.run({ op: 'sign', alg, der: der!, input: bytes(digest) });
+      return { kid: kid(vault, v), value: b64url(signature) };
     },
 
     async verify(vault: Vault, name: string, version: string | undefined, alg: string, digest: string, signature: string) {
-      const { der } = await usableKey(vault, name, version, 'verify');
-      return { value: await pool.run({ op: 'verify', alg, der, input: bytes(digest), signature: bytes(signature) }) };
+      const { der, hsm } = await usableKey(vault, name, version, 'verify');
+      if (hsm) return { value: await verifyDigest(alg, hsm.publicKey, bytes(digest), bytes(signature)) };
+      return { value: await pool.run({ op: 'verify', alg, der: der!, input: bytes(digest), signature: bytes(signature) }) };
     },
 
     randomBytes(count: number) {
