@@ -1,6 +1,6 @@
 import crypto from 'node:crypto';
 import type { Command } from 'commander';
-import { action, boolOption, group, type ActionEnv } from './command.js';
+import { action, boolOption, group, parsePositiveInt, type ActionEnv } from './command.js';
 import { CliError } from './errors.js';
 import { resolveRoleId } from './role.js';
 
@@ -54,6 +54,24 @@ export function registerAdCommands(program: Command) {
     .action(action(async (_opts, env) => list(env, '/v1.0/servicePrincipals')));
   byId(sp, 'show', 'Show a service principal', 'GET', 'servicePrincipals', 'app id or object id');
   byId(sp, 'delete', 'Delete a service principal (its tokens stop working at once)', 'DELETE', 'servicePrincipals', 'app id or object id');
+
+  group(group(ad, 'app', 'Manage applications'), 'credential', 'Manage application credentials').command('reset')
+    .description('Give an application a new client secret (removing the others unless --append; their tokens stop working at once)')
+    .requiredOption('--id <id>', 'app id or object id')
+    .option('--append', 'keep the existing secrets')
+    .option('--display-name <name>', 'a name for the secret')
+    .option('--years <years>', 'years the secret is valid', (v) => parsePositiveInt(v, '--years'), 1)
+    .action(action(async (opts: { id: string; append?: boolean; displayName?: string; years: number }, env) => {
+      const app = await graph(env)<GraphObject & { passwordCredentials: { keyId: string }[] }>('GET', `/v1.0/applications/${encodeURIComponent(opts.id)}`);
+      const endDateTime = new Date(Date.now() + opts.years * 365 * 86_400_000).toISOString();
+      const password = await graph(env)<{ secretText: string }>('POST', `/v1.0/applications/${app.id}/addPassword`, {
+        body: { passwordCredential: { displayName: opts.displayName ?? 'rbac', endDateTime } },
+      });
+      if (!opts.append) {
+        for (const { keyId } of app.passwordCredentials) await graph(env)('POST', `/v1.0/applications/${app.id}/removePassword`, { body: { keyId } });
+      }
+      return { appId: app.appId, password: password.secretText, tenant: env.context().profile.tenantId };
+    }));
 
   const user = group(ad, 'user', 'Manage users');
   user.command('create').description('Create a user')

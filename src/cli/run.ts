@@ -1,5 +1,7 @@
 import { spawn } from 'node:child_process';
+import fs from 'node:fs';
 import os from 'node:os';
+import { parseEnv } from 'node:util';
 import type { Command } from 'commander';
 import { action, type ActionEnv } from './command.js';
 import { DATA_PLANE_API_VERSION } from './context.js';
@@ -38,6 +40,14 @@ export function parseKeyVaultReference(value: string, vaultUrl: (name: string) =
   return new URL(`${vaultUrl(vault)}/secrets/${encodeURIComponent(name)}${version ? `/${encodeURIComponent(version)}` : ''}`);
 }
 
+function readEnvFile(file: string) {
+  try {
+    return parseEnv(fs.readFileSync(file, 'utf8'));
+  } catch (err) {
+    throw new CliError(`Cannot read the env file '${file}': ${(err as Error).message}`, 2);
+  }
+}
+
 /** Tokens from the App Service shaped endpoint, as the child itself would get them. */
 function managedIdentityTokens(env: ActionEnv, binding: Binding): TokenProvider {
   return async (resource) => {
@@ -63,11 +73,12 @@ export function registerRunCommands(program: Command) {
     .description('Run a command as a managed identity, with Key Vault references in its environment resolved')
     .option('--identity <identity>', 'managed identity: name (with -g), resource id or client id')
     .option('-g, --resource-group <group>', 'resource group of the identity named by --identity')
+    .option('--env-file <file>', 'add the variables of a dotenv file to the child\'s environment (they win over inherited ones)')
     .argument('<command...>', 'the command and its arguments (after --)')
-    .action(action(async (opts: { identity?: string; resourceGroup?: string }, env) => {
+    .action(action(async (opts: { identity?: string; resourceGroup?: string; envFile?: string }, env) => {
       const [command, ...args] = env.args[0] as unknown as string[];
       const context = env.context();
-      const childEnv: NodeJS.ProcessEnv = { ...process.env };
+      const childEnv: NodeJS.ProcessEnv = { ...process.env, ...(opts.envFile ? readEnvFile(opts.envFile) : {}) };
       let tokens = context.tokens;
       if (opts.identity) {
         const binding = await bindIdentity(env, opts.identity, opts.resourceGroup);
