@@ -167,3 +167,42 @@ test('ManagedIdentityCredential (App Service shape): the minted header yields to
   });
   assert.equal(forged.status, 401);
 });
+
+test('misused tokens and bad directory input are refused with Azure-shaped 4xx, changing nothing', async () => {
+  const tokenUrl = `${server.admin.authorityHost}/${server.admin.tenantId}/oauth2/v2.0/token`;
+  await mgmt('POST', '/v1.0/users', { displayName: 'Dave', userPrincipalName: 'dave@coffer.test', passwordProfile: { password: 'Dave-password-1' } });
+  const signIn = await (await fetch(tokenUrl, {
+    method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams({ grant_type: 'password', client_id: 'cli', username: 'dave@coffer.test', password: 'Dave-password-1', scope: `${server.admin.managementEndpoint}/.default` }).toString(),
+  })).json();
+  // Refresh and id tokens are signed by the same key but are no access tokens.
+  for (const token of [signIn.refresh_token, signIn.id_token]) {
+    const res = await mgmt('GET', '/v1.0/me', undefined, token);
+    assert.equal(res.status, 401);
+    assert.equal(res.body.error.code, 'AuthenticationFailed');
+  }
+  const before = (await mgmt('GET', '/v1.0/users')).body.value.length;
+  const bad: [string, string, unknown, number][] = [
+    ['POST', '/v1.0/users', { displayName: 'x', userPrincipalName: 'not-an-upn', passwordProfile: { password: 'long-enough-1' } }, 400],
+    ['POST', '/v1.0/users', { displayName: 'x', userPrincipalName: 'short@coffer.test', passwordProfile: { password: 'short' } }, 400],
+    ['POST', '/v1.0/users', { displayName: 'Dup', userPrincipalName: 'DAVE@coffer.test', passwordProfile: { password: 'long-enough-1' } }, 400],
+    ['POST', '/v1.0/users', 'not an object', 400],
+    ['POST', `/v1.0/groups/${crypto.randomUUID()}/members/$ref`, { '@odata.id': 'x' }, 404],
+    ['POST', `/v1.0/directoryObjects/${server.admin.objectId}/checkMemberGroups`, { groupIds: 'nope' }, 400],
+    ['PATCH', `/v1.0/applications/${server.admin.clientId}`, { keyCredentials: [{ type: 'AsymmetricX509Cert', key: 'bm90IGEgY2VydA==' }] }, 400],
+    ['PATCH', `/v1.0/servicePrincipals/${server.admin.objectId}`, { accountEnabled: false }, 400],
+    ['DELETE', `/v1.0/servicePrincipals/${server.admin.objectId}`, undefined, 400],
+    ['POST', '/coffer/managed-identity/bindings', { identity: crypto.randomUUID() }, 404],
+    ['PUT', `/subscriptions/${server.admin.subscriptionId}/resourceGroups/rg-test/providers/Microsoft.ManagedIdentity/userAssignedIdentities/x?api-version=2023-01-31`, {}, 400],
+    ['PUT', `/subscriptions/${server.admin.subscriptionId}/resourceGroups/no-such-rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/web?api-version=2023-01-31`, {}, 404],
+  ];
+  for (const [method, path, body, status] of bad) {
+    const res = await mgmt(method, path, body);
+    assert.equal(res.status, status, `${method} ${path}: ${JSON.stringify(res.body)}`);
+    assert.equal(typeof res.body.error.code, 'string');
+  }
+  assert.equal((await mgmt('GET', '/v1.0/users')).body.value.length, before);
+  assert.equal((await mgmt('GET', '/v1.0/me')).body.accountEnabled, true);
+  const noVersion = await fetch(`${server.admin.authorityHost}/coffer/managed-identity/token?resource=${encodeURIComponent(server.admin.managementEndpoint)}`, { headers: { 'x-identity-header': 'x' } });
+  assert.equal(noVersion.status, 400);
+});
