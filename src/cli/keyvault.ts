@@ -1,7 +1,6 @@
 import { Option, type Command } from 'commander';
 import { action, boolOption, group, parsePositiveInt, parseTags, type ActionEnv } from './command.js';
 import { CliError, usageError } from './errors.js';
-import { isoTime } from './output.js';
 
 /** The management api-version the CLI speaks (what @azure/arm-keyvault of az 2.45's era sends). */
 export const MANAGEMENT_API_VERSION = '2023-07-01';
@@ -44,8 +43,9 @@ export function withResourceGroup<T extends { id: string }>(resource: T): T & { 
   return group === undefined ? resource : { ...resource, resourceGroup: group };
 }
 
-/** ARM times as az prints the SDK's datetimes (Python's isoformat, `+00:00`). */
-const pythonIso = (value: string | undefined) => (value ? isoTime(Date.parse(value) / 1000) : null);
+/** ARM times as az prints the SDK's datetimes: Python's isoformat (microseconds when not zero, `+00:00`). */
+const pythonIso = (value: string | undefined) =>
+  (value ? new Date(value).toISOString().replace(/\.000Z$/, '+00:00').replace(/\.(\d{3})Z$/, '.$1000+00:00') : null);
 
 /** A deleted vault as az 2.45 prints it. */
 const deletedVaultOutput = (v: ArmDeletedVault) => ({
@@ -90,6 +90,12 @@ async function findDeletedVault(env: ActionEnv, name: string, location?: string)
   if (!vault) throw notFound('deletedVaults', name);
   return vault;
 }
+
+interface AccessPolicy { tenantId: string; objectId: string; applicationId?: string; permissions: Record<string, string[] | undefined> }
+
+/** The principal's own access-policy entry (not a compound one for an application). */
+const policyOf = (vault: ArmVault, objectId: string) => ((vault.properties.accessPolicies ?? []) as AccessPolicy[])
+  .find((p) => p.objectId.toLowerCase() === objectId.toLowerCase() && !p.applicationId);
 
 const getVault = async (env: ActionEnv, id: string) => withResourceGroup(await env.context().management<ArmVault>('GET', `${id}?api-version=${MANAGEMENT_API_VERSION}`));
 
@@ -263,14 +269,19 @@ export function registerKeyVaultCommands(program: Command) {
     }, env) => {
       const context = env.context();
       const vault = await findVault(env, opts.name, opts.resourceGroup);
-      const permissions = {
+      const given = {
         secrets: opts.secretPermissions, keys: opts.keyPermissions, certificates: opts.certificatePermissions, storage: opts.storagePermissions,
       };
-      if (Object.values(permissions).every((p) => p === undefined)) {
+      if (Object.values(given).every((p) => p === undefined)) {
         throw usageError('--secret-permissions | --key-permissions | --certificate-permissions | --storage-permissions');
       }
-      await context.management('PUT', `${vault.id}/accessPolicies/add?api-version=${MANAGEMENT_API_VERSION}`, {
-        body: { properties: { accessPolicies: [{ tenantId: context.profile.tenantId, objectId: opts.objectId, permissions }] } },
+      // As az: the kinds given replace the principal's lists of those kinds; the other kinds stay as they were.
+      const existing = policyOf(vault, opts.objectId);
+      const permissions = Object.fromEntries(Object.entries(given)
+        .map(([kind, list]) => [kind, list ?? existing?.permissions[kind as keyof typeof given]])
+        .filter(([, list]) => list !== undefined));
+      await context.management('PUT', `${vault.id}/accessPolicies/${existing ? 'replace' : 'add'}?api-version=${MANAGEMENT_API_VERSION}`, {
+        body: { properties: { accessPolicies: [{ tenantId: existing?.tenantId ?? context.profile.tenantId, objectId: existing?.objectId ?? opts.objectId, permissions }] } },
       });
       return getVault(env, vault.id);
     }));
@@ -280,8 +291,7 @@ export function registerKeyVaultCommands(program: Command) {
     .action(action(async (opts: { name: string; resourceGroup?: string; objectId: string }, env) => {
       const context = env.context();
       const vault = await findVault(env, opts.name, opts.resourceGroup);
-      const policies = (vault.properties.accessPolicies ?? []) as { objectId: string; tenantId: string; permissions: unknown }[];
-      const entry = policies.find((p) => p.objectId.toLowerCase() === opts.objectId.toLowerCase());
+      const entry = policyOf(vault, opts.objectId);
       // az: removing a policy that is not there is not an error; the vault prints unchanged.
       if (!entry) return withResourceGroup(vault);
       await context.management('PUT', `${vault.id}/accessPolicies/remove?api-version=${MANAGEMENT_API_VERSION}`, {
