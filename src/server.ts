@@ -21,13 +21,14 @@ import { createVaultsService } from './control-plane/vaults.js';
 import { controlPlaneRoutes, createAuthorization, ensureBootstrapOwner } from './control-plane/routes.js';
 import { createAuthorizationGate } from './gates/authorization/gate.js';
 import { createNetworkGate } from './gates/network/gate.js';
+import { createThrottle } from './gates/throttle/gate.js';
+import { keyKindOf, type ThrottleProfile } from './gates/throttle/budgets.js';
 import { createObjectStore } from './objects/store.js';
 import { createSecretsService } from './objects/secrets/service.js';
 import { secretsRoutes } from './objects/secrets/routes.js';
 import { createKeysService } from './objects/keys/service.js';
 import { keysRoutes } from './objects/keys/routes.js';
 import { createKeyRotationJob } from './objects/keys/rotation-job.js';
-import { createPkcs11Hsm, type Pkcs11Options } from './objects/keys/hsm.js';
 import { createScheduler } from './scheduler/scheduler.js';
 
 export interface CofferOptions {
@@ -45,8 +46,8 @@ export interface CofferOptions {
   publicPort?: number;
   logLevel?: string;
   schedulerIntervalMs?: number;
-  /** The PKCS#11 token holding premium vaults' HSM keys (none: -HSM key types are refused). */
-  pkcs11?: Pkcs11Options;
+  /** Data-plane throttling: Azure's budgets, none (when omitted), or Azure's scaled by a multiplier. The CLI defaults to azure. */
+  throttle?: ThrottleProfile;
 }
 
 export const DEFAULTS = { host: '127.0.0.1', port: 8443, dataDir: '.coffer', dnsSuffix: 'vault.localhost', seal: 'file' as SealKind };
@@ -90,7 +91,7 @@ export async function startCoffer(options: CofferOptions) {
   await ensureBootstrapOwner(storage.db, authorization.assignments, deployment);
   const store = createObjectStore({ storage, keyring, clock });
   const secrets = createSecretsService({ store, endpoints, keyring });
-  const keyObjects = createKeysService({ store, endpoints, keyring, clock, hsm: options.pkcs11 && createPkcs11Hsm(options.pkcs11) });
+  const keyObjects = createKeysService({ store, endpoints, keyring, clock });
   const audit = createAuditLog({ storage });
   const nodeId = options.nodeId ?? crypto.randomUUID();
   const scheduler = createScheduler({
@@ -102,12 +103,18 @@ export async function startCoffer(options: CofferOptions) {
   scheduler.add({ name: 'purge-deleted-vaults', run: (now) => vaults.purgeDue(now) });
   scheduler.add(createKeyRotationJob({ storage, keys: keyObjects }));
 
+  const throttle = createThrottle({
+    // `coffer server start` defaults to azure; embedders (and the test harness, whose suites create keys faster than
+    // Azure's 20 per 10 s) opt in.
+    profile: options.throttle ?? 'off',
+    keyKind: async (vault, name, version) => keyKindOf((await keyObjects.get(vault, name, version)).key),
+  });
   installPipeline(app, {
     endpoints,
     audit,
     gates: [identityGate, createVaultResolver({ endpoints, getVault: (name) => vaults.getByName(name) }), apiVersionGate,
       createAuthorizationGate({ authorizer: authorization.authorizer, memberships: authorization.memberships }),
-      createNetworkGate()],
+      createNetworkGate(), throttle.gate],
   });
   await app.register(async (scope) => {
     identityRoutes(scope, {

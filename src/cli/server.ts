@@ -1,6 +1,7 @@
-import type { Command } from 'commander';
+import { InvalidArgumentError, type Command } from 'commander';
 import { startCoffer, DEFAULTS } from '../server.js';
 import { parseDuration } from '../clock.js';
+import { parseThrottleProfile } from '../gates/throttle/budgets.js';
 
 export function registerServerCommands(program: Command) {
   const server = program.command('server').description('Run Coffer');
@@ -18,12 +19,14 @@ export function registerServerCommands(program: Command) {
     .option('--public-port <port>', 'port clients use in URLs (behind a load balancer)', (v) => Number(v))
     .option('--log-level <level>', 'fatal | error | warn | info | debug | silent', 'info')
     .option('--scheduler-interval <duration>', 'background-job tick, e.g. 5s; a dead node\'s jobs move to another node after 3 ticks', parseDuration)
+    .option('--throttle <profile>', 'data-plane throttling: azure (Azure\'s budgets), off, or a multiplier of them (e.g. 0.01)', throttleOption, 'azure')
     .action(async (opts) => {
       const started = performance.now();
       const coffer = await startCoffer({
         host: opts.host, port: opts.port, dataDir: opts.dataDir, dnsSuffix: opts.dnsSuffix, storageUrl: opts.storage,
         tlsCert: opts.tlsCert, tlsKey: opts.tlsKey, seal: opts.seal, sealPassphrase: process.env.COFFER_SEAL_PASSPHRASE,
         nodeId: opts.nodeId, publicPort: opts.publicPort, logLevel: opts.logLevel, schedulerIntervalMs: opts.schedulerInterval,
+        throttle: opts.throttle,
       });
       const lines = [
         `Coffer is ready in ${Math.round(performance.now() - started)} ms on https://${opts.host}:${coffer.port} (${coffer.storage.describe})`,
@@ -43,4 +46,12 @@ export function registerServerCommands(program: Command) {
       process.once('SIGINT', stop);
       process.once('SIGTERM', stop);
     });
+}
+
+function throttleOption(value: string) {
+  try {
+    return parseThrottleProfile(value);
+  } catch (err) {
+    throw new InvalidArgumentError((err as Error).message);
+  }
 }
