@@ -1,6 +1,5 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -59,7 +58,7 @@ const configDir = path.join(scratch, 'config');
 const logDir = path.join(scratch, 'log');
 /** The CLI as the logged-in principal: no data dir, only the `coffer login` profile. */
 const childEnv = () => ({ COFFER_CONFIG_DIR: configDir, COFFER_DATA_DIR: undefined });
-const { ok, json } = cliRunner(scratch, childEnv);
+const { run, ok, json } = cliRunner(scratch, childEnv);
 
 before(async () => {
   server = await startTestServer();
@@ -70,20 +69,6 @@ after(async () => {
   await server?.close();
   fs.rmSync(scratch, { recursive: true, force: true });
 });
-
-function bash(script: string): Promise<{ code: number | null; stderr: string }> {
-  const env: Record<string, string | undefined> = {
-    ...process.env, NODE_EXTRA_CA_CERTS: undefined, ...childEnv(), LOG: logDir, COFFER_BIN: path.resolve('bin/coffer.js'),
-  };
-  for (const k of Object.keys(env)) if (env[k] === undefined) delete env[k];
-  return new Promise((resolve, reject) => {
-    const child = spawn('bash', ['-c', script], { env: env as NodeJS.ProcessEnv, cwd: scratch });
-    let stderr = '';
-    child.stderr.on('data', (d) => { stderr += d; });
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stderr }));
-  });
-}
 
 const step = (n: number) => ({
   out: fs.readFileSync(path.join(logDir, `${n}.out`), 'utf8'),
@@ -101,9 +86,9 @@ test('the seed walkthrough runs verbatim after `coffer login`', async () => {
   // login learnt the subscription from the endpoint's subscription list.
   assert.equal((await json(['account', 'show'])).id, server.admin.subscriptionId);
 
-  const run = await bash(PRELUDE + SCRIPT);
+  const walk = await run('bash', ['-c', PRELUDE + SCRIPT], { LOG: logDir, COFFER_BIN: path.resolve('bin/coffer.js') });
   const calls = Number(fs.readFileSync(path.join(logDir, 'count'), 'utf8'));
-  assert.equal(run.code, 0, `the walkthrough stopped at call ${calls}: ${calls ? step(calls).err : run.stderr}`);
+  assert.equal(walk.code, 0, `the walkthrough stopped at call ${calls}: ${calls ? step(calls).err : walk.stderr}`);
   assert.equal(calls, 17);
 
   const group = JSON.parse(step(1).out);

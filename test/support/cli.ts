@@ -12,11 +12,12 @@ type Env = Record<string, string | undefined>;
  * trust the server the way users do, through a data dir's caCertPath or `login --ca-cert`.
  */
 export function cliRunner(cwd: string, baseEnv: () => Env) {
-  const coffer = (args: string[], env: Env = {}): Promise<CliRun> => {
+  /** Any program (e.g. `bash -c` running coffer commands) with the CLI's environment plus `env`. */
+  const run = (command: string, args: string[], env: Env = {}): Promise<CliRun> => {
     const childEnv: Env = { ...process.env, NODE_EXTRA_CA_CERTS: undefined, ...baseEnv(), ...env };
     for (const k of Object.keys(childEnv)) if (childEnv[k] === undefined) delete childEnv[k];
     return new Promise((resolve, reject) => {
-      const child = spawn(process.execPath, [path.resolve('bin/coffer.js'), ...args], { env: childEnv as NodeJS.ProcessEnv, cwd });
+      const child = spawn(command, args, { env: childEnv as NodeJS.ProcessEnv, cwd });
       let stdout = '';
       let stderr = '';
       child.stdout.on('data', (d) => { stdout += d; });
@@ -25,6 +26,7 @@ export function cliRunner(cwd: string, baseEnv: () => Env) {
       child.on('close', (code) => resolve({ code, stdout, stderr }));
     });
   };
+  const coffer = (args: string[], env: Env = {}) => run(process.execPath, [path.resolve('bin/coffer.js'), ...args], env);
   /** A command that must succeed. */
   const ok = async (args: string[], env?: Env) => {
     const r = await coffer(args, env);
@@ -41,5 +43,5 @@ export function cliRunner(cwd: string, baseEnv: () => Env) {
     assert.equal(r.stdout, '');
     return r;
   };
-  return { coffer, ok, json, fails };
+  return { run, coffer, ok, json, fails };
 }
