@@ -29,6 +29,8 @@ import { secretsRoutes } from './objects/secrets/routes.js';
 import { createKeysService } from './objects/keys/service.js';
 import { keysRoutes } from './objects/keys/routes.js';
 import { createKeyRotationJob } from './objects/keys/rotation-job.js';
+import { createCertificatesService } from './objects/certificates/service.js';
+import { certificatesRoutes } from './objects/certificates/routes.js';
 import { createScheduler } from './scheduler/scheduler.js';
 
 export interface CofferOptions {
@@ -127,6 +129,7 @@ export async function startCoffer(options: CofferOptions) {
     });
     secretsRoutes(scope, { secrets, endpoints });
     keysRoutes(scope, { keys: keyObjects, endpoints });
+    certificatesRoutes(scope, { certificates: createCertificatesService({ store, endpoints, keyring, clock }), endpoints });
     scope.get('/healthz', { config: { plane: 'public', operation: 'Health' } }, async () => ({ status: 'ok', node: nodeId }));
   });
   await app.listen({ host: options.host, port });

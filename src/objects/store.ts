@@ -83,7 +83,8 @@ function decodeCursor<T extends string | number>(token: string | undefined, type
 }
 
 export interface ObjectStore {
-  create(vault: VaultRef, collection: Collection, name: string, payload: Buffer, meta: VersionMeta): Promise<StoredVersion>;
+  /** `version` is given only by certificates, whose managed key and secret share the certificate's version id. */
+  create(vault: VaultRef, collection: Collection, name: string, payload: Buffer, meta: VersionMeta, version?: string): Promise<StoredVersion>;
   get(vault: VaultRef, collection: Collection, name: string, version?: string): Promise<StoredVersion | undefined>;
   updateMeta(vault: VaultRef, collection: Collection, name: string, version: string | undefined,
     patch: (meta: VersionMeta) => VersionMeta): Promise<StoredVersion | undefined>;
@@ -182,10 +183,10 @@ export function createObjectStore(deps: { storage: Storage; keyring: Keyring; cl
   });
 
   return {
-    async create(vault, collection, name, payload, meta) {
+    async create(vault, collection, name, payload, meta, version) {
       const now = clock.now();
       return inTransaction(storage, (trx) =>
-        insertVersions(trx, vault, collection, name, [{ version: newVersionId(), meta, created: now, updated: now, payload }], false));
+        insertVersions(trx, vault, collection, name, [{ version: version ?? newVersionId(), meta, created: now, updated: now, payload }], false));
     },
 
     async get(vault, collection, name, version) {

@@ -66,6 +66,11 @@ const OPERATIONS: Record<string, OperationRequirement> = {
   CertificatePurge: req('certificates', 'certificates/purge/action', 'purge'),
   CertificateBackup: req('certificates', 'certificates/backup/action', 'backup'),
   CertificateRestore: req('certificates', 'certificates/restore/action', 'restore'),
+  CertificatePolicyGet: req('certificates', 'certificates/read', 'get'),
+  CertificatePolicyUpdate: req('certificates', 'certificates/update/action', 'update'),
+  CertificateOperationGet: req('certificates', 'certificates/read', 'get'),
+  CertificateOperationUpdate: req('certificates', 'certificates/update/action', 'update'),
+  CertificateOperationDelete: req('certificates', 'certificates/delete', 'delete'),
 };
 
 /**

@@ -1,0 +1,57 @@
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { CertificatesService, CreateCertificateInput, ImportCertificateInput, UpdateCertificateInput } from './service.js';
+import type { PolicyInput } from './policy.js';
+import * as s from './schemas.js';
+import { lifecycleRoutes } from '../lifecycle.js';
+import type { Endpoints } from '../../endpoints.js';
+
+type Params = { name: string; version?: string };
+
+/** The certificates endpoint family of the vault data plane (`/certificates`, `/deletedcertificates`). */
+export function certificatesRoutes(app: FastifyInstance, deps: { certificates: CertificatesService; endpoints: Endpoints }) {
+  const { certificates } = deps;
+  const vault = (req: FastifyRequest) => req.coffer.vault!;
+  const route = (operation: string) => ({ config: { plane: 'vault' as const, operation } });
+
+  app.post<{ Params: Params; Body: CreateCertificateInput }>('/certificates/:name/create', {
+    ...route('CertificateCreate'), schema: { body: s.createBody, response: { 202: s.operation } },
+  }, async (req, reply) => {
+    const op = await certificates.create(vault(req), req.params.name, req.body ?? {});
+    reply.code(202).header('location', `${op.id}?api-version=${req.coffer.apiVersion}`);
+    return op;
+  });
+
+  app.post<{ Params: Params; Body: ImportCertificateInput }>('/certificates/:name/import', {
+    ...route('CertificateImport'), schema: { body: s.importBody, response: { 200: s.certificateBundle } },
+  }, (req) => certificates.import(vault(req), req.params.name, req.body));
+
+  app.get<{ Params: Params }>('/certificates/:name/policy', { ...route('CertificatePolicyGet'), schema: { response: { 200: s.policyOut } } },
+    (req) => certificates.getPolicy(vault(req), req.params.name));
+  app.patch<{ Params: Params; Body: PolicyInput }>('/certificates/:name/policy', {
+    ...route('CertificatePolicyUpdate'), schema: { body: s.policyIn, response: { 200: s.policyOut } },
+  }, (req) => certificates.updatePolicy(vault(req), req.params.name, req.body ?? {}));
+
+  app.get<{ Params: Params }>('/certificates/:name/pending', { ...route('CertificateOperationGet'), schema: { response: { 200: s.operation } } },
+    (req) => certificates.getOperation(vault(req), req.params.name));
+  app.patch<{ Params: Params; Body: { cancellation_requested: boolean } }>('/certificates/:name/pending', {
+    ...route('CertificateOperationUpdate'), schema: { body: s.cancelBody, response: { 200: s.operation } },
+  }, (req) => certificates.cancelOperation(vault(req), req.params.name, req.body.cancellation_requested));
+  app.delete<{ Params: Params }>('/certificates/:name/pending', { ...route('CertificateOperationDelete'), schema: { response: { 200: s.operation } } },
+    (req) => certificates.deleteOperation(vault(req), req.params.name));
+
+  for (const url of ['/certificates/:name', '/certificates/:name/:version']) {
+    app.get<{ Params: Params }>(url, { ...route('CertificateGet'), schema: { response: { 200: s.certificateBundle } } },
+      (req) => certificates.get(vault(req), req.params.name, req.params.version || undefined));
+    app.patch<{ Params: Params; Body: UpdateCertificateInput }>(url, {
+      ...route('CertificateUpdate'), schema: { body: s.updateBody, response: { 200: s.certificateBundle } },
+    }, (req) => certificates.update(vault(req), req.params.name, req.params.version || undefined, req.body ?? {}));
+  }
+
+  lifecycleRoutes(app, {
+    service: certificates, endpoints: deps.endpoints, collection: 'certificates', operationPrefix: 'Certificate',
+    schemas: {
+      bundle: s.certificateBundle, deletedBundle: s.deletedCertificateBundle,
+      list: s.certificateList, deletedList: s.deletedCertificateList,
+    },
+  });
+}

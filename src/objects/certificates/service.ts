@@ -1,0 +1,320 @@
+import crypto, { type KeyObject } from 'node:crypto';
+import type { Vault } from '../../control-plane/vaults.js';
+import type { Endpoints } from '../../endpoints.js';
+import type { Keyring } from '../../crypto/envelope.js';
+import type { Clock } from '../../clock.js';
+import { badParameter, badRequest, conflict, notFound } from '../../http/errors.js';
+import type { ObjectStore, StoredVersion, VersionMeta } from '../store.js';
+import { applyAttributes, checkTags, versionAttributes, type AttributesInput } from '../collection-helpers.js';
+import { createLifecycleOperations, objectErrors, type LifecycleOperations } from '../lifecycle.js';
+import { curveOf, exportPrivate, generateSoftwareKey, loadPrivate, publicJwk, type CurveName } from '../keys/key-crypto.js';
+import {
+  CertificateInputError, PEM, PKCS12, certificateFacts, issueSelfSigned, parsePem, parsePfx, secretValue, type ParsedImport,
+} from './x509.js';
+import { addMonths, policyFromCertificate, resolvePolicy, type CertificatePolicy, type PolicyInput } from './policy.js';
+
+/** Azure's limits for certificates. */
+export const CERTIFICATE_NAME = /^[0-9a-zA-Z-]{1,127}$/;
+
+export interface CreateCertificateInput {
+  policy?: PolicyInput;
+  attributes?: AttributesInput;
+  tags?: Record<string, string>;
+}
+
+export interface ImportCertificateInput extends CreateCertificateInput {
+  value: string;
+  pwd?: string;
+}
+
+export type UpdateCertificateInput = CreateCertificateInput;
+
+/** The pending (issuance) operation of a certificate, as `…/pending` reports it. */
+interface CertificateOperation {
+  status: 'inProgress' | 'completed' | 'failed' | 'cancelled';
+  status_details?: string;
+  request_id: string;
+  issuer: { name: string };
+  cancellation_requested: boolean;
+  target?: string;
+}
+
+/** What a certificate version records beside its DER certificate. */
+interface CertificateMeta extends VersionMeta {
+  x5t: string;
+  policy: CertificatePolicy;
+  operation?: CertificateOperation;
+}
+
+const meta = (v: StoredVersion) => v.meta as CertificateMeta;
+const newVersionId = () => crypto.randomBytes(16).toString('hex');
+/** Key operations of a certificate's managed key, as Azure assigns them. */
+const MANAGED_KEY_OPS: Record<string, string[]> = {
+  RSA: ['sign', 'verify', 'wrapKey', 'unwrapKey', 'encrypt', 'decrypt'],
+  EC: ['sign', 'verify'],
+};
+
+export function createCertificatesService(deps: { store: ObjectStore; endpoints: Endpoints; keyring: Keyring; clock: Clock }) {
+  const { store, endpoints, keyring, clock } = deps;
+  const base = (vault: Vault) => endpoints.vaultUrl(vault.name);
+  const errors = objectErrors('Certificate');
+  const certificateNotFound = errors.notFound;
+
+  const checkName = (name: string) => {
+    if (!CERTIFICATE_NAME.test(name)) throw badParameter(`The request URI contains an invalid name: ${name}`);
+  };
+
+  const ids = (vault: Vault, name: string, version: string) => ({
+    id: `${base(vault)}/certificates/${name}/${version}`,
+    kid: `${base(vault)}/keys/${name}/${version}`,
+    sid: `${base(vault)}/secrets/${name}/${version}`,
+  });
+  const policyOut = (vault: Vault, name: string, policy: CertificatePolicy) => ({ id: `${base(vault)}/certificates/${name}/policy`, ...policy });
+
+  const item = (vault: Vault, v: StoredVersion, withVersion: boolean) => ({
+    id: `${base(vault)}/certificates/${v.name}${withVersion ? `/${v.version}` : ''}`,
+    attributes: versionAttributes(vault, v),
+    tags: v.meta.tags,
+    x5t: meta(v).x5t,
+  });
+
+  const bundle = (vault: Vault, v: StoredVersion) => ({
+    ...ids(vault, v.name, v.version),
+    x5t: meta(v).x5t,
+    cer: v.open().toString('base64'),
+    contentType: meta(v).policy.secret_props.contentType,
+    attributes: versionAttributes(vault, v),
+    tags: v.meta.tags,
+    policy: policyOut(vault, v.name, meta(v).policy),
+  });
+
+  const operationOut = (vault: Vault, name: string, op: CertificateOperation) => ({ id: `${base(vault)}/certificates/${name}/pending`, ...op });
+
+  /** Software keys only: HSM key types need a premium vault and a PKCS#11 token (as for keys). */
+  const checkProtection = (vault: Vault, kty: string) => {
+    if (!kty.endsWith('-HSM')) return;
+    if (vault.properties.sku.name !== 'premium') throw badParameter('Hardware key operation not allowed on standard vault');
+    throw badParameter('Hardware key operation not available: this Coffer deployment has no PKCS#11 module configured.');
+  };
+
+  /** A certificate's name also names its managed key and secret: a plain key or secret of that name is a conflict. */
+  async function checkNameFree(vault: Vault, name: string) {
+    for (const collection of ['keys', 'secrets'] as const) {
+      const existing = await store.get(vault, collection, name);
+      if (existing && !existing.meta.managed) {
+        throw conflict('Conflict', `There is already a ${collection === 'keys' ? 'key' : 'secret'} named ${name} in this vault that is not managed by a certificate.`);
+      }
+    }
+  }
+
+  /**
+   * Stores one certificate version and its managed key and secret under the same version id. The certificate is
+   * written last, so a certificate is visible only once its key and secret exist.
+   */
+  async function storeVersion(vault: Vault, name: string, key: KeyObject, chain: Buffer[], policy: CertificatePolicy,
+    input: CreateCertificateInput, operation?: CertificateOperation) {
+    const facts = certificateFacts(chain[0]);
+    const contentType = policy.secret_props.contentType;
+    let value: string;
+    try {
+      value = secretValue(contentType, chain, policy.key_props.exportable ? key : undefined);
+    } catch (err) {
+      if (err instanceof CertificateInputError) throw badParameter(err.message);
+      throw err;
+    }
+    const version = newVersionId();
+    const { kid } = ids(vault, name, version);
+    const enabled = input.attributes?.enabled ?? policy.attributes.enabled;
+    const validity = { enabled, nbf: facts.nbf, exp: facts.exp, managed: true };
+    const kty = key.asymmetricKeyType === 'rsa' ? 'RSA' : 'EC';
+    await checkNameFree(vault, name);
+    await store.create(vault, 'keys', name, exportPrivate(key), {
+      ...validity, kty: policy.key_props.kty, keyOps: MANAGED_KEY_OPS[kty], publicKey: publicJwk(key), exportable: policy.key_props.exportable,
+    }, version).catch((e) => errors.rethrow(e, name));
+    await store.create(vault, 'secrets', name, Buffer.from(value, 'utf8'), { ...validity, contentType, kid }, version)
+      .catch((e) => errors.rethrow(e, name));
+    const certMeta: CertificateMeta = { enabled, nbf: facts.nbf, exp: facts.exp, tags: input.tags, x5t: facts.x5t, policy, ...(operation ? { operation } : {}) };
+    return store.create(vault, 'certificates', name, chain[0], certMeta, version).catch((e) => errors.rethrow(e, name));
+  }
+
+  async function current(vault: Vault, name: string, version?: string) {
+    checkName(name);
+    const v = await store.get(vault, 'certificates', name, version);
+    if (!v) throw certificateNotFound(name, version);
+    return v;
+  }
+
+  /** The key for a new version: the current one when the policy reuses keys, otherwise a fresh one. */
+  async function keyFor(vault: Vault, name: string, policy: CertificatePolicy): Promise<KeyObject> {
+    if (policy.key_props.reuse_key) {
+      const existing = await store.get(vault, 'keys', name);
+      if (existing?.meta.managed) return loadPrivate(existing.open());
+    }
+    return policy.key_props.kty.startsWith('RSA')
+      ? generateSoftwareKey({ kty: 'RSA', size: policy.key_props.key_size })
+      : generateSoftwareKey({ kty: 'EC', curve: policy.key_props.crv as CurveName });
+  }
+
+  const lifecycle = createLifecycleOperations({ store, endpoints, keyring }, { collection: 'certificates', errors, checkName, bundle, item });
+
+  /** Deleting, recovering and purging a certificate does the same to its managed key and secret. */
+  const cascading: Pick<LifecycleOperations, 'delete' | 'recover' | 'purge'> = {
+    async delete(vault, name) {
+      const deleted = await lifecycle.delete(vault, name);
+      for (const collection of ['keys', 'secrets'] as const) await store.softDelete(vault, collection, name, vault.properties.softDeleteRetentionInDays);
+      return deleted;
+    },
+    async recover(vault, name) {
+      const recovered = await lifecycle.recover(vault, name);
+      for (const collection of ['keys', 'secrets'] as const) await store.recover(vault, collection, name);
+      return recovered;
+    },
+    async purge(vault, name) {
+      await lifecycle.purge(vault, name);
+      for (const collection of ['keys', 'secrets'] as const) await store.purge(vault, collection, name);
+    },
+  };
+
+  return {
+    ...lifecycle,
+    ...cascading,
+
+    async create(vault: Vault, name: string, input: CreateCertificateInput) {
+      checkName(name);
+      checkTags(input.tags);
+      if (!input.policy) throw badParameter('The certificate policy is required to create a certificate.');
+      const policy = resolvePolicy(input.policy, undefined, clock.now());
+      checkProtection(vault, policy.key_props.kty);
+      if (policy.issuer.name.toLowerCase() !== 'self') {
+        throw badParameter(`Issuer ${policy.issuer.name} is not supported by this Coffer version; use Self.`);
+      }
+      if (!policy.x509_props.subject && !policy.x509_props.sans) throw badParameter('The policy must have a subject or subject alternative names.');
+      const key = await keyFor(vault, name, policy);
+      const notBefore = new Date(clock.now());
+      let der: Buffer;
+      try {
+        der = await issueSelfSigned(key, {
+          subject: policy.x509_props.subject ?? '', dnsNames: policy.x509_props.sans?.dns_names, emails: policy.x509_props.sans?.emails,
+          upns: policy.x509_props.sans?.upns, ekus: policy.x509_props.ekus, keyUsage: policy.x509_props.key_usage,
+          notBefore, notAfter: addMonths(notBefore, policy.x509_props.validity_months),
+        });
+      } catch (err) {
+        if (err instanceof CertificateInputError) throw badParameter(err.message);
+        throw err;
+      }
+      const operation: CertificateOperation = {
+        status: 'completed', request_id: crypto.randomUUID(), issuer: { name: policy.issuer.name }, cancellation_requested: false,
+      };
+      const v = await storeVersion(vault, name, key, [der], policy, input, { ...operation, target: `${base(vault)}/certificates/${name}` });
+      return operationOut(vault, v.name, meta(v).operation!);
+    },
+
+    async import(vault: Vault, name: string, input: ImportCertificateInput) {
+      checkName(name);
+      checkTags(input.tags);
+      // PEM arrives as text, or base64 of the text when a client does not send the policy's content type.
+      const decoded = Buffer.from(input.value, 'base64');
+      const pemText = input.value.includes('-----BEGIN') ? input.value
+        : decoded.subarray(0, 64).toString('latin1').includes('-----BEGIN') ? decoded.toString('utf8') : undefined;
+      const isPem = pemText !== undefined;
+      let parsed: ParsedImport;
+      try {
+        parsed = isPem ? parsePem(pemText) : parsePfx(decoded, input.pwd);
+      } catch (err) {
+        if (err instanceof CertificateInputError) throw badParameter(err.message);
+        throw err;
+      }
+      const facts = certificateFacts(parsed.chain[0]);
+      const key = parsed.key;
+      const kty = key.asymmetricKeyType === 'rsa' ? 'RSA' : 'EC';
+      const derived = policyFromCertificate(facts, { kty, size: key.asymmetricKeyDetails?.modulusLength, crv: curveOf(key) },
+        // node-forge writes PKCS#12 for RSA keys only, so an EC key's secret defaults to PEM.
+        isPem || kty === 'EC' ? PEM : PKCS12);
+      const withInput: PolicyInput = { ...derived, ...input.policy,
+        key_props: { ...derived.key_props, ...input.policy?.key_props },
+        secret_props: { ...derived.secret_props, ...input.policy?.secret_props },
+        x509_props: { ...derived.x509_props, ...input.policy?.x509_props } };
+      const policy = resolvePolicy(withInput, undefined, clock.now());
+      checkProtection(vault, policy.key_props.kty);
+      const v = await storeVersion(vault, name, key, parsed.chain, policy, input);
+      return bundle(vault, v);
+    },
+
+    async get(vault: Vault, name: string, version?: string) {
+      return bundle(vault, await current(vault, name, version));
+    },
+
+    async update(vault: Vault, name: string, version: string | undefined, input: UpdateCertificateInput) {
+      checkName(name);
+      checkTags(input.tags);
+      const now = clock.now();
+      const v = await store.updateMeta(vault, 'certificates', name, version, (prior) => {
+        const next = { ...prior } as CertificateMeta;
+        if (input.tags !== undefined) next.tags = input.tags;
+        if (input.policy) next.policy = resolvePolicy(input.policy, next.policy, now);
+        return applyAttributes(next, input.attributes);
+      });
+      if (!v) throw certificateNotFound(name, version);
+      // The managed key and secret follow the certificate's enabled state, as in Azure.
+      if (input.attributes?.enabled !== undefined) {
+        for (const collection of ['keys', 'secrets'] as const) {
+          await store.updateMeta(vault, collection, name, v.version, (m) => ({ ...m, enabled: input.attributes!.enabled! }));
+        }
+      }
+      return bundle(vault, v);
+    },
+
+    async getPolicy(vault: Vault, name: string) {
+      const v = await current(vault, name);
+      return policyOut(vault, v.name, meta(v).policy);
+    },
+
+    async updatePolicy(vault: Vault, name: string, input: PolicyInput) {
+      checkName(name);
+      const now = clock.now();
+      const v = await store.updateMeta(vault, 'certificates', name, undefined, (prior) =>
+        ({ ...prior, policy: resolvePolicy(input, (prior as CertificateMeta).policy, now) }));
+      if (!v) throw certificateNotFound(name);
+      return policyOut(vault, v.name, meta(v).policy);
+    },
+
+    async getOperation(vault: Vault, name: string) {
+      checkName(name);
+      const v = await store.get(vault, 'certificates', name);
+      const op = v && meta(v).operation;
+      if (!v || !op) throw notFound('PendingCertificateNotFound', `Pending certificate not found: ${name}`);
+      return operationOut(vault, v.name, op);
+    },
+
+    /** Issuance here completes at once, so a cancellation request only records itself. */
+    async cancelOperation(vault: Vault, name: string, cancellationRequested: boolean) {
+      checkName(name);
+      const v = await store.updateMeta(vault, 'certificates', name, undefined, (prior) => {
+        const op = (prior as CertificateMeta).operation;
+        return op ? { ...prior, operation: { ...op, cancellation_requested: cancellationRequested || op.cancellation_requested } } : prior;
+      });
+      const op = v && meta(v).operation;
+      if (!v || !op) throw notFound('PendingCertificateNotFound', `Pending certificate not found: ${name}`);
+      return operationOut(vault, v.name, op);
+    },
+
+    async deleteOperation(vault: Vault, name: string) {
+      const op = await this.getOperation(vault, name);
+      await store.updateMeta(vault, 'certificates', name, undefined, (prior) => {
+        const { operation: _dropped, ...rest } = prior as CertificateMeta;
+        return rest;
+      });
+      return op;
+    },
+
+    /** Backups must carry the managed key and secret too; until they do, refuse rather than produce a keyless restore. */
+    async backup(_vault: Vault, _name: string): Promise<{ value: string }> {
+      throw badRequest('Certificate backup is not available in this Coffer version.');
+    },
+    async restore(_vault: Vault, _blob: string): Promise<object> {
+      throw badRequest('Certificate restore is not available in this Coffer version.');
+    },
+  };
+}
+
+export type CertificatesService = ReturnType<typeof createCertificatesService>;

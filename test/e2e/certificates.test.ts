@@ -1,0 +1,241 @@
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { execFileSync } from 'node:child_process';
+import { RestError } from '@azure/core-rest-pipeline';
+import { CertificateClient, type CertificatePolicy } from '@azure/keyvault-certificates';
+import { KeyClient } from '@azure/keyvault-keys';
+import { startTestServer, type TestServer } from '../support/server.js';
+
+/**
+ * Certificates through the official CertificateClient: self-signed issuance (with its poller), the managed key and
+ * secret of each version, the soft-delete lifecycle, and import of what OpenSSL makes. Every downloaded container is
+ * opened by the openssl command line, not by our own code.
+ */
+const VAULT = 'certvault';
+const POLL = { intervalInMs: 50 };
+
+let server: TestServer;
+let certs: CertificateClient;
+let keys: KeyClient;
+let work: string;
+
+const openssl = (args: string[], input?: string | Buffer) => execFileSync('openssl', args, { input, encoding: 'utf8', stdio: ['pipe', 'pipe', 'pipe'] });
+
+before(async () => {
+  work = fs.mkdtempSync(path.join(os.tmpdir(), 'coffer-certs-'));
+  server = await startTestServer();
+  await server.createVault(VAULT);
+  const url = server.vaultUrl(VAULT);
+  certs = new CertificateClient(url, server.adminCredential, { retryOptions: { maxRetries: 0 } });
+  keys = new KeyClient(url, server.adminCredential, { retryOptions: { maxRetries: 0 } });
+});
+
+after(async () => {
+  await server?.close();
+  if (work) fs.rmSync(work, { recursive: true, force: true });
+});
+
+const webPolicy: CertificatePolicy = {
+  issuerName: 'Self',
+  subject: 'CN=web.example.test, O=Coffer Tests',
+  subjectAlternativeNames: { dnsNames: ['web.example.test', 'api.example.test'] },
+  enhancedKeyUsage: ['1.3.6.1.5.5.7.3.1'],
+  keyUsage: ['digitalSignature', 'keyEncipherment'],
+  validityInMonths: 6,
+  keyType: 'RSA',
+  keySize: 2048,
+  exportable: true,
+  contentType: 'application/x-pkcs12',
+};
+
+async function expectError(promise: Promise<unknown>, status: number, code?: string) {
+  await assert.rejects(promise, (err: unknown) => {
+    assert.ok(err instanceof RestError, String(err));
+    assert.equal(err.statusCode, status, err.message);
+    if (code) assert.equal(err.code, code);
+    return true;
+  });
+}
+
+test('beginCreateCertificate (Self) completes and the PFX secret carries the policy (checked by openssl)', async () => {
+  const poller = await certs.beginCreateCertificate('web', webPolicy, POLL);
+  const cert = await poller.pollUntilDone();
+  const pending = await certs.getCertificateOperation('web', POLL);
+  assert.equal(pending.getOperationState().certificateOperation?.status, 'completed');
+  assert.equal(cert.name, 'web');
+  assert.ok(cert.properties.version);
+  assert.ok(cert.cer && cert.cer.length > 100);
+  assert.equal(cert.policy?.subject, 'CN=web.example.test, O=Coffer Tests');
+  assert.deepEqual(cert.policy?.subjectAlternativeNames?.dnsNames, ['web.example.test', 'api.example.test']);
+  assert.equal(cert.keyId, `${server.vaultUrl(VAULT)}/keys/web/${cert.properties.version}`);
+  assert.equal(cert.secretId, `${server.vaultUrl(VAULT)}/secrets/web/${cert.properties.version}`);
+  const x5t = crypto.createHash('sha1').update(cert.cer!).digest();
+  assert.deepEqual(Buffer.from(cert.properties.x509Thumbprint!), x5t);
+
+  // The managed secret is the PFX with the private key (exportable policy).
+  const secret = await server.secretClient(VAULT).getSecret('web');
+  assert.equal(secret.properties.contentType, 'application/x-pkcs12');
+  assert.equal(secret.properties.managed, true);
+  assert.equal(secret.properties.certificateKeyId, cert.keyId);
+  const pfxFile = path.join(work, 'web.pfx');
+  fs.writeFileSync(pfxFile, Buffer.from(secret.value!, 'base64'));
+  const pem = openssl(['pkcs12', '-in', pfxFile, '-passin', 'pass:', '-nodes']);
+  assert.match(pem, /BEGIN PRIVATE KEY/);
+  const text = openssl(['x509', '-noout', '-text', '-nameopt', 'RFC2253'], pem);
+  assert.match(text, /Subject: O=Coffer Tests,CN=web\.example\.test/);
+  assert.match(text, /DNS:web\.example\.test, DNS:api\.example\.test/);
+  assert.match(text, /TLS Web Server Authentication/);
+  assert.doesNotMatch(text, /TLS Web Client Authentication/);
+  assert.match(text, /Digital Signature, Key Encipherment/);
+  // The private key in the PFX is the one behind the certificate and the managed key.
+  const keyPub = crypto.createPublicKey(pem).export({ format: 'jwk' });
+  const managed = await keys.getKey('web');
+  assert.equal(managed.properties.managed, true);
+  assert.equal(managed.properties.version, cert.properties.version);
+  assert.equal(Buffer.from(managed.key!.n!).toString('base64url'), keyPub.n);
+  // Six months of validity.
+  const days = (cert.properties.expiresOn!.getTime() - cert.properties.notBefore!.getTime()) / 86_400_000;
+  assert.ok(days >= 180 && days <= 185, `validity ${days} days`);
+});
+
+test('EC certificate in PEM; a non-exportable key leaves the private key out of the secret', async () => {
+  const ec = await (await certs.beginCreateCertificate('ec-pem', {
+    issuerName: 'Self', subject: 'CN=ec.example.test', keyType: 'EC', keyCurveName: 'P-384', contentType: 'application/x-pem-file',
+  }, POLL)).pollUntilDone();
+  const pem = (await server.secretClient(VAULT).getSecret('ec-pem')).value!;
+  assert.match(pem, /BEGIN PRIVATE KEY/);
+  assert.equal(crypto.createPrivateKey(pem).asymmetricKeyDetails?.namedCurve, 'secp384r1');
+  assert.match(openssl(['x509', '-noout', '-subject'], pem), /CN\s*=\s*ec\.example\.test/);
+  assert.equal(ec.policy?.keyCurveName, 'P-384');
+
+  await (await certs.beginCreateCertificate('locked', { ...webPolicy, exportable: false }, POLL)).pollUntilDone();
+  const pfx = (await server.secretClient(VAULT).getSecret('locked')).value!;
+  const file = path.join(work, 'locked.pfx');
+  fs.writeFileSync(file, Buffer.from(pfx, 'base64'));
+  const out = openssl(['pkcs12', '-in', file, '-passin', 'pass:', '-nodes']);
+  assert.match(out, /BEGIN CERTIFICATE/);
+  assert.doesNotMatch(out, /PRIVATE KEY/);
+});
+
+test('versions, list, policy and properties updates', async () => {
+  const first = await certs.getCertificate('web');
+  const second = await (await certs.beginCreateCertificate('web', webPolicy, POLL)).pollUntilDone();
+  assert.notEqual(second.properties.version, first.properties.version);
+  const versions: string[] = [];
+  for await (const p of certs.listPropertiesOfCertificateVersions('web')) versions.push(p.version!);
+  assert.deepEqual(versions.sort(), [first.properties.version!, second.properties.version!].sort());
+  const older = await certs.getCertificateVersion('web', first.properties.version!);
+  assert.deepEqual(Buffer.from(older.cer!), Buffer.from(first.cer!));
+
+  const names: string[] = [];
+  for await (const p of certs.listPropertiesOfCertificates()) names.push(p.name!);
+  assert.ok(names.includes('web') && names.includes('ec-pem'));
+
+  const policy = await certs.updateCertificatePolicy('web', { ...webPolicy, validityInMonths: 3 });
+  assert.equal(policy.validityInMonths, 3);
+  assert.equal((await certs.getCertificatePolicy('web')).validityInMonths, 3);
+
+  const updated = await certs.updateCertificateProperties('web', '', { tags: { team: 'edge' }, enabled: false });
+  assert.deepEqual(updated.properties.tags, { team: 'edge' });
+  assert.equal(updated.properties.enabled, false);
+  // The managed secret follows the certificate's enabled state.
+  await expectError(server.secretClient(VAULT).getSecret('web'), 403);
+  await certs.updateCertificateProperties('web', '', { enabled: true });
+  assert.ok((await server.secretClient(VAULT).getSecret('web')).value);
+});
+
+test('delete, get deleted, recover and purge cover the managed key and secret', async () => {
+  await (await certs.beginCreateCertificate('temp', webPolicy, POLL)).pollUntilDone();
+  const deleted = await (await certs.beginDeleteCertificate('temp', POLL)).pollUntilDone();
+  assert.equal(deleted.name, 'temp');
+  assert.ok(deleted.recoveryId?.endsWith('/deletedcertificates/temp'));
+  await expectError(keys.getKey('temp'), 404);
+  await expectError(server.secretClient(VAULT).getSecret('temp'), 404);
+  const listed: string[] = [];
+  for await (const d of certs.listDeletedCertificates()) listed.push(d.name!);
+  assert.ok(listed.includes('temp'));
+  assert.equal((await certs.getDeletedCertificate('temp')).name, 'temp');
+
+  await (await certs.beginRecoverDeletedCertificate('temp', POLL)).pollUntilDone();
+  assert.equal((await keys.getKey('temp')).properties.managed, true);
+  assert.ok((await server.secretClient(VAULT).getSecret('temp')).value);
+
+  await (await certs.beginDeleteCertificate('temp', POLL)).pollUntilDone();
+  await certs.purgeDeletedCertificate('temp');
+  await expectError(certs.getDeletedCertificate('temp'), 404);
+  // The name is free again for all three collections.
+  await (await certs.beginCreateCertificate('temp', webPolicy, POLL)).pollUntilDone();
+});
+
+test('import a PFX (with password, with chain) and a PEM made by OpenSSL', async () => {
+  const dir = path.join(work, 'import');
+  fs.mkdirSync(dir);
+  const f = (n: string) => path.join(dir, n);
+  openssl(['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', f('ca.key'), '-out', f('ca.crt'), '-days', '30', '-subj', '/CN=Test Root']);
+  openssl(['req', '-newkey', 'rsa:2048', '-nodes', '-keyout', f('leaf.key'), '-out', f('leaf.csr'), '-subj', '/CN=imported.example.test']);
+  fs.writeFileSync(f('ext'), 'subjectAltName=DNS:imported.example.test\nextendedKeyUsage=clientAuth\n');
+  openssl(['x509', '-req', '-in', f('leaf.csr'), '-CA', f('ca.crt'), '-CAkey', f('ca.key'), '-CAcreateserial', '-out', f('leaf.crt'), '-days', '20', '-extfile', f('ext')]);
+  openssl(['pkcs12', '-export', '-inkey', f('leaf.key'), '-in', f('leaf.crt'), '-certfile', f('ca.crt'), '-out', f('leaf.pfx'), '-passout', 'pass:s3cret']);
+  const pfx = fs.readFileSync(f('leaf.pfx'));
+
+  const imported = await certs.importCertificate('imported-pfx', pfx, { password: 's3cret' });
+  assert.equal(imported.policy?.subject, 'CN=imported.example.test');
+  assert.deepEqual(imported.policy?.subjectAlternativeNames?.dnsNames, ['imported.example.test']);
+  assert.deepEqual(imported.policy?.enhancedKeyUsage, ['1.3.6.1.5.5.7.3.2']);
+  const leafDer = new crypto.X509Certificate(fs.readFileSync(f('leaf.crt'))).raw;
+  assert.deepEqual(Buffer.from(imported.cer!), leafDer);
+  // The secret (a PFX without password) carries the key and the whole chain.
+  const secret = await server.secretClient(VAULT).getSecret('imported-pfx');
+  fs.writeFileSync(f('back.pfx'), Buffer.from(secret.value!, 'base64'));
+  const back = openssl(['pkcs12', '-in', f('back.pfx'), '-passin', 'pass:', '-nodes']);
+  assert.equal(back.match(/BEGIN CERTIFICATE/g)?.length, 2);
+  assert.match(back, /BEGIN PRIVATE KEY/);
+
+  // PEM: key and certificate text as the SDK sends it.
+  const pemText = fs.readFileSync(f('leaf.key'), 'utf8') + fs.readFileSync(f('leaf.crt'), 'utf8');
+  const fromPem = await certs.importCertificate('imported-pem', Buffer.from(pemText), { policy: { contentType: 'application/x-pem-file', issuerName: 'Unknown' } });
+  assert.deepEqual(Buffer.from(fromPem.cer!), leafDer);
+  const pemSecret = (await server.secretClient(VAULT).getSecret('imported-pem')).value!;
+  assert.equal(new crypto.X509Certificate(pemSecret).fingerprint256, new crypto.X509Certificate(leafDer).fingerprint256);
+
+  // An EC PFX made by OpenSSL (PBES2/AES, OpenSSL 3's default) with no chain.
+  openssl(['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', f('ec.key'), '-out', f('ec.crt'), '-days', '10', '-subj', '/CN=ec-import']);
+  openssl(['pkcs12', '-export', '-inkey', f('ec.key'), '-in', f('ec.crt'), '-out', f('ec.pfx'), '-passout', 'pass:pw']);
+  const ecImported = await certs.importCertificate('imported-ec', fs.readFileSync(f('ec.pfx')), { password: 'pw' });
+  const ecSecret = await server.secretClient(VAULT).getSecret('imported-ec');
+  assert.equal(ecSecret.properties.contentType, 'application/x-pem-file');
+  assert.equal(crypto.createPrivateKey(ecSecret.value!).asymmetricKeyDetails?.namedCurve, 'prime256v1');
+  assert.equal(ecImported.policy?.keyType, 'EC');
+  assert.equal(ecImported.policy?.keyCurveName, 'P-256');
+
+  // Errors: wrong password, malformed PEM, key and certificate that do not belong together. Nothing is created.
+  await expectError(certs.importCertificate('bad-import', pfx, { password: 'wrong' }), 400, 'BadParameter');
+  await expectError(certs.importCertificate('bad-import', Buffer.from('-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n'),
+    { policy: { contentType: 'application/x-pem-file', issuerName: 'Unknown' } }), 400, 'BadParameter');
+  await expectError(certs.importCertificate('bad-import', Buffer.from(fs.readFileSync(f('ec.key'), 'utf8') + fs.readFileSync(f('leaf.crt'), 'utf8')),
+    { policy: { contentType: 'application/x-pem-file', issuerName: 'Unknown' } }), 400, 'BadParameter');
+  await expectError(certs.importCertificate('bad-import', Buffer.from('garbage')), 400, 'BadParameter');
+  await expectError(certs.getCertificate('bad-import'), 404);
+  await expectError(keys.getKey('bad-import'), 404);
+});
+
+test('impossible policies and plain-object name clashes are refused and change nothing', async () => {
+  const create = (name: string, policy: CertificatePolicy) => certs.beginCreateCertificate(name, policy, POLL);
+  await expectError(create('bad', { ...webPolicy, keySize: 1000 }), 400, 'BadParameter');
+  await expectError(create('bad', { ...webPolicy, contentType: 'text/plain' as never }), 400, 'BadParameter');
+  await expectError(create('bad', { ...webPolicy, validityInMonths: 0 }), 400, 'BadParameter');
+  await expectError(create('bad', { ...webPolicy, keyType: 'EC', keyCurveName: 'P-256K' }), 400, 'BadParameter');
+  await expectError(create('bad', { ...webPolicy, keyType: 'RSA-HSM' }), 400, 'BadParameter');
+  await expectError(create('bad', { ...webPolicy, enhancedKeyUsage: ['serverAuth'] }), 400, 'BadParameter');
+  await expectError(create('bad', { ...webPolicy, subject: 'not a dn' }), 400, 'BadParameter');
+  await expectError(certs.getCertificate('bad'), 404);
+  await expectError(keys.getKey('bad'), 404);
+
+  await server.secretClient(VAULT).setSecret('plain', 'value');
+  await expectError(create('plain', webPolicy), 409, 'Conflict');
+  await expectError(certs.getCertificate('plain'), 404);
+});
