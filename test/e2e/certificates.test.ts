@@ -135,8 +135,8 @@ test('versions, list, policy and properties updates', async () => {
   for await (const p of certs.listPropertiesOfCertificates()) names.push(p.name!);
   assert.ok(names.includes('web') && names.includes('ec-pem'));
 
-  const policy = await certs.updateCertificatePolicy('web', { ...webPolicy, validityInMonths: 3 });
-  assert.equal(policy.validityInMonths, 3);
+  // (This SDK version returns an empty policy from updateCertificatePolicy: it never reads the response body.)
+  await certs.updateCertificatePolicy('web', { ...webPolicy, validityInMonths: 3 });
   assert.equal((await certs.getCertificatePolicy('web')).validityInMonths, 3);
 
   const updated = await certs.updateCertificateProperties('web', '', { tags: { team: 'edge' }, enabled: false });
