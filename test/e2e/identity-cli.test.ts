@@ -1,11 +1,11 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { startTestServer, type TestServer } from '../support/server.js';
+import { cliRunner } from '../support/cli.js';
 import { ROLE_IDS } from '../../src/gates/authorization/builtin-roles.js';
 
 /** `coffer ad|identity|account get-access-token|run` end to end: the built CLI against a real Coffer. */
@@ -14,27 +14,10 @@ const repo = process.cwd();
 const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'coffer-id-cli-'));
 const VAULT = 'runvault';
 
-interface Run { code: number | null; stdout: string; stderr: string }
-
-function coffer(args: string[], env: Record<string, string> = {}): Promise<Run> {
-  const childEnv = { ...process.env, COFFER_CONFIG_DIR: path.join(scratch, 'no-login'), COFFER_DATA_DIR: server.dataDir, ...env };
-  return new Promise((resolve, reject) => {
-    // cwd is the repository, so a `coffer run` child can import the installed SDKs.
-    const child = spawn(process.execPath, [path.resolve('bin/coffer.js'), ...args], { env: childEnv, cwd: repo });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => { stdout += d; });
-    child.stderr.on('data', (d) => { stderr += d; });
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
-
-async function json<T = any>(args: string[]): Promise<T> {
-  const r = await coffer(args);
-  assert.equal(r.code, 0, `coffer ${args.join(' ')} failed: ${r.stderr}`);
-  return r.stdout ? JSON.parse(r.stdout) as T : (undefined as T);
-}
+// cwd is the repository, so a `coffer run` child can import the installed SDKs.
+const { coffer, ok, json, fails } = cliRunner(repo, () => ({ COFFER_CONFIG_DIR: path.join(scratch, 'no-login'), COFFER_DATA_DIR: server.dataDir }));
+/** What a `coffer run` child needs to trust the test server, as an app on a developer's machine would. */
+const trustTestCa = { NODE_EXTRA_CA_CERTS: process.env.NODE_EXTRA_CA_CERTS };
 
 before(async () => {
   server = await startTestServer();
@@ -57,12 +40,16 @@ test('ad sp create-for-rbac prints az\'s fields and the new principal can read w
   const credential = new ClientSecretCredential(sp.tenant, sp.appId, sp.password, { authorityHost: server.admin.authorityHost, disableInstanceDiscovery: true });
   assert.equal((await new SecretClient(server.vaultUrl(VAULT), credential).getSecret('app-secret')).value, 's3cr3t-value');
 
+  const reset = await json(['ad', 'app', 'credential', 'reset', '--id', sp.appId]);
+  assert.deepEqual(Object.keys(reset).sort(), ['appId', 'password', 'tenant']);
+  assert.notEqual(reset.password, sp.password);
+  // The old password is gone: a fresh credential with it is refused.
+  const stale = new ClientSecretCredential(sp.tenant, sp.appId, sp.password, { authorityHost: server.admin.authorityHost, disableInstanceDiscovery: true });
+  await assert.rejects(stale.getToken(`${server.admin.managementEndpoint}/.default`), /Invalid client secret/);
   assert.ok((await json<any[]>(['ad', 'sp', 'list'])).some((p) => p.appId === sp.appId));
   assert.equal((await json(['ad', 'sp', 'show', '--id', sp.appId])).displayName, 'ci-app');
-  await json(['ad', 'sp', 'delete', '--id', sp.appId]);
-  const gone = await coffer(['ad', 'sp', 'show', '--id', sp.appId]);
-  assert.equal(gone.code, 3);
-  assert.match(gone.stderr, /Request_ResourceNotFound/);
+  await ok(['ad', 'sp', 'delete', '--id', sp.appId]);
+  await fails(['ad', 'sp', 'show', '--id', sp.appId], 3, /Request_ResourceNotFound/);
 });
 
 test('ad user, group (nested) member add|list|check|remove, signed-in-user, account get-access-token', async () => {
@@ -71,13 +58,13 @@ test('ad user, group (nested) member add|list|check|remove, signed-in-user, acco
   assert.equal((await json(['ad', 'user', 'show', '--id', 'carol@coffer.test'])).id, user.id);
   const outer = await json(['ad', 'group', 'create', '--display-name', 'Outer', '--mail-nickname', 'outer']);
   const inner = await json(['ad', 'group', 'create', '--display-name', 'Inner', '--mail-nickname', 'inner']);
-  await json(['ad', 'group', 'member', 'add', '--group', 'Outer', '--member-id', inner.id]);
-  await json(['ad', 'group', 'member', 'add', '--group', inner.id, '--member-id', user.id]);
+  await ok(['ad', 'group', 'member', 'add', '--group', 'Outer', '--member-id', inner.id]);
+  await ok(['ad', 'group', 'member', 'add', '--group', inner.id, '--member-id', user.id]);
   assert.deepEqual((await json<any[]>(['ad', 'group', 'member', 'list', '--group', 'Inner'])).map((m) => m.id), [user.id]);
   assert.deepEqual(await json(['ad', 'group', 'member', 'check', '--group', 'Outer', '--member-id', user.id]), { value: true });
-  await json(['ad', 'group', 'member', 'remove', '--group', 'Inner', '--member-id', user.id]);
+  await ok(['ad', 'group', 'member', 'remove', '--group', 'Inner', '--member-id', user.id]);
   assert.deepEqual(await json(['ad', 'group', 'member', 'check', '--group', 'Outer', '--member-id', user.id]), { value: false });
-  await json(['ad', 'user', 'delete', '--id', user.id]);
+  await ok(['ad', 'user', 'delete', '--id', user.id]);
   assert.equal((await json<any[]>(['ad', 'user', 'list'])).some((u) => u.id === user.id), false);
 
   assert.equal((await json(['ad', 'signed-in-user', 'show'])).appId, server.admin.clientId);
@@ -113,18 +100,24 @@ test('identity create|show|list|delete and `coffer run --identity` with DefaultA
     BY_URI: `@Microsoft.KeyVault(SecretUri=${server.vaultUrl(VAULT)}/secrets/app-secret/)`,
     BY_NAME: `@Microsoft.KeyVault(VaultName=${VAULT};SecretName=app-secret)`,
   };
-  const run = await coffer(['run', '--identity', 'web-app', '-g', 'rg-test', '--', ...child], env);
+  const envFile = path.join(scratch, 'app.env');
+  fs.writeFileSync(envFile, `# references may come from a dotenv file\nBY_NAME="${env.BY_NAME}"\n`);
+  const run = await coffer(['run', '--identity', 'web-app', '-g', 'rg-test', '--env-file', envFile, '--', ...child],
+    { VAULT_URL: env.VAULT_URL, BY_URI: env.BY_URI, ...trustTestCa });
   assert.equal(run.code, 7, run.stderr);
   assert.deepEqual(JSON.parse(run.stdout), { viaIdentity: true, viaUri: true, viaName: true });
   assert.doesNotMatch(run.stdout + run.stderr, /s3cr3t-value/);
 
-  // An unresolvable reference stops the run before the child starts.
-  const missing = await coffer(['run', '--identity', created.clientId, '--', 'node', '-e', 'console.log("started")'],
-    { MISSING: `@Microsoft.KeyVault(VaultName=${VAULT};SecretName=nope)` });
-  assert.equal(missing.code, 1);
-  assert.match(missing.stderr, /reference in MISSING could not be resolved: \(SecretNotFound\)/);
-  assert.equal(missing.stdout, '');
+  // Without --identity, references are resolved as the signed-in principal and the child gets no identity endpoint.
+  const asAdmin = await coffer(['run', '--', 'node', '-e', 'console.log(JSON.stringify([process.env.BY_NAME === "s3cr3t-value", process.env.IDENTITY_HEADER ?? null]))'],
+    { BY_NAME: env.BY_NAME });
+  assert.equal(asAdmin.code, 0, asAdmin.stderr);
+  assert.deepEqual(JSON.parse(asAdmin.stdout), [true, null]);
 
-  await json(['identity', 'delete', '-n', 'web-app', '-g', 'rg-test']);
-  assert.equal((await coffer(['identity', 'show', '-n', 'web-app', '-g', 'rg-test'])).code, 3);
+  // An unresolvable reference stops the run before the child starts.
+  await fails(['run', '--identity', created.clientId, '--', 'node', '-e', 'console.log("started")'], 1,
+    /reference in MISSING could not be resolved: \(SecretNotFound\)/, { MISSING: `@Microsoft.KeyVault(VaultName=${VAULT};SecretName=nope)` });
+
+  await ok(['identity', 'delete', '-n', 'web-app', '-g', 'rg-test']);
+  await fails(['identity', 'show', '-n', 'web-app', '-g', 'rg-test'], 3, /ResourceNotFound/);
 });
