@@ -23,6 +23,7 @@ import { createAuthorizationGate } from './gates/authorization/gate.js';
 import { createNetworkGate } from './gates/network/gate.js';
 import { createThrottle } from './gates/throttle/gate.js';
 import { keyKindOf, type ThrottleProfile } from './gates/throttle/budgets.js';
+import { createMetrics } from './metrics/metrics.js';
 import { createObjectStore } from './objects/store.js';
 import { createSecretsService } from './objects/secrets/service.js';
 import { secretsRoutes } from './objects/secrets/routes.js';
@@ -50,6 +51,8 @@ export interface CofferOptions {
   schedulerIntervalMs?: number;
   /** Data-plane throttling: Azure's budgets, none (when omitted), or Azure's scaled by a multiplier. The CLI defaults to azure. */
   throttle?: ThrottleProfile;
+  /** Also serve /metrics unauthenticated over plain HTTP on 127.0.0.1 at this port (0: any free port). */
+  metricsPort?: number;
 }
 
 export const DEFAULTS = { host: '127.0.0.1', port: 8443, dataDir: '.coffer', dnsSuffix: 'vault.localhost', seal: 'file' as SealKind };
@@ -111,6 +114,7 @@ export async function startCoffer(options: CofferOptions) {
     profile: options.throttle ?? 'off',
     keyKind: async (vault, name, version) => keyKindOf((await keyObjects.get(vault, name, version)).key),
   });
+  const metrics = createMetrics({ saturation: throttle.saturation });
   installPipeline(app, {
     endpoints,
     audit,
@@ -118,6 +122,7 @@ export async function startCoffer(options: CofferOptions) {
       createAuthorizationGate({ authorizer: authorization.authorizer, memberships: authorization.memberships }),
       createNetworkGate(), throttle.gate],
   });
+  metrics.install(app);
   await app.register(async (scope) => {
     identityRoutes(scope, {
       db: storage.db, directory, keys, endpoints, tenantId: deployment.tenantId, subscriptionId: deployment.subscriptionId, adminObjectId: deployment.adminObjectId,
@@ -131,8 +136,10 @@ export async function startCoffer(options: CofferOptions) {
     keysRoutes(scope, { keys: keyObjects, endpoints });
     certificatesRoutes(scope, { certificates: createCertificatesService({ store, endpoints, keyring, clock }), endpoints });
     scope.get('/healthz', { config: { plane: 'public', operation: 'Health' } }, async () => ({ status: 'ok', node: nodeId }));
+    metrics.routes(scope, { adminObjectId: deployment.adminObjectId });
   });
   await app.listen({ host: options.host, port });
+  const metricsListener = options.metricsPort === undefined ? undefined : await metrics.listen(options.metricsPort);
   scheduler.start();
 
   return {
@@ -145,8 +152,10 @@ export async function startCoffer(options: CofferOptions) {
     caCertPath: tls.caCertPath,
     clock,
     scheduler,
+    metricsPort: metricsListener?.port,
     async close() {
       await scheduler.stop();
+      await metricsListener?.close();
       await app.close();
       await audit.flush();
       await storage.close();

@@ -19,6 +19,7 @@ export function registerServerCommands(program: Command) {
     .option('--public-port <port>', 'port clients use in URLs (behind a load balancer)', (v) => Number(v))
     .option('--log-level <level>', 'fatal | error | warn | info | debug | silent', 'info')
     .option('--scheduler-interval <duration>', 'background-job tick, e.g. 5s; a dead node\'s jobs move to another node after 3 ticks', parseDuration)
+    .option('--metrics-port <port>', 'also serve /metrics without authentication, over plain HTTP on 127.0.0.1 only', (v) => Number(v))
     .option('--throttle <profile>', 'data-plane throttling: azure (Azure\'s budgets), off, or a multiplier of them (e.g. 0.01)', throttleOption, 'azure')
     .action(async (opts) => {
       const started = performance.now();
@@ -27,6 +28,7 @@ export function registerServerCommands(program: Command) {
         tlsCert: opts.tlsCert, tlsKey: opts.tlsKey, seal: opts.seal, sealPassphrase: process.env.COFFER_SEAL_PASSPHRASE,
         nodeId: opts.nodeId, publicPort: opts.publicPort, logLevel: opts.logLevel, schedulerIntervalMs: opts.schedulerInterval,
         throttle: opts.throttle,
+        metricsPort: opts.metricsPort,
       });
       const lines = [
         `Coffer is ready in ${Math.round(performance.now() - started)} ms on https://${opts.host}:${coffer.port} (${coffer.storage.describe})`,
@@ -34,6 +36,7 @@ export function registerServerCommands(program: Command) {
         `  vaults:                        https://{vault}.${coffer.endpoints.dnsSuffix}:${coffer.port}`,
         `  administrator credentials:     ${coffer.dataDir}/bootstrap-admin.json`,
       ];
+      if (coffer.metricsPort !== undefined) lines.push(`  metrics (no authentication):   http://127.0.0.1:${coffer.metricsPort}/metrics`);
       if (coffer.caCertPath) {
         lines.push(`  local CA certificate:          ${coffer.caCertPath}`,
           `  trust it: export NODE_EXTRA_CA_CERTS=${coffer.caCertPath} REQUESTS_CA_BUNDLE=${coffer.caCertPath}`);
