@@ -65,7 +65,7 @@ export function registerLoginCommands(program: Command) {
       const context = createCliContext(profile, { debug: opts.debug });
       // Proves the credentials before anything is saved.
       await context.tokens(profile.managementEndpoint);
-      profile.subscriptionId ??= await firstSubscription(context.management);
+      profile.subscriptionId ??= await firstSubscription(context.management, profile.clientId);
       saveProfile(profile);
       return [subscriptionEntry(profile, 'cloudName')];
     }));
@@ -86,12 +86,10 @@ export function registerLoginCommands(program: Command) {
     .action(action(async (_opts, env) => [subscriptionEntry(resolveProfile(env.globals), 'cloudName')]));
 }
 
-/** The ARM subscription list, when this Coffer serves one; a login without it can still use the data plane. */
-async function firstSubscription(management: ApiCall): Promise<string | undefined> {
-  try {
-    const list = await management<{ value?: { subscriptionId?: string }[] }>('GET', '/subscriptions?api-version=2022-12-01');
-    return list.value?.[0]?.subscriptionId;
-  } catch {
-    return undefined;
-  }
+/** The first subscription of the ARM subscription list, which every Coffer serves to any signed-in principal (as az's login reads it). */
+async function firstSubscription(management: ApiCall, principal: string): Promise<string> {
+  const list = await management<{ value?: { subscriptionId?: string }[] }>('GET', '/subscriptions?api-version=2022-12-01');
+  const id = list.value?.[0]?.subscriptionId;
+  if (!id) throw new CliError(`No subscriptions found for ${principal}.`);
+  return id;
 }
