@@ -239,3 +239,24 @@ test('impossible policies and plain-object name clashes are refused and change n
   await expectError(create('plain', webPolicy), 409, 'Conflict');
   await expectError(certs.getCertificate('plain'), 404);
 });
+
+test('the managed key and secret are read-only through the keys and secrets APIs (Azure 403 ...ManagedByKeyVault)', async () => {
+  await (await certs.beginCreateCertificate('guarded', webPolicy, POLL)).pollUntilDone();
+  const secrets = server.secretClient(VAULT);
+  await expectError(secrets.setSecret('guarded', 'overwrite'), 403, 'Forbidden');
+  await expectError(secrets.updateSecretProperties('guarded', '', { enabled: false }), 403, 'Forbidden');
+  await expectError(secrets.beginDeleteSecret('guarded', POLL), 403, 'Forbidden');
+  await expectError(keys.updateKeyProperties('guarded', '', { enabled: false }), 403, 'Forbidden');
+  await expectError(keys.beginDeleteKey('guarded', POLL), 403, 'Forbidden');
+  await expectError(keys.createRsaKey('guarded'), 403, 'Forbidden');
+  await expectError(keys.rotateKey('guarded'), 403, 'Forbidden');
+  // Nothing changed: same value, still enabled.
+  const cert = await certs.getCertificate('guarded');
+  const secret = await secrets.getSecret('guarded');
+  assert.equal(secret.properties.version, cert.properties.version);
+  assert.equal((await keys.getKey('guarded')).properties.enabled, true);
+  // The certificate itself can be deleted (and takes key and secret with it); the deleted managed ones stay locked.
+  await (await certs.beginDeleteCertificate('guarded', POLL)).pollUntilDone();
+  await expectError(secrets.purgeDeletedSecret('guarded'), 403, 'Forbidden');
+  await expectError(keys.beginRecoverDeletedKey('guarded', POLL), 403, 'Forbidden');
+});

@@ -3,6 +3,7 @@ import type { CertificatesService, CreateCertificateInput, ImportCertificateInpu
 import type { PolicyInput } from './policy.js';
 import * as s from './schemas.js';
 import { lifecycleRoutes } from '../lifecycle.js';
+import { installManagedObjectGuard } from './managed-guard.js';
 import type { Endpoints } from '../../endpoints.js';
 
 type Params = { name: string; version?: string };
@@ -12,6 +13,7 @@ export function certificatesRoutes(app: FastifyInstance, deps: { certificates: C
   const { certificates } = deps;
   const vault = (req: FastifyRequest) => req.coffer.vault!;
   const route = (operation: string) => ({ config: { plane: 'vault' as const, operation } });
+  installManagedObjectGuard(app, { certificates });
 
   app.post<{ Params: Params; Body: CreateCertificateInput }>('/certificates/:name/create', {
     ...route('CertificateCreate'), schema: { body: s.createBody, response: { 202: s.operation } },

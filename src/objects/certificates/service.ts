@@ -240,6 +240,12 @@ export function createCertificatesService(deps: { store: ObjectStore; endpoints:
       return bundle(vault, v);
     },
 
+    /** Whether `name` in keys or secrets (live, or soft-deleted when `deleted`) belongs to a certificate. */
+    async isManaged(vault: Vault, collection: 'keys' | 'secrets', name: string, deleted: boolean) {
+      const object = deleted ? (await store.getDeleted(vault, collection, name))?.current : await store.get(vault, collection, name);
+      return object?.meta.managed === true;
+    },
+
     async get(vault: Vault, name: string, version?: string) {
       return bundle(vault, await current(vault, name, version));
     },
