@@ -121,3 +121,21 @@ test('identity create|show|list|delete and `coffer run --identity` with DefaultA
   await ok(['identity', 'delete', '-n', 'web-app', '-g', 'rg-test']);
   await fails(['identity', 'show', '-n', 'web-app', '-g', 'rg-test'], 3, /ResourceNotFound/);
 });
+
+test('run --watch restarts the child when a referenced secret gets a new current version', async () => {
+  const client = server.secretClient(VAULT);
+  await client.setSecret('rotating', 'first');
+  const starts = path.join(scratch, 'starts.log');
+  // The child notes each start in a file (so the test knows when to rotate) and ends by itself once it sees the new value.
+  const app = `const fs = require('node:fs'); const second = process.env.ROT === 'second';
+    fs.appendFileSync(${JSON.stringify(starts)}, second ? 'second\\n' : 'first\\n');
+    if (second) process.exit(0); setInterval(() => {}, 1000);`;
+  const running = coffer(['run', '--watch', '--watch-interval', '1', '--', 'node', '-e', app], { ROT: `@Microsoft.KeyVault(VaultName=${VAULT};SecretName=rotating)` });
+  const deadline = Date.now() + 30_000;
+  while (!(fs.existsSync(starts) && fs.readFileSync(starts, 'utf8').includes('first')) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+  await client.setSecret('rotating', 'second');
+  const r = await running;
+  assert.equal(r.code, 0, r.stderr);
+  assert.deepEqual(fs.readFileSync(starts, 'utf8').trim().split('\n'), ['first', 'second']);
+  assert.match(r.stderr, /secret referenced by ROT has a new version; restarting/);
+});
