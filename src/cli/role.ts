@@ -87,15 +87,55 @@ export async function resolveRoleId(env: ActionEnv, role: string, scope: string)
   return found[0].id;
 }
 
+interface DirectoryObject { id: string; userPrincipalName?: string; displayName?: string; servicePrincipalNames?: string[] }
+
+/** az's principal name: a user's UPN, a service principal's first name (its app id), else the display name. */
+const principalName = (o: DirectoryObject) => o.userPrincipalName ?? o.servicePrincipalNames?.[0] ?? o.displayName ?? '';
+
 /**
- * The object id an `--assignee` names. az asks Microsoft Graph; Coffer's CLI takes object ids, and the signed-in
- * principal's own client id.
+ * A user, service principal or group by object id, app id or UPN, as az finds principals in Microsoft Graph.
+ * `readable: false` when the caller may not read the directory (in Coffer only the administrator may).
+ */
+async function findDirectoryObject(env: ActionEnv, idOrName: string): Promise<{ readable: boolean; found?: DirectoryObject }> {
+  const collections = idOrName.includes('@') ? ['users'] : ['servicePrincipals', 'users', 'groups'];
+  for (const collection of collections) {
+    try {
+      return { readable: true, found: await env.context().management<DirectoryObject>('GET', `/v1.0/${collection}/${encodeURIComponent(idOrName)}`) };
+    } catch (err) {
+      if (!(err instanceof CliError)) throw err;
+      if (err.code === 'Authorization_RequestDenied') return { readable: false };
+      if (err.exitCode !== 3) throw err;
+    }
+  }
+  return { readable: true };
+}
+
+/**
+ * The object id an `--assignee` (object id, app id or UPN) names, looked up in the directory as az does. A caller
+ * who may not read the directory can still name a principal by object id.
  */
 async function resolveAssignee(env: ActionEnv, assignee: string): Promise<string> {
+  const { readable, found } = await findDirectoryObject(env, assignee);
+  if (found) return found.id;
   const context = env.context();
-  if (assignee.toLowerCase() === context.profile.clientId.toLowerCase()) return context.callerObjectId();
-  if (GUID.test(assignee)) return assignee.toLowerCase();
-  throw new CliError(`Cannot find user or service principal in graph database for '${assignee}'. Pass its object id with --assignee-object-id.`);
+  if (!readable && assignee.toLowerCase() === context.profile.clientId.toLowerCase()) return context.callerObjectId();
+  if (!readable && GUID.test(assignee)) return assignee.toLowerCase();
+  throw new CliError(`Cannot find user or service principal in graph database for '${assignee}'. If the assignee is an appId, make sure the corresponding service principal is created with 'coffer ad sp create-for-rbac'.`);
+}
+
+/** Principal names for the ids, from the directory when readable, else only the caller's own (Graph's /me). */
+async function principalNames(env: ActionEnv, ids: string[]): Promise<Map<string, string>> {
+  const names = new Map<string, string>();
+  for (const id of new Set(ids.map((i) => i.toLowerCase()))) {
+    const { readable, found } = await findDirectoryObject(env, id);
+    if (!readable) {
+      const me = await env.context().management<DirectoryObject>('GET', '/v1.0/me');
+      names.set(me.id.toLowerCase(), principalName(me));
+      break;
+    }
+    if (found) names.set(id, principalName(found));
+  }
+  return names;
 }
 
 /** az's `_search_role_assignments`: at a scope (exactly, unless inherited ones are wanted), by assignee and role. */
@@ -208,7 +248,7 @@ export function registerRoleCommands(program: Command) {
   assignment.command('create')
     .description('Create a role assignment')
     .requiredOption('--role <role>', 'role name or id, e.g. "Key Vault Secrets User"')
-    .option('--assignee <assignee>', 'the principal\'s object id (or the signed-in client id)')
+    .option('--assignee <assignee>', 'the principal: object id, app id or user principal name')
     .option('--assignee-object-id <id>', 'the principal\'s object id (no directory lookup)')
     .addOption(new Option('--assignee-principal-type <type>', 'the principal\'s type (with --assignee-object-id)').choices(PRINCIPAL_TYPES))
     .option('--scope <scope>', 'scope, e.g. a vault id (default: the subscription)')
@@ -228,7 +268,7 @@ export function registerRoleCommands(program: Command) {
 
   assignment.command('list')
     .description('List role assignments (by default those at the subscription scope)')
-    .option('--assignee <assignee>', 'the principal\'s object id')
+    .option('--assignee <assignee>', 'the principal: object id, app id or user principal name')
     .option('--role <role>', 'role name or id')
     .option('--scope <scope>', 'scope (default: the subscription)')
     .option('-g, --resource-group <group>', 'resource group scope')
@@ -242,11 +282,12 @@ export function registerRoleCommands(program: Command) {
       const assigneeObjectId = opts.assignee ? await resolveAssignee(env, opts.assignee) : undefined;
       const roleId = opts.role ? await resolveRoleId(env, opts.role, scope ?? subscriptionScope(env)) : undefined;
       const found = await searchAssignments(env, { scope, assigneeObjectId, roleId, includeInherited: opts.includeInherited });
-      // az names each assignment's role (and principal, from Microsoft Graph, which Coffer's CLI does not query).
+      // az names each assignment's role and principal.
       const roleNames = new Map((await searchDefinitions(env, subscriptionScope(env))).map((d) => [d.name.toLowerCase(), d.properties.roleName]));
+      const names = await principalNames(env, found.map((a) => a.properties.principalId));
       const rows = found.map((a) => ({
         ...assignmentOutput(a),
-        principalName: '',
+        principalName: names.get(a.properties.principalId.toLowerCase()) ?? '',
         roleDefinitionName: roleNames.get(a.properties.roleDefinitionId.split('/').pop()!.toLowerCase()) ?? null,
       }));
       // az's table transformer (without --query): Principal, Role, Scope.
@@ -259,7 +300,7 @@ export function registerRoleCommands(program: Command) {
   assignment.command('delete')
     .description('Delete role assignments')
     .option('--ids <ids...>', 'role assignment ids')
-    .option('--assignee <assignee>', 'the principal\'s object id')
+    .option('--assignee <assignee>', 'the principal: object id, app id or user principal name')
     .option('--role <role>', 'role name or id')
     .option('--scope <scope>', 'scope (default: the subscription)')
     .option('-g, --resource-group <group>', 'resource group scope')

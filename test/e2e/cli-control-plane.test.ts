@@ -198,19 +198,21 @@ test('role assignment create, list (json and table) and delete', async () => {
   assert.equal(created.resourceGroup, RG);
   assert.equal(created.id, `${scope}/providers/Microsoft.Authorization/roleAssignments/${created.name}`);
   assert.equal(created.roleDefinitionId, `${sub()}/providers/Microsoft.Authorization/roleDefinitions/${ROLE_IDS.keyVaultSecretsUser}`);
-  // --assignee takes an object id; --role takes a GUID too.
-  const byId = await json(['role', 'assignment', 'create', '--assignee', principal.objectId, '--role', ROLE_IDS.keyVaultReader, '--scope', scope]);
-  assert.equal(byId.principalType, 'ServicePrincipal');
+  // --assignee is looked up in the directory (object id, app id or UPN); --role takes a GUID too.
+  const byAppId = await json(['role', 'assignment', 'create', '--assignee', principal.appId, '--role', ROLE_IDS.keyVaultReader, '--scope', scope]);
+  assert.equal(byAppId.principalId, principal.objectId);
+  assert.equal(byAppId.principalType, 'ServicePrincipal');
+  await fails(['role', 'assignment', 'create', '--assignee', 'nobody@example.com', '--role', 'Key Vault Reader', '--scope', scope], 1, /^ERROR: Cannot find user or service principal in graph database for 'nobody@example\.com'/);
 
   const listed = await json(['role', 'assignment', 'list', '--scope', scope]);
   assert.deepEqual(listed.map((a: { roleDefinitionName: string }) => a.roleDefinitionName).sort(), ['Key Vault Reader', 'Key Vault Secrets User']);
-  assert.deepEqual(listed.find((a: { name: string }) => a.name === created.name), { ...created, principalName: '', roleDefinitionName: 'Key Vault Secrets User' });
+  assert.deepEqual(listed.find((a: { name: string }) => a.name === created.name), { ...created, principalName: principal.appId, roleDefinitionName: 'Key Vault Secrets User' });
   const table = await ok(['role', 'assignment', 'list', '--scope', scope, '--output', 'table']);
   const lines = table.stdout.trimEnd().split('\n').map((l) => l.trimEnd());
   assert.match(lines[0], /^Principal\s+Role\s+Scope$/);
   assert.match(lines[1], /^-+\s+-+\s+-+$/);
   assert.equal(lines.length, 4);
-  assert.ok(lines.some((l) => l.startsWith(principal.objectId) && l.includes('Key Vault Secrets User') && l.endsWith(scope)));
+  assert.ok(lines.some((l) => l.startsWith(principal.appId) && l.includes('Key Vault Secrets User') && l.endsWith(scope)));
   // The default lists the subscription's own assignments (the administrator's Owner); --all every scope.
   const atSubscription = await json(['role', 'assignment', 'list']);
   assert.ok(atSubscription.every((a: { scope: string }) => a.scope === sub()));

@@ -109,7 +109,8 @@ test('the seed walkthrough runs verbatim after `coffer login`', async () => {
   const table = step(7).out.trimEnd().split('\n').map((l) => l.trimEnd());
   assert.match(table[0], /^Principal\s+Role\s+Scope$/);
   assert.equal(table.length, 3);
-  assert.match(table[2], new RegExp(`^${sp.objectId}\\s+Key Vault Administrator\\s+${kvId}$`));
+  // A principal who may not read the directory still sees its own name (az's principalName: the app id).
+  assert.match(table[2], new RegExp(`^${sp.appId}\\s+Key Vault Administrator\\s+${kvId}$`));
   assert.equal(JSON.parse(step(8).out).value, 'P@ssw0rd-ReplaceMe');
   assert.equal(step(9).out, 'P@ssw0rd-ReplaceMe\n');
   const myVault = JSON.parse(step(10).out);
