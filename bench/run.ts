@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --quick] [-- --cpu-prof=get|set|list|sign]`: measures Coffer against this machine's limits.
+ * `npm run bench [-- --quick] [-- --cpu-prof=get|set|list|sign|scale] [-- --scale=N]`: measures Coffer against this machine's limits.
  *
  * Coffer runs as in production (`node bin/coffer.js server start`: HTTPS, real tokens, durable audit, SQLite with
  * synchronous=FULL) in a temporary data dir; autocannon loads it over HTTPS keep-alive from a process of its own.
@@ -23,9 +23,11 @@ import { seedSecrets, seededName } from './seed.js';
 const argv = process.argv.slice(2);
 const quick = argv.includes('--quick');
 const profiled = argv.find((a) => a.startsWith('--cpu-prof'))?.split('=')[1] ?? (argv.includes('--cpu-prof') ? 'get' : undefined);
-const plan = quick
-  ? { warmupSeconds: 1, seconds: 3, scaleSecrets: 50_000 }
-  : { warmupSeconds: 3, seconds: 10, scaleSecrets: 1_000_000 };
+const scaleOption = Number(argv.find((a) => a.startsWith('--scale='))?.split('=')[1]);
+const plan = {
+  ...(quick ? { warmupSeconds: 1, seconds: 3, scaleSecrets: 50_000 } : { warmupSeconds: 3, seconds: 10, scaleSecrets: 1_000_000 }),
+  ...(scaleOption >= 2_000 ? { scaleSecrets: scaleOption } : {}),
+};
 /** Enough concurrent keep-alive connections to keep both cores busy without queueing for its own sake. */
 const CONNECTIONS = 10;
 const VAULT = 'bench';
@@ -50,7 +52,7 @@ let server: CofferProcess | undefined;
 
 try {
   log(`data dir ${dataDir}; ${quick ? 'quick run' : 'full run'}: ${plan.seconds}s per scenario after ${plan.warmupSeconds}s warm-up`);
-  server = await startCofferProcess({ dataDir, cpuProfileDir: profiled ? profileDir : undefined });
+  server = await startCofferProcess({ dataDir, cpuProfileDir: profiled && profiled !== 'scale' ? profileDir : undefined });
   const firstStart = server.startToReadyMs;
   const firstReported = server.reportedReadyMs;
   const session = await openSession(server.port);
@@ -103,7 +105,7 @@ try {
   const only = (name: string) => !profiled || profiled === name;
   const get1k = only('get') ? await measure('secret GET (1,000 secrets)', getSpec(vaultUrl)) : undefined;
   // Unloaded latency (one connection) for the scale comparison: under load, p50 mostly measures queueing.
-  const single1k = get1k && await measure('secret GET, 1 connection (1,000 secrets)', { ...getSpec(vaultUrl), connections: 1 });
+  const single1k = only('get') || only('scale') ? await measure('secret GET, 1 connection (1,000 secrets)', { ...getSpec(vaultUrl), connections: 1 }) : undefined;
   if (get1k) {
     rows.push({ scenario: 'secret GET (300 B)', ...rate(get1k), baseline: bareGet.requestsPerSecond, baselineName: 'bare https', target: '≥ 0.30 × bare', met: get1k.requestsPerSecond >= 0.3 * bareGet.requestsPerSecond });
   }
@@ -119,16 +121,17 @@ try {
 
   server.peakRssMb();
   const rssSmall = await stopServer();
-  if (profileDir) {
-    for (const f of fs.readdirSync(profileDir).filter((n) => n.endsWith('.cpuprofile'))) {
+  const keepProfiles = (dir: string) => {
+    for (const f of fs.readdirSync(dir).filter((n) => n.endsWith('.cpuprofile'))) {
       const kept = path.join(ROOT, 'bench', 'profiles', `${profiled}-${f}`);
       fs.mkdirSync(path.dirname(kept), { recursive: true });
-      fs.copyFileSync(path.join(profileDir, f), kept);
+      fs.copyFileSync(path.join(dir, f), kept);
       process.stdout.write(summarise(kept) + '\n');
     }
-  }
+  };
+  if (profileDir && profiled !== 'scale') keepProfiles(profileDir);
 
-  if (!profiled && single1k) {
+  if ((!profiled || profiled === 'scale') && single1k) {
     // Scale: the same GET with the vault grown to `scaleSecrets`; the server restarts on the grown database.
     log(`seeding ${plan.scaleSecrets.toLocaleString('en-US')} secrets`);
     const seedStarted = performance.now();
@@ -137,7 +140,7 @@ try {
       onProgress: (n) => n % 250_000 === 0 && log(`  ${n.toLocaleString('en-US')} seeded`),
     });
     log(`seeded in ${((performance.now() - seedStarted) / 1000).toFixed(1)} s`);
-    server = await startCofferProcess({ dataDir });
+    server = await startCofferProcess({ dataDir, cpuProfileDir: profiled === 'scale' ? profileDir : undefined });
     const bigSession = await openSession(server.port);
     await bigSession.vault('GET', `/secrets/${seededName(plan.scaleSecrets - 2)}`);
     const big = await measure(`secret GET, 1 connection (${plan.scaleSecrets.toLocaleString('en-US')} secrets)`,
@@ -153,6 +156,7 @@ try {
     const reportedBig = server.reportedReadyMs;
     server.peakRssMb();
     const rssBig = await stopServer();
+    if (profileDir && profiled === 'scale') keepProfiles(profileDir);
     rows.push({
       scenario: `start to ready (${label} secrets)`, value: `${startToReady.toFixed(0)} ms`, target: '< 1,000 ms', met: startToReady < 1000,
     });
