@@ -14,8 +14,8 @@ export function activityTypeOf(operation: string) {
 
 /**
  * Azure Key Vault's vault metrics in Prometheus form — ServiceApiHit, ServiceApiLatency (milliseconds),
- * ServiceApiResult and SaturationShoebox, labelled by vault — plus the process metrics. Only data-plane requests are
- * vault metrics, as in Azure; labels carry names and status codes, never values.
+ * ServiceApiResult, Availability and SaturationShoebox, labelled by vault — plus the process metrics. Only data-plane
+ * requests are vault metrics, as in Azure; labels carry names and status codes, never values.
  */
 export function createMetrics(deps: { saturation(): { vault: string; percent: number }[] }) {
   const registry = new Registry();
@@ -29,6 +29,21 @@ export function createMetrics(deps: { saturation(): { vault: string; percent: nu
   const results = new Counter({
     name: 'ServiceApiResult', help: 'Number of total service API results',
     labelNames: [...labelNames, 'statusCode', 'statusCodeClass'], registers: [registry],
+  });
+  new Gauge({
+    name: 'Availability', help: 'Vault requests availability: percent of responses that were not service errors (5xx), since start',
+    labelNames: ['vault'], registers: [registry],
+    async collect() {
+      this.reset();
+      const byVault = new Map<string, { total: number; available: number }>();
+      for (const { labels, value } of (await results.get()).values) {
+        const tally = byVault.get(String(labels.vault)) ?? { total: 0, available: 0 };
+        tally.total += value;
+        if (labels.statusCodeClass !== '5xx') tally.available += value;
+        byVault.set(String(labels.vault), tally);
+      }
+      for (const [vault, { total, available }] of byVault) this.set({ vault }, (available / total) * 100);
+    },
   });
   new Gauge({
     name: 'SaturationShoebox', help: 'Vault capacity used: percent of the throttling budget spent in the current 10-second window',

@@ -49,6 +49,7 @@ test('a scrape\'s counters match the requests made, by vault, activity and statu
   // (3 × 13.3 + 6) units of the 4,000-unit budget spent in this window.
   const saturation = sample(text, 'SaturationShoebox', { vault: VAULT });
   assert.ok(Math.abs(saturation - ((3 * 4000 / 300 + 6) / 4000) * 100) < 1e-6, `saturation ${saturation}`);
+  assert.equal(sample(text, 'Availability', { vault: VAULT }), 100, 'no service errors: 404 is the caller\'s');
   assert.match(text, /^process_cpu_user_seconds_total /m);
   assert.match(text, /^nodejs_heap_size_used_bytes /m);
   assert.ok(!text.includes('value'), 'no secret value in metrics');
