@@ -1,7 +1,7 @@
 import crypto from 'node:crypto';
 import type { Command } from 'commander';
 import { action, boolOption, group, parsePositiveInt, type ActionEnv } from './command.js';
-import { CliError } from './errors.js';
+import { CliError, usageError } from './errors.js';
 import { resolveRoleId } from './role.js';
 
 /** `coffer ad …`: the directory through Coffer's Graph-shaped API (/v1.0 on the management endpoint), printed like az. */
@@ -37,7 +37,7 @@ export function registerAdCommands(program: Command) {
     .option('--role <role>', 'role name or id to assign')
     .option('--scopes <scopes...>', 'scopes of the role assignment')
     .action(action(async (opts: { name: string; role?: string; scopes?: string[] }, env) => {
-      if (Boolean(opts.role) !== Boolean(opts.scopes?.length)) throw new CliError('usage error: --role and --scopes go together', 2);
+      if (Boolean(opts.role) !== Boolean(opts.scopes?.length)) throw usageError('--role and --scopes go together');
       const app = await graph(env)<GraphObject>('POST', '/v1.0/applications', { body: { displayName: opts.name } });
       const password = await graph(env)<{ secretText: string }>('POST', `/v1.0/applications/${app.id}/addPassword`, { body: { passwordCredential: { displayName: 'rbac' } } });
       if (opts.role) {

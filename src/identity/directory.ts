@@ -81,6 +81,11 @@ export interface Directory {
   listClientCertificates(objectId: string): Promise<ClientCertificate[]>;
   removeClientCertificate(objectId: string, keyId: string): Promise<boolean>;
   /** The certificate of this app whose SHA-1 (`x5t`) or SHA-256 (`x5t#S256`) thumbprint is given, if unexpired. */
+  addFederatedCredential(objectId: string, input: Omit<FederatedCredential, 'id'>): Promise<FederatedCredential>;
+  listFederatedCredentials(objectId: string): Promise<FederatedCredential[]>;
+  removeFederatedCredential(objectId: string, id: string): Promise<boolean>;
+  /** The app trusting this issuer and subject, with the audiences it accepts. */
+  findFederatedCredential(appId: string, issuer: string, subject: string): Promise<{ principal: Principal; credential: FederatedCredential } | undefined>;
   findClientCertificate(appId: string, thumbprint: { sha1?: string; sha256?: string }): Promise<{ principal: Principal; certificate: ClientCertificate } | undefined>;
 }
 
@@ -101,7 +106,10 @@ export interface IdentityTables {
     certificate_der: Buffer; expires_at: number | null; created_at: number;
   };
   identity_bindings: { id: string; secret_hash: string; principal_id: string; created_by: string; created_at: number; expires_at: number };
+  federated_credentials: { id: string; principal_id: string; name: string; issuer: string; subject: string; audiences: string; created_at: number };
 }
+
+export interface FederatedCredential { id: string; name: string; issuer: string; subject: string; audiences: string[] }
 export type IdentityDatabase = Omit<Database, 'principals'> & IdentityTables;
 
 /**
@@ -312,5 +320,34 @@ export function createDirectory(deps: { db: Kysely<Database>; clock: Clock }): D
       if (!row || (row.expires_at !== null && Number(row.expires_at) <= Date.now())) return undefined;
       return { principal, certificate: toCertificate(row) };
     },
+    async addFederatedCredential(objectId, input) {
+      const row = {
+        id: crypto.randomUUID(), principal_id: objectId, name: input.name, issuer: input.issuer, subject: input.subject,
+        audiences: JSON.stringify(input.audiences), created_at: Date.now(),
+      };
+      await db.insertInto('federated_credentials').values(row).execute();
+      return toFederated(row);
+    },
+    async listFederatedCredentials(objectId) {
+      const rows = await db.selectFrom('federated_credentials').selectAll().where('principal_id', '=', objectId).orderBy('created_at').execute();
+      return rows.map(toFederated);
+    },
+    async removeFederatedCredential(objectId, id) {
+      const result = await db.deleteFrom('federated_credentials').where('principal_id', '=', objectId).where('id', '=', id).executeTakeFirst();
+      const removed = Number(result.numDeletedRows) > 0;
+      if (removed) await bumpGeneration(objectId);
+      return removed;
+    },
+    async findFederatedCredential(appId, issuer, subject) {
+      const principal = await getByAppId(appId);
+      if (!principal) return undefined;
+      const row = await db.selectFrom('federated_credentials').selectAll().where('principal_id', '=', principal.objectId)
+        .where('issuer', '=', issuer).where('subject', '=', subject).executeTakeFirst();
+      return row && { principal, credential: toFederated(row) };
+    },
   };
+}
+
+function toFederated(row: IdentityTables['federated_credentials']): FederatedCredential {
+  return { id: row.id, name: row.name, issuer: row.issuer, subject: row.subject, audiences: JSON.parse(row.audiences) as string[] };
 }

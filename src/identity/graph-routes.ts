@@ -189,6 +189,26 @@ export function graphRoutes(app: FastifyInstance, deps: { directory: Directory; 
     if (!(await directory.removeClientSecret(sp.objectId, str(req.body, 'keyId', 64).toLowerCase()))) throw notFound(String(req.body.keyId));
     return undefined;
   }));
+  app.post('/v1.0/applications/:id/federatedIdentityCredentials', ...admin<{ id: string }>('GraphFederatedCredentialCreate', async (req) => {
+    const sp = await lookup(req.params.id, ['ServicePrincipal']);
+    const issuer = str(req.body, 'issuer', 600);
+    if (!/^https:\/\/[^\s]+$/.test(issuer)) throw graphError(400, 'Request_BadRequest', "Property 'issuer' must be an https URL.");
+    const audiences = req.body.audiences ?? ['api://AzureADTokenExchange'];
+    if (!Array.isArray(audiences) || audiences.length !== 1 || typeof audiences[0] !== 'string') {
+      throw graphError(400, 'Request_BadRequest', "Property 'audiences' must hold exactly one audience.");
+    }
+    const credential = await directory.addFederatedCredential(sp.objectId, {
+      name: str(req.body, 'name', 120), issuer, subject: str(req.body, 'subject', 600), audiences: audiences as string[],
+    });
+    return { ...credential, description: null };
+  }));
+  app.get('/v1.0/applications/:id/federatedIdentityCredentials', ...admin<{ id: string }>('GraphFederatedCredentialList', async (req) =>
+    ({ value: await directory.listFederatedCredentials((await lookup(req.params.id, ['ServicePrincipal'])).objectId) })));
+  app.delete('/v1.0/applications/:id/federatedIdentityCredentials/:credentialId', ...admin<{ id: string; credentialId: string }>('GraphFederatedCredentialDelete', async (req) => {
+    const sp = await lookup(req.params.id, ['ServicePrincipal']);
+    if (!(await directory.removeFederatedCredential(sp.objectId, req.params.credentialId.toLowerCase()))) throw notFound(req.params.credentialId);
+    return undefined;
+  }));
   // Graph sets certificates by PATCHing `keyCredentials` (the full list); Coffer adds the ones given.
   app.patch('/v1.0/applications/:id', ...admin<{ id: string }>('GraphApplicationUpdate', async (req) => {
     const sp = await lookup(req.params.id, ['ServicePrincipal']);

@@ -1,6 +1,6 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import crypto from 'node:crypto';
-import { decodeJwt, decodeProtectedHeader, jwtVerify } from 'jose';
+import { createRemoteJWKSet, decodeJwt, decodeProtectedHeader, jwtVerify } from 'jose';
 import type { Directory, Principal } from './directory.js';
 import type { SigningKeys } from './signing-keys.js';
 import type { ManagedIdentityBindings } from './managed-identity.js';
@@ -118,7 +118,9 @@ export function tokenRoutes(app: FastifyInstance, deps: {
       throw invalid('the assertion is not a JWT');
     }
     const appId = typeof claims.iss === 'string' ? claims.iss : '';
-    if (!appId || claims.sub !== appId || (clientId && clientId !== appId)) throw invalid('iss and sub must be the client id');
+    // An assertion issued by someone else than the app itself is a federated token (workload identity federation).
+    if (clientId && appId !== clientId) return verifyFederatedAssertion(assertion, clientId, appId, typeof claims.sub === 'string' ? claims.sub : '');
+    if (!appId || claims.sub !== appId) throw invalid('iss and sub must be the client id');
     const found = await directory.findClientCertificate(appId, {
       sha1: typeof header.x5t === 'string' ? header.x5t : undefined,
       sha256: typeof header['x5t#S256'] === 'string' ? header['x5t#S256'] as string : undefined,
@@ -134,6 +136,44 @@ export function tokenRoutes(app: FastifyInstance, deps: {
       });
     } catch {
       throw invalid('signature, audience or lifetime');
+    }
+    return found.principal;
+  }
+
+  /** Remote JWKS of trusted external issuers, found through their OIDC discovery and cached (jose refreshes them). */
+  const remoteKeySets = new Map<string, Promise<ReturnType<typeof createRemoteJWKSet>>>();
+  const keySetOf = (issuerUrl: string) => {
+    let keySet = remoteKeySets.get(issuerUrl);
+    if (!keySet) {
+      keySet = (async () => {
+        const res = await fetch(`${issuerUrl.replace(/\/$/, '')}/.well-known/openid-configuration`, { signal: AbortSignal.timeout(10_000) });
+        if (!res.ok) throw new Error(`discovery answered ${res.status}`);
+        const { jwks_uri: jwksUri } = await res.json() as { jwks_uri?: string };
+        if (!jwksUri || !jwksUri.startsWith('https://')) throw new Error('discovery names no https jwks_uri');
+        return createRemoteJWKSet(new URL(jwksUri));
+      })();
+      keySet.catch(() => remoteKeySets.delete(issuerUrl));
+      remoteKeySets.set(issuerUrl, keySet);
+    }
+    return keySet;
+  };
+
+  /**
+   * A token from an external issuer that the app trusts for exactly this subject (a federated identity credential):
+   * signed by a key of that issuer's JWKS, for one of the credential's audiences, unexpired.
+   */
+  async function verifyFederatedAssertion(assertion: string, clientId: string, externalIssuer: string, subject: string): Promise<Principal> {
+    const found = await directory.findFederatedCredential(clientId, externalIssuer, subject);
+    if (!found) {
+      throw new OAuthError(400, 'invalid_request', 70021, `No matching federated identity record found for presented assertion. Assertion Issuer: '${externalIssuer}'. Assertion Subject: '${subject}'.`);
+    }
+    try {
+      await jwtVerify(assertion, await keySetOf(externalIssuer), {
+        algorithms: ['RS256', 'PS256', 'ES256'], issuer: externalIssuer, subject, audience: found.credential.audiences,
+        clockTolerance: ASSERTION_SKEW_SECONDS, requiredClaims: ['exp'],
+      });
+    } catch {
+      throw new OAuthError(400, 'invalid_client', 700024, 'Client assertion failed validation: signature, audience or lifetime (checked against the issuer\'s published keys).');
     }
     return found.principal;
   }

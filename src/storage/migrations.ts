@@ -178,6 +178,21 @@ function migrationsFor(dialect: StorageDialect): Record<string, Migration> {
           .execute();
       },
     },
+    '0004_identity_federation': {
+      // Federated identity credentials: an app trusts tokens of an external issuer for one subject as client assertions.
+      async up(db: Kysely<any>) {
+        await db.schema.createTable('federated_credentials')
+          .addColumn('id', 'text', (c) => c.primaryKey())
+          .addColumn('principal_id', 'text', (c) => c.notNull().references('principals.object_id').onDelete('cascade'))
+          .addColumn('name', 'text', (c) => c.notNull())
+          .addColumn('issuer', 'text', (c) => c.notNull())
+          .addColumn('subject', 'text', (c) => c.notNull())
+          .addColumn('audiences', 'text', (c) => c.notNull())
+          .addColumn('created_at', int, (c) => c.notNull())
+          .execute();
+        await db.schema.createIndex('federated_credentials_identity').unique().on('federated_credentials').columns(['principal_id', 'name']).execute();
+      },
+    },
   };
 }
 

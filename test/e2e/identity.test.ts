@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import crypto, { webcrypto } from 'node:crypto';
 import * as x509 from '@peculiar/x509';
 import {
-  ClientCertificateCredential, ClientSecretCredential, ManagedIdentityCredential, UsernamePasswordCredential, type TokenCredential,
+  ClientAssertionCredential, ClientCertificateCredential, ClientSecretCredential, ManagedIdentityCredential, UsernamePasswordCredential, type TokenCredential,
 } from '@azure/identity';
 import { SecretClient } from '@azure/keyvault-secrets';
 import { startTestServer, type TestServer } from '../support/server.js';
@@ -205,4 +205,29 @@ test('misused tokens and bad directory input are refused with Azure-shaped 4xx, 
   assert.equal((await mgmt('GET', '/v1.0/me')).body.accountEnabled, true);
   const noVersion = await fetch(`${server.admin.authorityHost}/coffer/managed-identity/token?resource=${encodeURIComponent(server.admin.managementEndpoint)}`, { headers: { 'x-identity-header': 'x' } });
   assert.equal(noVersion.status, 400);
+});
+
+test('ClientAssertionCredential with a federated token from a trusted external issuer (another Coffer) reads a secret', async () => {
+  const external = await startTestServer();
+  try {
+    const externalIssuer = `${external.admin.authorityHost}/${external.admin.tenantId}/v2.0`;
+    const app = (await mgmt('POST', '/v1.0/applications', { displayName: 'federated-app' })).body;
+    const credentialBody = { name: 'ci', issuer: externalIssuer, subject: external.admin.objectId, audiences: [external.admin.managementEndpoint] };
+    assert.equal((await mgmt('POST', `/v1.0/applications/${app.id}/federatedIdentityCredentials`, credentialBody)).status, 200);
+    await grantSecretsUser(app.id);
+    const externalToken = async () => (await external.adminCredential.getToken(`${external.admin.managementEndpoint}/.default`))!.token;
+    const credential = new ClientAssertionCredential(server.admin.tenantId, app.appId, externalToken, options());
+    assert.equal((await readWith(credential)).value, 's3cr3t-value');
+
+    // A token of that issuer for another subject matches no federated credential.
+    const other = (await external.adminCredential.getToken(`${external.admin.managementEndpoint}/.default`))!.token;
+    const otherApp = (await mgmt('POST', '/v1.0/applications', { displayName: 'unfederated-app' })).body;
+    await assert.rejects(readWith(new ClientAssertionCredential(server.admin.tenantId, otherApp.appId, async () => other, options())), /No matching federated identity record/);
+    // A forged token claiming the external issuer fails signature validation against its published keys.
+    const [header, payload] = other.split('.');
+    const forged = `${header}.${payload}.${Buffer.from('forged').toString('base64url')}`;
+    await assert.rejects(readWith(new ClientAssertionCredential(server.admin.tenantId, app.appId, async () => forged, options())), /failed validation/);
+  } finally {
+    await external.close();
+  }
 });
