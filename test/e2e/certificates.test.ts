@@ -260,3 +260,46 @@ test('the managed key and secret are read-only through the keys and secrets APIs
   await expectError(secrets.purgeDeletedSecret('guarded'), 403, 'Forbidden');
   await expectError(keys.beginRecoverDeletedKey('guarded', POLL), 403, 'Forbidden');
 });
+
+test('Unknown issuer: the pending operation carries a CSR; merge accepts only the certificate for the pending key', async () => {
+  const dir = path.join(work, 'ca');
+  fs.mkdirSync(dir);
+  const f = (n: string) => path.join(dir, n);
+  openssl(['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', f('ca.key'), '-out', f('ca.crt'), '-days', '30', '-subj', '/CN=External CA']);
+
+  const poller = await certs.beginCreateCertificate('external', {
+    issuerName: 'Unknown', subject: 'CN=external.example.test', subjectAlternativeNames: { dnsNames: ['external.example.test'] },
+  }, POLL);
+  const pending = await certs.getCertificateOperation('external', POLL);
+  const state = pending.getOperationState().certificateOperation!;
+  assert.equal(state.status, 'inProgress');
+  assert.ok(state.csr && state.csr.length > 100);
+  const csrPem = `-----BEGIN CERTIFICATE REQUEST-----\n${Buffer.from(state.csr).toString('base64')}\n-----END CERTIFICATE REQUEST-----\n`;
+  fs.writeFileSync(f('req.csr'), csrPem);
+  // OpenSSL verifies the request's self-signature and sees the requested subject and SANs.
+  const text = openssl(['req', '-in', f('req.csr'), '-noout', '-text', '-verify']);
+  assert.match(text, /CN\s*=\s*external\.example\.test/);
+  assert.match(text, /DNS:external\.example\.test/);
+  fs.writeFileSync(f('ext'), 'subjectAltName=DNS:external.example.test\n');
+  openssl(['x509', '-req', '-in', f('req.csr'), '-CA', f('ca.crt'), '-CAkey', f('ca.key'), '-CAcreateserial', '-out', f('signed.crt'), '-days', '10', '-extfile', f('ext')]);
+  const signed = new crypto.X509Certificate(fs.readFileSync(f('signed.crt'))).raw;
+  const caDer = new crypto.X509Certificate(fs.readFileSync(f('ca.crt'))).raw;
+
+  // A certificate for another key is refused and the request stays pending.
+  await expectError(certs.mergeCertificate('external', [caDer]), 400, 'BadParameter');
+  assert.equal((await certs.getCertificateOperation('external', POLL)).getOperationState().certificateOperation?.status, 'inProgress');
+
+  const merged = await certs.mergeCertificate('external', [signed, caDer]);
+  assert.deepEqual(Buffer.from(merged.cer!), signed);
+  const done = await poller.pollUntilDone();
+  assert.equal(done.properties.version, merged.properties.version);
+  // The secret holds the key generated inside Coffer and the chain; openssl verifies the leaf against the CA.
+  const pfx = (await server.secretClient(VAULT).getSecret('external')).value!;
+  fs.writeFileSync(f('out.pfx'), Buffer.from(pfx, 'base64'));
+  const pem = openssl(['pkcs12', '-in', f('out.pfx'), '-passin', 'pass:', '-nodes']);
+  assert.equal(pem.match(/BEGIN CERTIFICATE/g)?.length, 2);
+  fs.writeFileSync(f('leaf.pem'), fs.readFileSync(f('signed.crt')));
+  assert.match(openssl(['verify', '-CAfile', f('ca.crt'), f('leaf.pem')]), /OK/);
+  assert.equal((await keys.getKey('external')).properties.version, merged.properties.version);
+  await expectError(certs.mergeCertificate('external', [signed]), 404, 'PendingCertificateNotFound');
+});

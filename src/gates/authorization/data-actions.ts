@@ -71,6 +71,7 @@ const OPERATIONS: Record<string, OperationRequirement> = {
   CertificateOperationGet: req('certificates', 'certificates/read', 'get'),
   CertificateOperationUpdate: req('certificates', 'certificates/update/action', 'update'),
   CertificateOperationDelete: req('certificates', 'certificates/delete', 'delete'),
+  CertificateMerge: req('certificates', 'certificates/create/action', 'create'),
 };
 
 /**

@@ -1,5 +1,5 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import type { CertificatesService, CreateCertificateInput, ImportCertificateInput, UpdateCertificateInput } from './service.js';
+import type { CertificatesService, CreateCertificateInput, ImportCertificateInput, MergeCertificateInput, UpdateCertificateInput } from './service.js';
 import type { PolicyInput } from './policy.js';
 import * as s from './schemas.js';
 import { lifecycleRoutes } from '../lifecycle.js';
@@ -40,6 +40,14 @@ export function certificatesRoutes(app: FastifyInstance, deps: { certificates: C
   }, (req) => certificates.cancelOperation(vault(req), req.params.name, req.body.cancellation_requested));
   app.delete<{ Params: Params }>('/certificates/:name/pending', { ...route('CertificateOperationDelete'), schema: { response: { 200: s.operation } } },
     (req) => certificates.deleteOperation(vault(req), req.params.name));
+
+  app.post<{ Params: Params; Body: MergeCertificateInput }>('/certificates/:name/pending/merge', {
+    ...route('CertificateMerge'), schema: { body: s.mergeBody, response: { 201: s.certificateBundle } },
+  }, async (req, reply) => {
+    const merged = await certificates.merge(vault(req), req.params.name, req.body);
+    reply.code(201);
+    return merged;
+  });
 
   for (const url of ['/certificates/:name', '/certificates/:name/:version']) {
     app.get<{ Params: Params }>(url, { ...route('CertificateGet'), schema: { response: { 200: s.certificateBundle } } },

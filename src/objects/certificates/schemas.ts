@@ -101,3 +101,9 @@ export const certificateListQuery = {
   type: 'object',
   properties: { ...listQuery.properties, includePending: { type: 'string' } },
 } as const;
+
+export const mergeBody = {
+  type: 'object',
+  required: ['x5c'],
+  properties: { x5c: { type: 'array', minItems: 1, items: { type: 'string', minLength: 1 } }, attributes: attributesIn, tags },
+} as const;

@@ -9,7 +9,7 @@ import { applyAttributes, checkTags, versionAttributes, type AttributesInput } f
 import { createLifecycleOperations, objectErrors, type LifecycleOperations } from '../lifecycle.js';
 import { curveOf, exportPrivate, generateSoftwareKey, loadPrivate, publicJwk, type CurveName } from '../keys/key-crypto.js';
 import {
-  CertificateInputError, PEM, PKCS12, certificateFacts, issueSelfSigned, parsePem, parsePfx, secretValue, type ParsedImport,
+  CertificateInputError, PEM, PKCS12, certificateFacts, createCsr, issueSelfSigned, keyMatches, parsePem, parsePfx, secretValue, type ParsedImport,
 } from './x509.js';
 import { addMonths, policyFromCertificate, resolvePolicy, type CertificatePolicy, type PolicyInput } from './policy.js';
 
@@ -29,6 +29,12 @@ export interface ImportCertificateInput extends CreateCertificateInput {
 
 export type UpdateCertificateInput = CreateCertificateInput;
 
+export interface MergeCertificateInput {
+  x5c: string[];
+  attributes?: AttributesInput;
+  tags?: Record<string, string>;
+}
+
 /** The pending (issuance) operation of a certificate, as `…/pending` reports it. */
 interface CertificateOperation {
   status: 'inProgress' | 'completed' | 'failed' | 'cancelled';
@@ -37,6 +43,15 @@ interface CertificateOperation {
   issuer: { name: string };
   cancellation_requested: boolean;
   target?: string;
+  csr?: string;
+}
+
+/** What a pending version's key records until the externally signed certificate is merged. */
+interface PendingIssuance {
+  policy: CertificatePolicy;
+  tags?: Record<string, string>;
+  enabled: boolean;
+  operation: CertificateOperation;
 }
 
 /** What a certificate version records beside its DER certificate. */
@@ -59,6 +74,7 @@ export function createCertificatesService(deps: { store: ObjectStore; endpoints:
   const base = (vault: Vault) => endpoints.vaultUrl(vault.name);
   const errors = objectErrors('Certificate');
   const certificateNotFound = errors.notFound;
+  const pendingNotFound = (name: string) => notFound('PendingCertificateNotFound', `Pending certificate not found: ${name}`);
 
   const checkName = (name: string) => {
     if (!CERTIFICATE_NAME.test(name)) throw badParameter(`The request URI contains an invalid name: ${name}`);
@@ -107,35 +123,64 @@ export function createCertificatesService(deps: { store: ObjectStore; endpoints:
     }
   }
 
-  /**
-   * Stores one certificate version and its managed key and secret under the same version id. The certificate is
-   * written last, so a certificate is visible only once its key and secret exist.
-   */
-  async function storeVersion(vault: Vault, name: string, key: KeyObject, chain: Buffer[], policy: CertificatePolicy,
-    input: CreateCertificateInput, operation?: CertificateOperation) {
-    const facts = certificateFacts(chain[0]);
-    const contentType = policy.secret_props.contentType;
-    let value: string;
-    try {
-      value = secretValue(contentType, chain, policy.key_props.exportable ? key : undefined);
-    } catch (err) {
-      if (err instanceof CertificateInputError) throw badParameter(err.message);
-      throw err;
-    }
-    const version = newVersionId();
-    const { kid } = ids(vault, name, version);
-    const enabled = input.attributes?.enabled ?? policy.attributes.enabled;
-    const validity = { enabled, nbf: facts.nbf, exp: facts.exp, managed: true };
+  /** The managed key of a new certificate version; `pending` marks a version still waiting for its certificate. */
+  async function storeKey(vault: Vault, name: string, version: string, key: KeyObject, policy: CertificatePolicy, extra: VersionMeta) {
     const kty = key.asymmetricKeyType === 'rsa' ? 'RSA' : 'EC';
     await checkNameFree(vault, name);
-    await store.create(vault, 'keys', name, exportPrivate(key), {
-      ...validity, kty: policy.key_props.kty, keyOps: MANAGED_KEY_OPS[kty], publicKey: publicJwk(key), exportable: policy.key_props.exportable,
+    return store.create(vault, 'keys', name, exportPrivate(key), {
+      ...extra, managed: true, kty: policy.key_props.kty, keyOps: MANAGED_KEY_OPS[kty], publicKey: publicJwk(key), exportable: policy.key_props.exportable,
     }, version).catch((e) => errors.rethrow(e, name));
-    await store.create(vault, 'secrets', name, Buffer.from(value, 'utf8'), { ...validity, contentType, kid }, version)
+  }
+
+  /**
+   * The managed secret and the certificate of a version whose key is stored. The certificate is written last, so a
+   * certificate is visible only once its key and secret exist.
+   */
+  async function storeCertificate(vault: Vault, name: string, version: string, key: KeyObject, chain: Buffer[],
+    policy: CertificatePolicy, input: CreateCertificateInput, operation?: CertificateOperation) {
+    const facts = certificateFacts(chain[0]);
+    const contentType = policy.secret_props.contentType;
+    const value = containerFor(policy, chain, key);
+    const enabled = input.attributes?.enabled ?? policy.attributes.enabled;
+    const { kid } = ids(vault, name, version);
+    await store.create(vault, 'secrets', name, Buffer.from(value, 'utf8'), { enabled, nbf: facts.nbf, exp: facts.exp, managed: true, contentType, kid }, version)
       .catch((e) => errors.rethrow(e, name));
     const certMeta: CertificateMeta = { enabled, nbf: facts.nbf, exp: facts.exp, tags: input.tags, x5t: facts.x5t, policy, ...(operation ? { operation } : {}) };
     return store.create(vault, 'certificates', name, chain[0], certMeta, version).catch((e) => errors.rethrow(e, name));
   }
+
+  /** The managed secret's value (PFX or PEM; the private key only when exportable), or Azure's 400. */
+  function containerFor(policy: CertificatePolicy, chain: Buffer[], key: KeyObject) {
+    try {
+      return secretValue(policy.secret_props.contentType, chain, policy.key_props.exportable ? key : undefined);
+    } catch (err) {
+      if (err instanceof CertificateInputError) throw badParameter(err.message);
+      throw err;
+    }
+  }
+
+  /** Stores one certificate version and its managed key and secret under the same version id. */
+  async function storeVersion(vault: Vault, name: string, key: KeyObject, chain: Buffer[], policy: CertificatePolicy,
+    input: CreateCertificateInput, operation?: CertificateOperation) {
+    const facts = certificateFacts(chain[0]);
+    // The container is built first: a policy it cannot satisfy must fail before anything is stored.
+    containerFor(policy, chain.slice(0, 1), key);
+    const version = newVersionId();
+    const enabled = input.attributes?.enabled ?? policy.attributes.enabled;
+    await storeKey(vault, name, version, key, policy, { enabled, nbf: facts.nbf, exp: facts.exp });
+    return storeCertificate(vault, name, version, key, chain, policy, input, operation);
+  }
+
+  /** The version waiting for an external CA's certificate (issuer Unknown), if any: its key carries the request. */
+  async function pendingKey(vault: Vault, name: string) {
+    const key = await store.get(vault, 'keys', name);
+    return key?.meta.managed && key.meta.pending ? { key, pending: key.meta.pending as PendingIssuance } : undefined;
+  }
+
+  const issuance = (policy: CertificatePolicy) => ({
+    subject: policy.x509_props.subject ?? '', dnsNames: policy.x509_props.sans?.dns_names, emails: policy.x509_props.sans?.emails,
+    upns: policy.x509_props.sans?.upns, ekus: policy.x509_props.ekus, keyUsage: policy.x509_props.key_usage,
+  });
 
   async function current(vault: Vault, name: string, version?: string) {
     checkName(name);
@@ -153,6 +198,27 @@ export function createCertificatesService(deps: { store: ObjectStore; endpoints:
     return policy.key_props.kty.startsWith('RSA')
       ? generateSoftwareKey({ kty: 'RSA', size: policy.key_props.key_size })
       : generateSoftwareKey({ kty: 'EC', curve: policy.key_props.crv as CurveName });
+  }
+
+  /** Issuer Unknown: the key is generated here and only a CSR leaves; the certificate arrives later by merge. */
+  async function createPending(vault: Vault, name: string, key: KeyObject, policy: CertificatePolicy, input: CreateCertificateInput) {
+    let csr: Buffer;
+    try {
+      csr = await createCsr(key, issuance(policy));
+    } catch (err) {
+      if (err instanceof CertificateInputError) throw badParameter(err.message);
+      throw err;
+    }
+    const pending: PendingIssuance = {
+      policy, tags: input.tags, enabled: input.attributes?.enabled ?? policy.attributes.enabled,
+      operation: {
+        status: 'inProgress', request_id: crypto.randomUUID(), issuer: { name: policy.issuer.name }, cancellation_requested: false,
+        csr: csr.toString('base64'),
+        status_details: 'Pending certificate created. Please Perform Merge to complete the request.',
+      },
+    };
+    const v = await storeKey(vault, name, newVersionId(), key, policy, { enabled: true, pending });
+    return operationOut(vault, v.name, pending.operation);
   }
 
   const lifecycle = createLifecycleOperations({ store, endpoints, keyring }, { collection: 'certificates', errors, checkName, bundle, item });
@@ -185,19 +251,18 @@ export function createCertificatesService(deps: { store: ObjectStore; endpoints:
       if (!input.policy) throw badParameter('The certificate policy is required to create a certificate.');
       const policy = resolvePolicy(input.policy, undefined, clock.now());
       checkProtection(vault, policy.key_props.kty);
-      if (policy.issuer.name.toLowerCase() !== 'self') {
-        throw badParameter(`Issuer ${policy.issuer.name} is not supported by this Coffer version; use Self.`);
+      const issuer = policy.issuer.name.toLowerCase();
+      if (issuer !== 'self' && issuer !== 'unknown') {
+        throw badParameter(`Issuer ${policy.issuer.name} is not supported by this Coffer version; use Self or Unknown.`);
       }
       if (!policy.x509_props.subject && !policy.x509_props.sans) throw badParameter('The policy must have a subject or subject alternative names.');
+      if (await pendingKey(vault, name)) throw conflict('Conflict', `There is a pending operation for certificate ${name}; merge, cancel or delete it first.`);
       const key = await keyFor(vault, name, policy);
+      if (issuer === 'unknown') return createPending(vault, name, key, policy, input);
       const notBefore = new Date(clock.now());
       let der: Buffer;
       try {
-        der = await issueSelfSigned(key, {
-          subject: policy.x509_props.subject ?? '', dnsNames: policy.x509_props.sans?.dns_names, emails: policy.x509_props.sans?.emails,
-          upns: policy.x509_props.sans?.upns, ekus: policy.x509_props.ekus, keyUsage: policy.x509_props.key_usage,
-          notBefore, notAfter: addMonths(notBefore, policy.x509_props.validity_months),
-        });
+        der = await issueSelfSigned(key, { ...issuance(policy), notBefore, notAfter: addMonths(notBefore, policy.x509_props.validity_months) });
       } catch (err) {
         if (err instanceof CertificateInputError) throw badParameter(err.message);
         throw err;
@@ -246,7 +311,18 @@ export function createCertificatesService(deps: { store: ObjectStore; endpoints:
       return object?.meta.managed === true;
     },
 
+    /** A version waiting for its merge reads as Azure shows it: ids, policy and attributes, but no certificate yet. */
     async get(vault: Vault, name: string, version?: string) {
+      checkName(name);
+      const waiting = await pendingKey(vault, name);
+      if (waiting && (!version || version.toLowerCase() === waiting.key.version)) {
+        const { key, pending } = waiting;
+        return {
+          ...ids(vault, key.name, key.version), contentType: pending.policy.secret_props.contentType,
+          attributes: { ...versionAttributes(vault, key), enabled: pending.enabled }, tags: pending.tags,
+          policy: policyOut(vault, key.name, pending.policy),
+        };
+      }
       return bundle(vault, await current(vault, name, version));
     },
 
@@ -286,31 +362,65 @@ export function createCertificatesService(deps: { store: ObjectStore; endpoints:
 
     async getOperation(vault: Vault, name: string) {
       checkName(name);
+      const waiting = await pendingKey(vault, name);
+      if (waiting) return operationOut(vault, waiting.key.name, waiting.pending.operation);
       const v = await store.get(vault, 'certificates', name);
       const op = v && meta(v).operation;
-      if (!v || !op) throw notFound('PendingCertificateNotFound', `Pending certificate not found: ${name}`);
+      if (!v || !op) throw pendingNotFound(name);
       return operationOut(vault, v.name, op);
     },
 
-    /** Issuance here completes at once, so a cancellation request only records itself. */
+    /** A pending (Unknown issuer) request is cancelled at once; a completed operation only records the request. */
     async cancelOperation(vault: Vault, name: string, cancellationRequested: boolean) {
       checkName(name);
-      const v = await store.updateMeta(vault, 'certificates', name, undefined, (prior) => {
-        const op = (prior as CertificateMeta).operation;
-        return op ? { ...prior, operation: { ...op, cancellation_requested: cancellationRequested || op.cancellation_requested } } : prior;
-      });
-      const op = v && meta(v).operation;
-      if (!v || !op) throw notFound('PendingCertificateNotFound', `Pending certificate not found: ${name}`);
-      return operationOut(vault, v.name, op);
+      const waiting = await pendingKey(vault, name);
+      if (waiting && cancellationRequested) {
+        const v = await store.updateMeta(vault, 'keys', name, waiting.key.version, (prior) => {
+          const pending = prior.pending as PendingIssuance;
+          return { ...prior, pending: { ...pending, operation: { ...pending.operation, cancellation_requested: true, status: 'cancelled' } } };
+        });
+        return operationOut(vault, name, (v!.meta.pending as PendingIssuance).operation);
+      }
+      return this.getOperation(vault, name);
     },
 
     async deleteOperation(vault: Vault, name: string) {
       const op = await this.getOperation(vault, name);
-      await store.updateMeta(vault, 'certificates', name, undefined, (prior) => {
-        const { operation: _dropped, ...rest } = prior as CertificateMeta;
+      const waiting = await pendingKey(vault, name);
+      const [collection, version] = waiting ? ['keys' as const, waiting.key.version] : ['certificates' as const, undefined];
+      await store.updateMeta(vault, collection, name, version, (prior) => {
+        const { operation: _op, pending: _pending, ...rest } = prior as CertificateMeta & { pending?: unknown };
         return rest;
       });
       return op;
+    },
+
+    /** Completes an Unknown-issuer request with the CA's certificate (and chain), if it is for the pending key. */
+    async merge(vault: Vault, name: string, input: MergeCertificateInput) {
+      checkName(name);
+      checkTags(input.tags);
+      const waiting = await pendingKey(vault, name);
+      if (!waiting || waiting.pending.operation.status !== 'inProgress') throw pendingNotFound(name);
+      let chain: Buffer[];
+      let facts;
+      try {
+        chain = input.x5c.map((c) => Buffer.from(c, 'base64'));
+        facts = certificateFacts(chain[0]);
+        chain.slice(1).forEach((c) => certificateFacts(c));
+      } catch {
+        throw badParameter('The specified X.509 certificate content is malformed.');
+      }
+      const key = loadPrivate(waiting.key.open());
+      if (!keyMatches(key, facts)) throw badParameter("Public key from x509 certificate and key of this instance doesn't match");
+      const { policy } = waiting.pending;
+      const operation: CertificateOperation = { ...waiting.pending.operation, status: 'completed', csr: undefined, target: `${base(vault)}/certificates/${name}` };
+      const v = await storeCertificate(vault, name, waiting.key.version, key, chain, policy,
+        { tags: input.tags ?? waiting.pending.tags, attributes: { enabled: input.attributes?.enabled ?? waiting.pending.enabled } }, operation);
+      await store.updateMeta(vault, 'keys', name, waiting.key.version, (prior) => {
+        const { pending: _pending, ...rest } = prior;
+        return { ...rest, nbf: facts.nbf, exp: facts.exp, enabled: meta(v).enabled };
+      });
+      return bundle(vault, v);
     },
 
     /** Backups must carry the managed key and secret too; until they do, refuse rather than produce a keyless restore. */

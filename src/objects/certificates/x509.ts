@@ -70,10 +70,8 @@ function subjectName(subject: string): x509.Name {
   }
 }
 
-/** A self-signed certificate for `key` as the policy describes it; returns the DER bytes. */
-export async function issueSelfSigned(key: KeyObject, req: IssuanceRequest): Promise<Buffer> {
-  const name = subjectName(req.subject);
-  const { keys, signingAlgorithm } = await webCryptoPair(key);
+/** The extensions a policy asks for (SANs, EKUs, key usage), shared by self-signed certificates and CSRs. */
+async function policyExtensions(req: Omit<IssuanceRequest, 'notBefore' | 'notAfter'>, publicKey: CryptoKey) {
   const sans: x509.JsonGeneralName[] = [
     ...(req.dnsNames ?? []).map((value) => ({ type: 'dns' as const, value })),
     ...(req.emails ?? []).map((value) => ({ type: 'email' as const, value })),
@@ -86,16 +84,34 @@ export async function issueSelfSigned(key: KeyObject, req: IssuanceRequest): Pro
   }
   const extensions: x509.Extension[] = [
     new x509.BasicConstraintsExtension(false, undefined, false),
-    await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
+    await x509.SubjectKeyIdentifierExtension.create(publicKey),
   ];
   if (usage) extensions.push(new x509.KeyUsagesExtension(usage, true));
   if (req.ekus?.length) extensions.push(new x509.ExtendedKeyUsageExtension(req.ekus));
   if (sans.length) extensions.push(new x509.SubjectAlternativeNameExtension(sans));
+  return extensions;
+}
+
+/** A self-signed certificate for `key` as the policy describes it; returns the DER bytes. */
+export async function issueSelfSigned(key: KeyObject, req: IssuanceRequest): Promise<Buffer> {
+  const name = subjectName(req.subject);
+  const { keys, signingAlgorithm } = await webCryptoPair(key);
   const cert = await x509.X509CertificateGenerator.createSelfSigned({
     serialNumber: crypto.randomBytes(16).toString('hex').replace(/^[89a-f]/, '1'),
-    name, notBefore: req.notBefore, notAfter: req.notAfter, keys, signingAlgorithm, extensions,
+    name, notBefore: req.notBefore, notAfter: req.notAfter, keys, signingAlgorithm,
+    extensions: await policyExtensions(req, keys.publicKey),
   });
   return Buffer.from(cert.rawData);
+}
+
+/** A PKCS#10 request for `key` carrying the policy's subject and extensions, for an external CA to sign; DER bytes. */
+export async function createCsr(key: KeyObject, req: Omit<IssuanceRequest, 'notBefore' | 'notAfter'>): Promise<Buffer> {
+  const name = subjectName(req.subject);
+  const { keys, signingAlgorithm } = await webCryptoPair(key);
+  const csr = await x509.Pkcs10CertificateRequestGenerator.create({
+    name, keys, signingAlgorithm, extensions: await policyExtensions(req, keys.publicKey),
+  });
+  return Buffer.from(csr.rawData);
 }
 
 export interface CertificateFacts {
