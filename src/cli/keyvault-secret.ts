@@ -1,7 +1,8 @@
 import fs from 'node:fs';
 import { Option, type Command } from 'commander';
-import { action, boolOption, group, parseDate, parsePositiveInt, parseTags, type ActionEnv } from './command.js';
-import { CliError, usageError } from './errors.js';
+import { action, boolOption, group, parseDate, parseTags, type ActionEnv } from './command.js';
+import { CliError } from './errors.js';
+import { deletedFields, objectTarget, readFile, vaultTarget, withMaxResults, withObjectTarget, withVault, type TargetOptions, type WireDeleted } from './keyvault-objects.js';
 import { listAll } from './http.js';
 import { isoTime, subresourceName } from './output.js';
 
@@ -9,9 +10,9 @@ import { isoTime, subresourceName } from './output.js';
 interface WireAttributes {
   enabled?: boolean; nbf?: number; exp?: number; created?: number; updated?: number; recoveryLevel?: string; recoverableDays?: number;
 }
-interface WireSecret {
+interface WireSecret extends WireDeleted {
   id?: string; value?: string; contentType?: string; attributes?: WireAttributes; tags?: Record<string, string>;
-  kid?: string; managed?: boolean; recoveryId?: string; deletedDate?: number; scheduledPurgeDate?: number;
+  kid?: string; managed?: boolean;
 }
 
 /**
@@ -38,49 +39,12 @@ function secretItem(s: WireSecret) {
   };
 }
 const secretBundle = (s: WireSecret) => ({ ...secretItem(s), kid: s.kid ?? null, value: s.value ?? null });
-const deletedFields = (s: WireSecret) => ({
-  deletedDate: isoTime(s.deletedDate), recoveryId: s.recoveryId ?? null, scheduledPurgeDate: isoTime(s.scheduledPurgeDate),
-});
 const deletedSecretItem = (s: WireSecret) => ({ ...secretItem(s), ...deletedFields(s) });
 const deletedSecretBundle = (s: WireSecret) => ({ ...secretBundle(s), ...deletedFields(s) });
 
-interface TargetOptions { vaultName?: string; name?: string; id?: string; version?: string }
-
-/** `--id https://{vault}/{collection}/{name}[/{version}]` or `--vault-name V --name N [--version X]`. */
-function secretTarget(opts: TargetOptions, env: ActionEnv, collection: 'secrets' | 'deletedsecrets' = 'secrets') {
-  const context = env.context();
-  if (opts.id) {
-    if (opts.vaultName || opts.name) throw usageError('--id ID | --vault-name VAULT --name NAME');
-    let url: URL;
-    try {
-      url = new URL(opts.id);
-    } catch {
-      throw usageError(`--id must be a ${collection} identifier URL`);
-    }
-    const [kind, name, version] = url.pathname.split('/').filter(Boolean);
-    if (kind !== collection || !name) throw usageError(`--id must look like https://{vault}/${collection}/{name}${collection === 'secrets' ? '[/{version}]' : ''}`);
-    return { vault: context.vault(url.origin), name: encodeURIComponent(name), version: opts.version ?? version };
-  }
-  if (!opts.vaultName || !opts.name) throw usageError('--id ID | --vault-name VAULT --name NAME');
-  return { vault: context.vault(context.vaultUrl(opts.vaultName)), name: encodeURIComponent(opts.name), version: opts.version };
-}
-
-/** `--id https://{vault}` (a vault URL) or `--vault-name V`, for commands on the whole vault. */
-function vaultTarget(opts: { vaultName?: string; id?: string }, env: ActionEnv) {
-  const context = env.context();
-  if (opts.id) return context.vault(new URL(opts.id).origin);
-  if (!opts.vaultName) throw usageError('--id VAULT_URL | --vault-name VAULT');
-  return context.vault(context.vaultUrl(opts.vaultName));
-}
-
-const withTarget = (cmd: Command, idHelp: string | undefined, opts: { version?: boolean } = {}) => {
-  cmd.option('--vault-name <name>', 'name of the vault').option('-n, --name <name>', 'name of the secret');
-  if (idHelp) cmd.option('--id <id>', idHelp);
-  if (opts.version) cmd.option('-v, --version <version>', 'the secret version (default: the latest)');
-  return cmd;
-};
-const withVault = (cmd: Command) => cmd.option('--vault-name <name>', 'name of the vault').option('--id <url>', 'the vault URL');
-const withMaxResults = (cmd: Command) => cmd.option('--maxresults <n>', 'maximum number of items to return', (v) => parsePositiveInt(v, '--maxresults'));
+const secretTarget = (opts: TargetOptions, env: ActionEnv, collection: 'secrets' | 'deletedsecrets' = 'secrets') =>
+  objectTarget(opts, env, collection);
+const withTarget = (cmd: Command, idHelp: string | undefined, opts: { version?: boolean } = {}) => withObjectTarget(cmd, 'secret', idHelp, opts);
 const withAttributes = (cmd: Command) => cmd
   .option('--content-type <type>', 'type of the secret value, such as a password')
   .option('--expires <datetime>', 'expiration UTC datetime (ISO 8601, e.g. 2030-01-01T00:00:00Z)')
@@ -124,14 +88,6 @@ function secretFileBytes(value: string, encoding: FileEncoding): Buffer {
     case 'utf-16le': return Buffer.from(value, 'utf16le');
     case 'utf-16be': return Buffer.from(value, 'utf16le').swap16();
     case 'utf-8': return Buffer.from(value, 'utf8');
-  }
-}
-
-function readFile(file: string): Buffer {
-  try {
-    return fs.readFileSync(file);
-  } catch (err) {
-    throw new CliError(`Cannot read '${file}': ${(err as NodeJS.ErrnoException).code ?? 'error'}`);
   }
 }
 

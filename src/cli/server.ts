@@ -2,6 +2,8 @@ import { InvalidArgumentError, type Command } from 'commander';
 import { startCoffer, DEFAULTS } from '../server.js';
 import { parseDuration } from '../clock.js';
 import { parseThrottleProfile } from '../gates/throttle/budgets.js';
+import { usageError } from './errors.js';
+import type { Pkcs11Options } from '../objects/keys/hsm.js';
 
 export function registerServerCommands(program: Command) {
   const server = program.command('server').description('Run Coffer');
@@ -20,6 +22,10 @@ export function registerServerCommands(program: Command) {
     .option('--log-level <level>', 'fatal | error | warn | info | debug | silent', 'info')
     .option('--scheduler-interval <duration>', 'background-job tick, e.g. 5s; a dead node\'s jobs move to another node after 3 ticks', parseDuration)
     .option('--metrics-port <port>', 'also serve /metrics without authentication, over plain HTTP on 127.0.0.1 only', (v) => Number(v))
+    .option('--pkcs11-module <path>', 'PKCS#11 module (.so) holding HSM keys (RSA-HSM/EC-HSM in premium vaults)')
+    .option('--pkcs11-slot <n>', 'the token by slot index among the slots with a token', (v) => nonNegativeInt(v, '--pkcs11-slot'))
+    .option('--pkcs11-token <label>', 'the token by label (instead of --pkcs11-slot)')
+    .option('--pkcs11-pin-env <var>', 'environment variable holding the token\'s user PIN', 'COFFER_PKCS11_PIN')
     .option('--throttle <profile>', 'data-plane throttling: azure (Azure\'s budgets), off, or a multiplier of them (e.g. 0.01)', throttleOption, 'azure')
     .action(async (opts) => {
       const started = performance.now();
@@ -29,6 +35,7 @@ export function registerServerCommands(program: Command) {
         nodeId: opts.nodeId, publicPort: opts.publicPort, logLevel: opts.logLevel, schedulerIntervalMs: opts.schedulerInterval,
         throttle: opts.throttle,
         metricsPort: opts.metricsPort,
+        pkcs11: pkcs11Options(opts),
       });
       const lines = [
         `Coffer is ready in ${Math.round(performance.now() - started)} ms on https://${opts.host}:${coffer.port} (${coffer.storage.describe})`,
@@ -57,4 +64,22 @@ function throttleOption(value: string) {
   } catch (err) {
     throw new InvalidArgumentError((err as Error).message);
   }
+}
+
+function nonNegativeInt(value: string, flag: string) {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError(`${flag} must be a slot index (0, 1, …)`);
+  return n;
+}
+
+/** The PKCS#11 token, when a module is configured; the PIN comes from the environment, never the command line. */
+function pkcs11Options(opts: { pkcs11Module?: string; pkcs11Slot?: number; pkcs11Token?: string; pkcs11PinEnv: string }): Pkcs11Options | undefined {
+  if (opts.pkcs11Module === undefined) {
+    if (opts.pkcs11Slot !== undefined || opts.pkcs11Token !== undefined) throw usageError('--pkcs11-slot/--pkcs11-token need --pkcs11-module');
+    return undefined;
+  }
+  if (opts.pkcs11Slot !== undefined && opts.pkcs11Token !== undefined) throw usageError('use --pkcs11-slot N or --pkcs11-token LABEL, not both');
+  const pin = process.env[opts.pkcs11PinEnv];
+  if (!pin) throw usageError(`--pkcs11-module needs the token's PIN in the environment variable ${opts.pkcs11PinEnv} (--pkcs11-pin-env)`);
+  return { module: opts.pkcs11Module, slot: opts.pkcs11Token === undefined ? opts.pkcs11Slot ?? 0 : undefined, tokenLabel: opts.pkcs11Token, pin };
 }

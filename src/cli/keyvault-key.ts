@@ -1,0 +1,409 @@
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import { Option, type Command } from 'commander';
+import { action, boolOption, group, parseDate, parsePositiveInt, parseTags, type ActionEnv } from './command.js';
+import { CliError, usageError } from './errors.js';
+import { listAll } from './http.js';
+import {
+  deletedFields, objectTarget, readFile, vaultTarget, withMaxResults, withObjectTarget, withVault, type TargetOptions, type WireDeleted,
+} from './keyvault-objects.js';
+import { isoTime, subresourceName } from './output.js';
+
+/** The wire shapes of the keys data plane (the parts the CLI reads). */
+interface WireKeyAttributes {
+  enabled?: boolean; nbf?: number; exp?: number; created?: number; updated?: number; recoveryLevel?: string;
+  recoverableDays?: number; exportable?: boolean;
+}
+interface WireJwk {
+  kid?: string; kty?: string; key_ops?: string[]; n?: string; e?: string; crv?: string; x?: string; y?: string;
+}
+interface WireKey extends WireDeleted {
+  key?: WireJwk; kid?: string; attributes?: WireKeyAttributes; tags?: Record<string, string>; managed?: boolean;
+}
+interface WireRotationPolicy {
+  id?: string;
+  lifetimeActions?: { trigger?: { timeAfterCreate?: string; timeBeforeExpiry?: string }; action?: { type?: string } }[];
+  attributes?: { expiryTime?: string; created?: number; updated?: number };
+}
+
+const KEY_TYPES = ['RSA', 'RSA-HSM', 'EC', 'EC-HSM'] as const;
+const CURVES = ['P-256', 'P-256K', 'P-384', 'P-521'] as const;
+const KEY_OPS = ['encrypt', 'decrypt', 'sign', 'verify', 'wrapKey', 'unwrapKey', 'import', 'export'] as const;
+const ENCRYPTION_ALGORITHMS = ['RSA-OAEP', 'RSA-OAEP-256', 'RSA1_5'] as const;
+const SIGNATURE_ALGORITHMS = ['PS256', 'PS384', 'PS512', 'RS256', 'RS384', 'RS512', 'ES256', 'ES256K', 'ES384', 'ES512'] as const;
+
+/**
+ * az 2.45 prints keys as the SDK models it converts to camelCase dicts: every field present (null when absent),
+ * times as ISO strings. JWK byte fields stay the wire's base64url strings; a key never carries private components.
+ */
+function keyAttributes(a: WireKeyAttributes = {}) {
+  return {
+    created: isoTime(a.created),
+    enabled: a.enabled ?? null,
+    expires: isoTime(a.exp),
+    exportable: a.exportable ?? null,
+    notBefore: isoTime(a.nbf),
+    recoverableDays: a.recoverableDays ?? null,
+    recoveryLevel: a.recoveryLevel ?? null,
+    updated: isoTime(a.updated),
+  };
+}
+const keyItem = (k: WireKey) => ({
+  attributes: keyAttributes(k.attributes), kid: k.kid ?? null, managed: k.managed ?? null, name: subresourceName(k.kid), tags: k.tags ?? null,
+});
+function keyBundle(k: WireKey) {
+  const jwk = k.key ?? {};
+  return {
+    attributes: keyAttributes(k.attributes),
+    key: {
+      crv: jwk.crv ?? null, e: jwk.e ?? null, keyOps: jwk.key_ops ?? null, kid: jwk.kid ?? null, kty: jwk.kty ?? null,
+      n: jwk.n ?? null, x: jwk.x ?? null, y: jwk.y ?? null,
+    },
+    managed: k.managed ?? null,
+    releasePolicy: null,
+    tags: k.tags ?? null,
+  };
+}
+const deletedKeyItem = (k: WireKey) => ({ ...keyItem(k), ...deletedFields(k) });
+const deletedKeyBundle = (k: WireKey) => ({ ...keyBundle(k), ...deletedFields(k) });
+
+/** az's KeyRotationPolicy dict: actions flattened, the policy's times as ISO strings. */
+const rotationPolicyOutput = (p: WireRotationPolicy) => ({
+  createdOn: isoTime(p.attributes?.created),
+  expiresIn: p.attributes?.expiryTime ?? null,
+  id: p.id ?? null,
+  lifetimeActions: (p.lifetimeActions ?? []).map((a) => ({
+    action: a.action?.type ?? null, timeAfterCreate: a.trigger?.timeAfterCreate ?? null, timeBeforeExpiry: a.trigger?.timeBeforeExpiry ?? null,
+  })),
+  updatedOn: isoTime(p.attributes?.updated),
+});
+
+const keyTarget = (opts: TargetOptions, env: ActionEnv, collection: 'keys' | 'deletedkeys' = 'keys') => objectTarget(opts, env, collection);
+const withTarget = (cmd: Command, idHelp: string | undefined, opts: { version?: boolean } = {}) => withObjectTarget(cmd, 'key', idHelp, opts);
+const KEY_ID_HELP = 'the key identifier: https://{vault}/keys/{name}[/{version}]';
+
+interface AttributeOptions { expires?: string; notBefore?: string; tags?: string[]; ops?: string[]; exportable?: boolean }
+
+const withAttributes = (cmd: Command) => cmd
+  .option('--expires <datetime>', 'expiration UTC datetime (ISO 8601, e.g. 2030-01-01T00:00:00Z)')
+  .option('--not-before <datetime>', 'key not usable before the provided UTC datetime (ISO 8601)')
+  .addOption(new Option('--ops <ops...>', 'space-separated permitted JSON web key operations').choices(KEY_OPS))
+  .option('--tags [tags...]', 'space-separated tags: key[=value] [key[=value] ...]; "" clears');
+
+function attributeBody(opts: AttributeOptions, enabled: boolean | undefined) {
+  const attributes = {
+    enabled,
+    exp: opts.expires !== undefined ? parseDate(opts.expires, '--expires') : undefined,
+    nbf: opts.notBefore !== undefined ? parseDate(opts.notBefore, '--not-before') : undefined,
+    exportable: opts.exportable,
+  };
+  return { key_ops: opts.ops, tags: parseTags(opts.tags), attributes };
+}
+
+/** `--protection hsm` turns RSA/EC into RSA-HSM/EC-HSM, as az does. */
+function keyType(kty: string, protection: string | undefined) {
+  const base = kty.replace(/-HSM$/, '');
+  return protection === 'hsm' || kty.endsWith('-HSM') ? `${base}-HSM` : base;
+}
+
+/** Key Vault names the secp256k1 curve P-256K; node:crypto's JWK calls it secp256k1. */
+const toNodeCurve = (crv: string) => (crv === 'P-256K' ? 'secp256k1' : crv);
+const fromNodeCurve = (crv: string) => (crv === 'secp256k1' ? 'P-256K' : crv);
+
+/** A PEM private key as the JWK Key Vault imports (private components included: they leave only over TLS). */
+function pemToJwk(pem: Buffer | string, source: string, password: string | undefined) {
+  let key: crypto.KeyObject;
+  try {
+    key = crypto.createPrivateKey({ key: pem, format: 'pem', passphrase: password });
+  } catch {
+    throw new CliError(`Cannot read a PEM private key from ${source} (wrong --pem-password, or not a PEM private key)`);
+  }
+  const jwk = key.export({ format: 'jwk' });
+  if (jwk.kty !== 'RSA' && jwk.kty !== 'EC') throw new CliError(`Unsupported key type in ${source}: only RSA and EC keys can be imported`);
+  return { ...jwk, ...(jwk.crv ? { crv: fromNodeCurve(jwk.crv) } : {}) };
+}
+
+/** The public key of a Key Vault JWK as node:crypto sees it. */
+function publicKeyOf(jwk: WireJwk): crypto.KeyObject {
+  const kty = (jwk.kty ?? '').replace(/-HSM$/, '');
+  if (kty === 'RSA') return crypto.createPublicKey({ key: { kty, n: jwk.n!, e: jwk.e! }, format: 'jwk' });
+  if (kty === 'EC') return crypto.createPublicKey({ key: { kty, crv: toNodeCurve(jwk.crv!), x: jwk.x!, y: jwk.y! }, format: 'jwk' });
+  throw new CliError(`Cannot download a key of type '${jwk.kty}'`);
+}
+
+/** az's `--data-type`: the value is base64 bytes, or text taken as its UTF-8 bytes. */
+const DATA_TYPES = ['base64', 'plaintext'] as const;
+type DataType = (typeof DATA_TYPES)[number];
+
+function base64Bytes(value: string, flag: string): Buffer {
+  if (!/^[A-Za-z0-9+/_-]*={0,2}$/.test(value)) throw new CliError(`argument ${flag}: the value is not base64`, 2);
+  return Buffer.from(value, 'base64');
+}
+
+/** `coffer keyvault key …`, flag for flag like `az keyvault key …` (az 2.45). */
+export function registerKeyVaultKeyCommands(program: Command) {
+  const key = group(group(program, 'keyvault', 'Manage vaults and their secrets'), 'key', 'Manage keys');
+
+  withAttributes(withTarget(key.command('create'), undefined))
+    .description('Create a key, or a new version of it')
+    .addOption(new Option('--kty <kty>', 'the type of key to create').choices(KEY_TYPES).default('RSA'))
+    .option('--size <bits>', 'RSA key size in bits: 2048, 3072 or 4096', (v) => parsePositiveInt(v, '--size'))
+    .addOption(new Option('--curve <curve>', 'elliptic curve name').choices(CURVES))
+    .addOption(new Option('--protection <protection>', 'where the key is protected').choices(['software', 'hsm']))
+    .addOption(boolOption('--exportable [bool]', 'whether the private key can be exported (needs a release policy)'))
+    .addOption(boolOption('--disabled [bool]', 'create the key disabled'))
+    .action(action(async (opts: TargetOptions & AttributeOptions & {
+      kty: string; size?: number; curve?: string; protection?: string; disabled?: boolean;
+    }, env) => {
+      const { vault, name } = keyTarget(opts, env);
+      const kty = keyType(opts.kty, opts.protection);
+      const body = { kty, key_size: opts.size, crv: opts.curve, ...attributeBody(opts, !opts.disabled) };
+      return keyBundle(await vault<WireKey>('POST', `/keys/${name}/create`, { body }));
+    }));
+
+  withAttributes(withTarget(key.command('import'), undefined))
+    .description('Import a private key (PEM) into the vault')
+    .option('--pem-file <path>', 'PEM file containing the private key to import')
+    .option('--pem-password <password>', 'password of the PEM file, if it is encrypted')
+    .option('--pem-string <pem>', 'the PEM private key itself')
+    .addOption(new Option('--protection <protection>', 'where the key is protected').choices(['software', 'hsm']))
+    .addOption(boolOption('--exportable [bool]', 'whether the private key can be exported (needs a release policy)'))
+    .addOption(boolOption('--disabled [bool]', 'import the key disabled'))
+    .action(action(async (opts: TargetOptions & AttributeOptions & {
+      pemFile?: string; pemPassword?: string; pemString?: string; protection?: string; disabled?: boolean;
+    }, env) => {
+      if ((opts.pemFile !== undefined) === (opts.pemString !== undefined)) throw usageError('--pem-file PATH | --pem-string PEM');
+      const jwk = opts.pemFile !== undefined
+        ? pemToJwk(readFile(opts.pemFile), `'${opts.pemFile}'`, opts.pemPassword)
+        : pemToJwk(opts.pemString!, '--pem-string', opts.pemPassword);
+      const { vault, name } = keyTarget(opts, env);
+      const { key_ops, ...rest } = attributeBody(opts, !opts.disabled);
+      const body = { key: { ...jwk, kty: keyType(jwk.kty!, opts.protection), key_ops }, hsm: opts.protection === 'hsm' || undefined, ...rest };
+      return keyBundle(await vault<WireKey>('PUT', `/keys/${name}`, { body }));
+    }));
+
+  withTarget(key.command('show'), KEY_ID_HELP, { version: true })
+    .description('Get a key\'s public part and attributes (its current version unless --version)')
+    .action(action(async (opts: TargetOptions, env) => {
+      const { vault, name, version } = keyTarget(opts, env);
+      return keyBundle(await vault<WireKey>('GET', `/keys/${name}/${version ?? ''}`));
+    }));
+
+  withTarget(key.command('download'), KEY_ID_HELP, { version: true })
+    .description('Write a key\'s public key to a new file')
+    .requiredOption('-f, --file <path>', 'the file to create')
+    .addOption(new Option('-e, --encoding <encoding>', 'the file\'s encoding').choices(['PEM', 'DER']).default('PEM'))
+    .action(action(async (opts: TargetOptions & { file: string; encoding: 'PEM' | 'DER' }, env) => {
+      if (fs.existsSync(opts.file)) throw new CliError(`File or directory named '${opts.file}' already exists.`);
+      const { vault, name, version } = keyTarget(opts, env);
+      const bundle = await vault<WireKey>('GET', `/keys/${name}/${version ?? ''}`);
+      const publicKey = publicKeyOf(bundle.key ?? {});
+      const bytes = opts.encoding === 'PEM' ? publicKey.export({ type: 'spki', format: 'pem' }) : publicKey.export({ type: 'spki', format: 'der' });
+      fs.writeFileSync(opts.file, bytes, { flag: 'wx' });
+      return undefined;
+    }));
+
+  withMaxResults(withVault(key.command('list')))
+    .description('List keys')
+    .option('--include-managed', 'include keys managed by certificates')
+    .action(action(async (opts: { vaultName?: string; id?: string; maxresults?: number; includeManaged?: boolean }, env) => {
+      const items = (await listAll<WireKey>(vaultTarget(opts, env), '/keys', opts.maxresults)).map(keyItem);
+      return opts.includeManaged ? items : items.filter((k) => !k.managed);
+    }));
+
+  withMaxResults(withTarget(key.command('list-versions'), 'the key identifier: https://{vault}/keys/{name}'))
+    .description('List the versions of a key')
+    .action(action(async (opts: TargetOptions & { maxresults?: number }, env) => {
+      const { vault, name } = keyTarget(opts, env);
+      return (await listAll<WireKey>(vault, `/keys/${name}/versions`, opts.maxresults)).map(keyItem);
+    }));
+
+  withAttributes(withTarget(key.command('set-attributes'), KEY_ID_HELP, { version: true }))
+    .description('Update a key\'s attributes, permitted operations or tags')
+    .addOption(boolOption('--enabled [bool]', 'enable or disable the key'))
+    .action(action(async (opts: TargetOptions & AttributeOptions & { enabled?: boolean }, env) => {
+      const { vault, name, version } = keyTarget(opts, env);
+      return keyBundle(await vault<WireKey>('PATCH', `/keys/${name}/${version ?? ''}`, { body: attributeBody(opts, opts.enabled) }));
+    }));
+
+  withTarget(key.command('delete'), 'the key identifier: https://{vault}/keys/{name}')
+    .description('Delete a key (soft delete: recoverable until purged or its retention ends)')
+    .action(action(async (opts: TargetOptions, env) => {
+      const { vault, name } = keyTarget(opts, env);
+      return deletedKeyBundle(await vault<WireKey>('DELETE', `/keys/${name}`));
+    }));
+
+  withMaxResults(withVault(key.command('list-deleted')))
+    .description('List soft-deleted keys')
+    .action(action(async (opts: { vaultName?: string; id?: string; maxresults?: number }, env) =>
+      (await listAll<WireKey>(vaultTarget(opts, env), '/deletedkeys', opts.maxresults)).map(deletedKeyItem)));
+
+  const deletedCommand = (command: string, description: string) =>
+    withTarget(key.command(command), 'the recovery id: https://{vault}/deletedkeys/{name}').description(description);
+
+  deletedCommand('show-deleted', 'Get a soft-deleted key')
+    .action(action(async (opts: TargetOptions, env) => {
+      const { vault, name } = keyTarget(opts, env, 'deletedkeys');
+      return deletedKeyBundle(await vault<WireKey>('GET', `/deletedkeys/${name}`));
+    }));
+
+  deletedCommand('recover', 'Recover a soft-deleted key')
+    .action(action(async (opts: TargetOptions, env) => {
+      const { vault, name } = keyTarget(opts, env, 'deletedkeys');
+      return keyBundle(await vault<WireKey>('POST', `/deletedkeys/${name}/recover`));
+    }));
+
+  deletedCommand('purge', 'Permanently delete a soft-deleted key')
+    .action(action(async (opts: TargetOptions, env) => {
+      const { vault, name } = keyTarget(opts, env, 'deletedkeys');
+      await vault('DELETE', `/deletedkeys/${name}`);
+      return undefined;
+    }));
+
+  withTarget(key.command('backup'), 'the key identifier: https://{vault}/keys/{name}')
+    .description('Back up every version of a key to a file (an opaque, encrypted blob)')
+    .requiredOption('-f, --file <path>', 'the file to write the backup to')
+    .action(action(async (opts: TargetOptions & { file: string }, env) => {
+      const { vault, name } = keyTarget(opts, env);
+      const { value } = await vault<{ value: string }>('POST', `/keys/${name}/backup`);
+      fs.writeFileSync(opts.file, Buffer.from(value, 'base64url'), { mode: 0o600 });
+      return undefined;
+    }));
+
+  withVault(key.command('restore'))
+    .description('Restore a key from a backup file')
+    .requiredOption('-f, --file <path>', 'the backup file')
+    .action(action(async (opts: { vaultName?: string; id?: string; file: string }, env) => {
+      const value = readFile(opts.file).toString('base64url');
+      return keyBundle(await vaultTarget(opts, env)<WireKey>('POST', '/keys/restore', { body: { value } }));
+    }));
+
+  withTarget(key.command('rotate'), 'the key identifier: https://{vault}/keys/{name}')
+    .description('Rotate a key: create a new version of it with the same parameters')
+    .action(action(async (opts: TargetOptions, env) => {
+      const { vault, name } = keyTarget(opts, env);
+      return keyBundle(await vault<WireKey>('POST', `/keys/${name}/rotate`));
+    }));
+
+  withVault(key.command('random'))
+    .description('Get random bytes from the vault')
+    .requiredOption('--count <n>', 'the number of bytes (1 to 128)', (v) => parsePositiveInt(v, '--count'))
+    .action(action(async (opts: { vaultName?: string; id?: string; count: number }, env) => {
+      const { value } = await vaultTarget(opts, env)<{ value: string }>('POST', '/rng', { body: { count: opts.count } });
+      return { value: Buffer.from(value, 'base64url').toString('base64') };
+    }));
+
+  registerRotationPolicyCommands(key);
+  registerOperationCommands(key);
+  return key;
+}
+
+/** `--value @file` or inline JSON, as az's policy arguments. */
+function jsonValue(value: string, flag: string): unknown {
+  const text = value.startsWith('@') ? readFile(value.slice(1)).toString('utf8') : value;
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new CliError(`argument ${flag}: not valid JSON`, 2);
+  }
+}
+
+/**
+ * az accepts the policy in the REST shape or in the SDK's (snake or camel case, flattened actions); Coffer takes
+ * the REST shape, so the SDK forms are converted.
+ */
+function rotationPolicyBody(input: unknown) {
+  if (!input || typeof input !== 'object') throw new CliError('argument --value: the rotation policy must be a JSON object', 2);
+  const p = input as Record<string, any>;
+  const actions = (p.lifetimeActions ?? p.lifetime_actions ?? []) as Record<string, any>[];
+  if (!Array.isArray(actions)) throw new CliError('argument --value: lifetimeActions must be an array', 2);
+  const expiryTime = p.attributes?.expiryTime ?? p.attributes?.expiry_time ?? p.expiresIn ?? p.expires_in;
+  return {
+    lifetimeActions: actions.map((a) => ({
+      trigger: a.trigger ?? {
+        timeAfterCreate: a.timeAfterCreate ?? a.time_after_create ?? undefined,
+        timeBeforeExpiry: a.timeBeforeExpiry ?? a.time_before_expiry ?? undefined,
+      },
+      action: typeof a.action === 'string' ? { type: a.action } : a.action,
+    })),
+    attributes: expiryTime !== undefined ? { expiryTime } : undefined,
+  };
+}
+
+function registerRotationPolicyCommands(key: Command) {
+  const policy = group(key, 'rotation-policy', 'Manage a key\'s rotation policy');
+
+  withTarget(policy.command('show'), 'the key identifier: https://{vault}/keys/{name}')
+    .description('Get a key\'s rotation policy')
+    .action(action(async (opts: TargetOptions, env) => {
+      const { vault, name } = keyTarget(opts, env);
+      return rotationPolicyOutput(await vault<WireRotationPolicy>('GET', `/keys/${name}/rotationpolicy`));
+    }));
+
+  withTarget(policy.command('update'), 'the key identifier: https://{vault}/keys/{name}')
+    .description('Set a key\'s rotation policy')
+    .requiredOption('--value <policy>', 'the rotation policy: JSON, or @file with it')
+    .action(action(async (opts: TargetOptions & { value: string }, env) => {
+      const body = rotationPolicyBody(jsonValue(opts.value, '--value'));
+      const { vault, name } = keyTarget(opts, env);
+      return rotationPolicyOutput(await vault<WireRotationPolicy>('PUT', `/keys/${name}/rotationpolicy`, { body }));
+    }));
+}
+
+/** The data-plane operations az exposes: encrypt/decrypt (base64 or plaintext values) and sign/verify of digests. */
+function registerOperationCommands(key: Command) {
+  const operation = (command: string, description: string, algorithms: readonly string[]) =>
+    withTarget(key.command(command), KEY_ID_HELP, { version: true })
+      .description(description)
+      .addOption(new Option('-a, --algorithm <algorithm>', 'the algorithm').choices(algorithms).makeOptionMandatory());
+  const keyPath = (name: string, version: string | undefined, op: string) => `/keys/${name}/${version ? `${version}/` : ''}${op}`;
+
+  operation('encrypt', 'Encrypt a value with a key', ENCRYPTION_ALGORITHMS)
+    .requiredOption('--value <value>', 'the value to encrypt')
+    .addOption(new Option('--data-type <type>', 'how to read --value').choices(DATA_TYPES).default('base64'))
+    .action(action(async (opts: TargetOptions & { algorithm: string; value: string; dataType: DataType }, env) => {
+      const bytes = opts.dataType === 'plaintext' ? Buffer.from(opts.value, 'utf8') : base64Bytes(opts.value, '--value');
+      const { vault, name, version } = keyTarget(opts, env);
+      const result = await vault<{ kid: string; value: string }>('POST', keyPath(name, version, 'encrypt'), {
+        body: { alg: opts.algorithm, value: bytes.toString('base64url') },
+      });
+      return { algorithm: opts.algorithm, kid: result.kid, result: Buffer.from(result.value, 'base64url').toString('base64') };
+    }));
+
+  operation('decrypt', 'Decrypt a value with a key', ENCRYPTION_ALGORITHMS)
+    .requiredOption('--value <value>', 'the ciphertext (base64)')
+    .addOption(new Option('--data-type <type>', 'how to print the plaintext').choices(DATA_TYPES).default('base64'))
+    .action(action(async (opts: TargetOptions & { algorithm: string; value: string; dataType: DataType }, env) => {
+      const bytes = base64Bytes(opts.value, '--value');
+      const { vault, name, version } = keyTarget(opts, env);
+      const result = await vault<{ kid: string; value: string }>('POST', keyPath(name, version, 'decrypt'), {
+        body: { alg: opts.algorithm, value: bytes.toString('base64url') },
+      });
+      const plaintext = Buffer.from(result.value, 'base64url');
+      return { algorithm: opts.algorithm, kid: result.kid, result: opts.dataType === 'plaintext' ? plaintext.toString('utf8') : plaintext.toString('base64') };
+    }));
+
+  operation('sign', 'Sign a digest with a key', SIGNATURE_ALGORITHMS)
+    .requiredOption('--digest <digest>', 'the digest to sign (base64)')
+    .action(action(async (opts: TargetOptions & { algorithm: string; digest: string }, env) => {
+      const digest = base64Bytes(opts.digest, '--digest');
+      const { vault, name, version } = keyTarget(opts, env);
+      const result = await vault<{ kid: string; value: string }>('POST', keyPath(name, version, 'sign'), {
+        body: { alg: opts.algorithm, value: digest.toString('base64url') },
+      });
+      return { algorithm: opts.algorithm, kid: result.kid, signature: Buffer.from(result.value, 'base64url').toString('base64') };
+    }));
+
+  operation('verify', 'Verify a signature of a digest with a key', SIGNATURE_ALGORITHMS)
+    .requiredOption('--digest <digest>', 'the digest that was signed (base64)')
+    .requiredOption('--signature <signature>', 'the signature (base64)')
+    .action(action(async (opts: TargetOptions & { algorithm: string; digest: string; signature: string }, env) => {
+      const digest = base64Bytes(opts.digest, '--digest');
+      const signature = base64Bytes(opts.signature, '--signature');
+      const { vault, name, version } = keyTarget(opts, env);
+      const result = await vault<{ value: boolean }>('POST', keyPath(name, version, 'verify'), {
+        body: { alg: opts.algorithm, digest: digest.toString('base64url'), value: signature.toString('base64url') },
+      });
+      return { algorithm: opts.algorithm, isValid: result.value, kid: opts.id ?? null };
+    }));
+}
