@@ -10,6 +10,13 @@ import { ipRuleSet, normaliseAddress } from './ip-rules.js';
  */
 export type TrustedServiceCheck = (caller: Caller) => boolean | Promise<boolean>;
 
+/**
+ * The address prefixes (CIDR) of the subnets a vault's `virtualNetworkRules` name, by subnet resource id.
+ * SEAM: Coffer stores no virtual networks yet; when `coffer network vnet` lands, pass a reader of its subnets here and
+ * a virtual-network rule admits exactly the clients whose source address is in that subnet.
+ */
+export type SubnetPrefixes = (subnetIds: string[]) => Promise<string[]>;
+
 /** How Key Vault names the caller and the vault in firewall denials. */
 const describe = (ctx: RequestContext) => {
   const c = ctx.caller!.claims;
@@ -25,7 +32,7 @@ const describe = (ctx: RequestContext) => {
  * which a client could forge. The control plane is not firewalled, as in Azure. Vault settings are read afresh on every
  * request (by the vault step), so a rule change takes effect on every node at once.
  */
-export function createNetworkGate(deps: { isTrustedService?: TrustedServiceCheck } = {}): Gate {
+export function createNetworkGate(deps: { isTrustedService?: TrustedServiceCheck; subnetPrefixes?: SubnetPrefixes } = {}): Gate {
   const isTrustedService: TrustedServiceCheck = deps.isTrustedService ?? (() => false);
   return {
     name: 'network',
@@ -42,6 +49,11 @@ export function createNetworkGate(deps: { isTrustedService?: TrustedServiceCheck
       }
       if (!acls || (acls.defaultAction ?? 'Allow') === 'Allow') return;
       if (ipRuleSet(acls.ipRules ?? []).admits(address) || trusted) return;
+      const subnetIds = (acls.virtualNetworkRules ?? []).map((rule) => rule.id);
+      if (subnetIds.length && deps.subnetPrefixes) {
+        const prefixes = await deps.subnetPrefixes(subnetIds);
+        if (ipRuleSet(prefixes.map((value) => ({ value }))).admits(address)) return;
+      }
       const { caller, vault } = describe(ctx);
       throw forbidden(['Client address is not authorized and caller is not a trusted service.', `Client address: ${address}`, caller, vault].join('\r\n'), 'ForbiddenByFirewall');
     },
