@@ -55,7 +55,6 @@ export function registerGroupCommands(program: Command) {
     .option('-g, --resource-group <name>', 'same as --name')
     .requiredOption('-l, --location <location>', 'location')
     .option('--tags [tags...]', 'space-separated tags: key[=value] [key[=value] ...]')
-    .option('--managed-by <id>', 'the id of the resource that manages this group (accepted, not stored)')
     .action(action(async (opts: { name?: string; resourceGroup?: string; location: string; tags?: string[] }, env) =>
       groupOutput(await env.context().management<ArmResourceGroup>('PUT', groupPath(env, groupName(opts)), {
         body: { location: opts.location, tags: parseTags(opts.tags) },

@@ -140,16 +140,19 @@ export function registerKeyVaultCommands(program: Command) {
     }, env) => {
       const context = env.context();
       const resourceGroup = opts.resourceGroup ?? DEFAULT_RESOURCE_GROUP;
-      // As az: the vault goes where its group is unless --location says otherwise. A named group must exist;
-      // the default one is created on first use.
-      const groupAt = await groupLocation(env, resourceGroup);
-      if (groupAt === undefined) {
-        if (opts.resourceGroup) throw new CliError(`(ResourceGroupNotFound) Resource group '${resourceGroup}' could not be found.`, 3, 'ResourceGroupNotFound');
-        await context.management('PUT', `${subscriptionPath(env)}/resourcegroups/${resourceGroup}?api-version=${RESOURCE_GROUPS_API_VERSION}`, {
-          body: { location: opts.location ?? DEFAULT_LOCATION },
-        });
+      // As az: without --location the vault goes where its group is (a named group must exist). The default group
+      // is created on first use.
+      let location = opts.location;
+      if (!opts.resourceGroup || !location) {
+        const groupAt = await groupLocation(env, resourceGroup);
+        if (groupAt === undefined) {
+          if (opts.resourceGroup) throw new CliError(`(ResourceGroupNotFound) Resource group '${resourceGroup}' could not be found.`, 3, 'ResourceGroupNotFound');
+          await context.management('PUT', `${subscriptionPath(env)}/resourcegroups/${resourceGroup}?api-version=${RESOURCE_GROUPS_API_VERSION}`, {
+            body: { location: location ?? DEFAULT_LOCATION },
+          });
+        }
+        location ??= groupAt ?? DEFAULT_LOCATION;
       }
-      const location = opts.location ?? groupAt ?? DEFAULT_LOCATION;
       // az 2.45: access policies unless RBAC is asked for, and the creator gets a policy.
       const rbac = opts.enableRbacAuthorization ?? false;
       const accessPolicies = !rbac && opts.selfPerms

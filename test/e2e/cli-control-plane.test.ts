@@ -77,6 +77,7 @@ test('keyvault create (as az), update, delete, list-deleted, show-deleted, recov
   assert.deepEqual(rbac.properties.accessPolicies, []);
   assert.equal(rbac.properties.softDeleteRetentionInDays, 7);
   await fails(['keyvault', 'create', '--name', 'cli-cp-orphan', '-g', 'rg-nowhere'], 3, /ResourceGroupNotFound/);
+  await fails(['keyvault', 'create', '--name', 'cli-cp-orphan', '-g', 'rg-nowhere', '-l', 'eastus'], 3, /ResourceGroupNotFound/);
 
   const guarded = await json(['keyvault', 'create', '--name', 'cli-cp-guarded', '--resource-group', RG, '--location', 'eastus',
     '--enable-rbac-authorization', 'true', '--enable-purge-protection', 'true', '--sku', 'premium']);
