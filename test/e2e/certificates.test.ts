@@ -303,3 +303,21 @@ test('Unknown issuer: the pending operation carries a CSR; merge accepts only th
   assert.equal((await keys.getKey('external')).properties.version, merged.properties.version);
   await expectError(certs.mergeCertificate('external', [signed]), 404, 'PendingCertificateNotFound');
 });
+
+test('backup and restore carry the certificate with its managed key and secret', async () => {
+  const created = await (await certs.beginCreateCertificate('saved', webPolicy, POLL)).pollUntilDone();
+  const secretBefore = (await server.secretClient(VAULT).getSecret('saved')).value;
+  const blob = await certs.backupCertificate('saved');
+  assert.ok(blob && blob.length > 100);
+  await expectError(certs.restoreCertificateBackup(blob!), 409, 'Conflict');
+
+  await (await certs.beginDeleteCertificate('saved', POLL)).pollUntilDone();
+  await certs.purgeDeletedCertificate('saved');
+  const restored = await certs.restoreCertificateBackup(blob!);
+  assert.equal(restored.properties.version, created.properties.version);
+  assert.deepEqual(Buffer.from(restored.cer!), Buffer.from(created.cer!));
+  assert.equal((await server.secretClient(VAULT).getSecret('saved')).value, secretBefore);
+  assert.equal((await keys.getKey('saved')).properties.managed, true);
+
+  await expectError(certs.restoreCertificateBackup(Buffer.from('not a backup')), 400, 'BadParameter');
+});

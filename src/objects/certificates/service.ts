@@ -3,9 +3,9 @@ import type { Vault } from '../../control-plane/vaults.js';
 import type { Endpoints } from '../../endpoints.js';
 import type { Keyring } from '../../crypto/envelope.js';
 import type { Clock } from '../../clock.js';
-import { badParameter, badRequest, conflict, notFound } from '../../http/errors.js';
-import type { ObjectStore, StoredVersion, VersionMeta } from '../store.js';
-import { applyAttributes, checkTags, versionAttributes, type AttributesInput } from '../collection-helpers.js';
+import { badParameter, conflict, notFound } from '../../http/errors.js';
+import { StoreError, type ObjectStore, type StoredVersion, type VersionMeta } from '../store.js';
+import { applyAttributes, checkTags, createBackupCodec, versionAttributes, type AttributesInput, type BackupDocument } from '../collection-helpers.js';
 import { createLifecycleOperations, objectErrors, type LifecycleOperations } from '../lifecycle.js';
 import { curveOf, exportPrivate, generateSoftwareKey, loadPrivate, publicJwk, type CurveName } from '../keys/key-crypto.js';
 import {
@@ -53,6 +53,9 @@ interface PendingIssuance {
   enabled: boolean;
   operation: CertificateOperation;
 }
+
+/** A certificate backup: its versions plus those of its managed key and secret. */
+type CertificateBackup = BackupDocument & { keys: BackupDocument['versions']; secrets: BackupDocument['versions'] };
 
 /** What a certificate version records beside its DER certificate. */
 interface CertificateMeta extends VersionMeta {
@@ -220,6 +223,8 @@ export function createCertificatesService(deps: { store: ObjectStore; endpoints:
     const v = await storeKey(vault, name, newVersionId(), key, policy, { enabled: true, pending });
     return operationOut(vault, v.name, pending.operation);
   }
+
+  const backups = createBackupCodec(keyring, 'certificates');
 
   const lifecycle = createLifecycleOperations({ store, endpoints, keyring }, { collection: 'certificates', errors, checkName, bundle, item });
 
@@ -423,12 +428,30 @@ export function createCertificatesService(deps: { store: ObjectStore; endpoints:
       return bundle(vault, v);
     },
 
-    /** Backups must carry the managed key and secret too; until they do, refuse rather than produce a keyless restore. */
-    async backup(_vault: Vault, _name: string): Promise<{ value: string }> {
-      throw badRequest('Certificate backup is not available in this Coffer version.');
+    /** One blob with every version of the certificate and of its managed key and secret. */
+    async backup(vault: Vault, name: string) {
+      checkName(name);
+      const exported = async (collection: 'certificates' | 'keys' | 'secrets') =>
+        ((await store.exportVersions(vault, collection, name)) ?? []).map((v) => ({ ...v, payload: v.payload.toString('base64') }));
+      const versions = await exported('certificates');
+      if (!versions.length) throw certificateNotFound(name);
+      const doc: CertificateBackup = { name, versions, keys: await exported('keys'), secrets: await exported('secrets') };
+      return { value: backups.seal(doc) };
     },
-    async restore(_vault: Vault, _blob: string): Promise<object> {
-      throw badRequest('Certificate restore is not available in this Coffer version.');
+
+    /** Restores all three collections, after checking that none of them holds the name (live or deleted). */
+    async restore(vault: Vault, blob: string) {
+      const doc = backups.open(blob) as CertificateBackup;
+      if (!Array.isArray(doc.keys) || !Array.isArray(doc.secrets)) throw badParameter('Backup blob contains invalid or corrupt version.');
+      for (const collection of ['certificates', 'keys', 'secrets'] as const) {
+        if (await store.get(vault, collection, doc.name)) throw conflict('Conflict', `Certificate ${doc.name} already exists.`);
+        if (await store.getDeleted(vault, collection, doc.name)) errors.rethrow(new StoreError('DeletedButRecoverable', doc.name), doc.name);
+      }
+      const decode = (versions: BackupDocument['versions']) => versions.map((v) => ({ ...v, payload: Buffer.from(v.payload, 'base64') }));
+      if (doc.keys.length) await store.importVersions(vault, 'keys', doc.name, decode(doc.keys)).catch((e) => errors.rethrow(e, doc.name));
+      if (doc.secrets.length) await store.importVersions(vault, 'secrets', doc.name, decode(doc.secrets)).catch((e) => errors.rethrow(e, doc.name));
+      const restored = await store.importVersions(vault, 'certificates', doc.name, decode(doc.versions)).catch((e) => errors.rethrow(e, doc.name));
+      return bundle(vault, restored);
     },
   };
 }
