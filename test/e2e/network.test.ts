@@ -64,6 +64,13 @@ test('a firewall denial is Azure-shaped: ForbiddenByFirewall, the real client ad
   assert.equal(lines[3], `Vault: ${VAULT};location=local`);
   assert.match(String(res.headers['x-ms-keyvault-network-info']), /addr=127\.0\.0\.9;/);
   assert.ok(!JSON.stringify(res.body).includes(token!.token));
+
+  // The denial is audited with the address that was refused.
+  const records = (await server.coffer.storage.db.selectFrom('audit_events').select('record').execute()).map((r) => JSON.parse(r.record));
+  const denial = records.find((r) => r.callerIpAddress === '127.0.0.9' && String(r.properties?.requestUri).includes('/secrets/s'));
+  assert.ok(denial, 'an audit record for the denial');
+  assert.equal(denial.callerIpAddress, '127.0.0.9');
+  assert.equal(denial.properties.httpStatusCode, 403);
 });
 
 test('a forged forwarding header changes nothing: the socket address decides', async () => {
