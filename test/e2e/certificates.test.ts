@@ -9,6 +9,7 @@ import { RestError } from '@azure/core-rest-pipeline';
 import { CertificateClient, type CertificatePolicy } from '@azure/keyvault-certificates';
 import { KeyClient } from '@azure/keyvault-keys';
 import { startTestServer, type TestServer } from '../support/server.js';
+import { assignRole, createPrincipal, secretClientAs } from '../support/arm.js';
 
 /**
  * Certificates through the official CertificateClient: self-signed issuance (with its poller), the managed key and
@@ -320,4 +321,23 @@ test('backup and restore carry the certificate with its managed key and secret',
   assert.equal((await keys.getKey('saved')).properties.managed, true);
 
   await expectError(certs.restoreCertificateBackup(Buffer.from('not a backup')), 400, 'BadParameter');
+});
+
+test('Azure semantics: secret-read on a certificate vault is key extraction (Key Vault Secrets User gets the private key)', async () => {
+  const rbacVault = 'certrbac';
+  await server.createVault(rbacVault, { enableRbacAuthorization: true });
+  const adminCerts = new CertificateClient(server.vaultUrl(rbacVault), server.adminCredential, { retryOptions: { maxRetries: 0 } });
+  await (await adminCerts.beginCreateCertificate('tls', webPolicy, POLL)).pollUntilDone();
+
+  const reader = await createPrincipal(server, 'cert-secret-reader');
+  const vaultId = `/subscriptions/${server.admin.subscriptionId}/resourceGroups/rg-test/providers/Microsoft.KeyVault/vaults/${rbacVault}`;
+  await assignRole(server, vaultId, '4633458b-17de-408a-b874-0445c86b69e6', reader.objectId); // Key Vault Secrets User
+  // No certificate or key permission at all...
+  await expectError(new CertificateClient(server.vaultUrl(rbacVault), reader.credential, { retryOptions: { maxRetries: 0 } }).getCertificate('tls'), 403);
+  await expectError(new KeyClient(server.vaultUrl(rbacVault), reader.credential, { retryOptions: { maxRetries: 0 } }).getKey('tls'), 403);
+  // ...yet the managed secret hands over the private key.
+  const pfx = (await secretClientAs(server, rbacVault, reader.credential).getSecret('tls')).value!;
+  const file = path.join(work, 'extracted.pfx');
+  fs.writeFileSync(file, Buffer.from(pfx, 'base64'));
+  assert.match(openssl(['pkcs12', '-in', file, '-passin', 'pass:', '-nodes']), /BEGIN PRIVATE KEY/);
 });
