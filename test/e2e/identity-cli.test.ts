@@ -15,7 +15,7 @@ const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'coffer-id-cli-'));
 const VAULT = 'runvault';
 
 // cwd is the repository, so a `coffer run` child can import the installed SDKs.
-const { coffer, ok, json, fails } = cliRunner(repo, () => ({ COFFER_CONFIG_DIR: path.join(scratch, 'no-login'), COFFER_DATA_DIR: server.dataDir }));
+const { run, coffer, ok, json, fails } = cliRunner(repo, () => ({ COFFER_CONFIG_DIR: path.join(scratch, 'no-login'), COFFER_DATA_DIR: server.dataDir }));
 /** What a `coffer run` child needs to trust the test server, as an app on a developer's machine would. */
 const trustTestCa = { NODE_EXTRA_CA_CERTS: process.env.NODE_EXTRA_CA_CERTS };
 
@@ -102,11 +102,11 @@ test('identity create|show|list|delete and `coffer run --identity` with DefaultA
   };
   const envFile = path.join(scratch, 'app.env');
   fs.writeFileSync(envFile, `# references may come from a dotenv file\nBY_NAME="${env.BY_NAME}"\n`);
-  const run = await coffer(['run', '--identity', 'web-app', '-g', 'rg-test', '--env-file', envFile, '--', ...child],
+  const asIdentity = await coffer(['run', '--identity', 'web-app', '-g', 'rg-test', '--env-file', envFile, '--', ...child],
     { VAULT_URL: env.VAULT_URL, BY_URI: env.BY_URI, ...trustTestCa });
-  assert.equal(run.code, 7, run.stderr);
-  assert.deepEqual(JSON.parse(run.stdout), { viaIdentity: true, viaUri: true, viaName: true });
-  assert.doesNotMatch(run.stdout + run.stderr, /s3cr3t-value/);
+  assert.equal(asIdentity.code, 7, asIdentity.stderr);
+  assert.deepEqual(JSON.parse(asIdentity.stdout), { viaIdentity: true, viaUri: true, viaName: true });
+  assert.doesNotMatch(asIdentity.stdout + asIdentity.stderr, /s3cr3t-value/);
 
   // Without --identity, references are resolved as the signed-in principal and the child gets no identity endpoint.
   const asAdmin = await coffer(['run', '--', 'node', '-e', 'console.log(JSON.stringify([process.env.BY_NAME === "s3cr3t-value", process.env.IDENTITY_HEADER ?? null]))'],
@@ -138,4 +138,16 @@ test('run --watch restarts the child when a referenced secret gets a new current
   assert.equal(r.code, 0, r.stderr);
   assert.deepEqual(fs.readFileSync(starts, 'utf8').trim().split('\n'), ['first', 'second']);
   assert.match(r.stderr, /secret referenced by ROT has a new version; restarting/);
+});
+
+test('run forwards signals to the child and exits with its code', async () => {
+  const ready = path.join(scratch, 'ready');
+  const app = `process.on('SIGTERM', () => { console.log('child got SIGTERM'); process.exit(42); });
+    require('node:fs').writeFileSync(${JSON.stringify(ready)}, ''); setInterval(() => {}, 1000);`;
+  const script = `node bin/coffer.js run -- node -e "$APP" & pid=$!
+    for i in $(seq 300); do [ -f "$READY" ] && break; sleep 0.1; done
+    kill -TERM $pid; wait $pid; echo "exit=$?"`;
+  const r = await run('bash', ['-c', script], { APP: app, READY: ready });
+  assert.equal(r.code, 0, r.stderr);
+  assert.deepEqual(r.stdout.trim().split('\n'), ['child got SIGTERM', 'exit=42']);
 });
