@@ -72,6 +72,9 @@ const OPERATIONS: Record<string, OperationRequirement> = {
   CertificateOperationUpdate: req('certificates', 'certificates/update/action', 'update'),
   CertificateOperationDelete: req('certificates', 'certificates/delete', 'delete'),
   CertificateMerge: req('certificates', 'certificates/create/action', 'create'),
+  CertificateContactsGet: req('certificates', 'certificatecontacts/write', 'managecontacts'),
+  CertificateContactsSet: req('certificates', 'certificatecontacts/write', 'managecontacts'),
+  CertificateContactsDelete: req('certificates', 'certificatecontacts/write', 'managecontacts'),
 };
 
 /**

@@ -4,16 +4,25 @@ import type { PolicyInput } from './policy.js';
 import * as s from './schemas.js';
 import { lifecycleRoutes } from '../lifecycle.js';
 import { installManagedObjectGuard } from './managed-guard.js';
+import type { CertificateContacts, Contact } from './contacts.js';
 import type { Endpoints } from '../../endpoints.js';
 
 type Params = { name: string; version?: string };
 
 /** The certificates endpoint family of the vault data plane (`/certificates`, `/deletedcertificates`). */
-export function certificatesRoutes(app: FastifyInstance, deps: { certificates: CertificatesService; endpoints: Endpoints }) {
-  const { certificates } = deps;
+export function certificatesRoutes(app: FastifyInstance, deps: { certificates: CertificatesService; contacts: CertificateContacts; endpoints: Endpoints }) {
+  const { certificates, contacts } = deps;
   const vault = (req: FastifyRequest) => req.coffer.vault!;
   const route = (operation: string) => ({ config: { plane: 'vault' as const, operation } });
   installManagedObjectGuard(app, { certificates });
+
+  app.get('/certificates/contacts', { ...route('CertificateContactsGet'), schema: { response: { 200: s.contactsOut } } },
+    (req) => contacts.get(vault(req)));
+  app.put<{ Body: { contacts: Contact[] } }>('/certificates/contacts', {
+    ...route('CertificateContactsSet'), schema: { body: s.contactsBody, response: { 200: s.contactsOut } },
+  }, (req) => contacts.set(vault(req), req.body.contacts));
+  app.delete('/certificates/contacts', { ...route('CertificateContactsDelete'), schema: { response: { 200: s.contactsOut } } },
+    (req) => contacts.delete(vault(req)));
 
   app.post<{ Params: Params; Body: CreateCertificateInput }>('/certificates/:name/create', {
     ...route('CertificateCreate'), schema: { body: s.createBody, response: { 202: s.operation } },

@@ -107,3 +107,7 @@ export const mergeBody = {
   required: ['x5c'],
   properties: { x5c: { type: 'array', minItems: 1, items: { type: 'string', minLength: 1 } }, attributes: attributesIn, tags },
 } as const;
+
+const contact = { type: 'object', properties: { email: { type: 'string' }, name: { type: 'string' }, phone: { type: 'string' } } } as const;
+export const contactsBody = { type: 'object', required: ['contacts'], properties: { contacts: { type: 'array', items: contact } } } as const;
+export const contactsOut = { type: 'object', properties: { id: { type: 'string' }, contacts: { type: 'array', items: contact } } } as const;
