@@ -19,8 +19,11 @@ export interface CliProfile {
   source: 'data-dir' | 'login';
   tenantId: string;
   subscriptionId?: string;
+  /** The service principal's app id, or the signed-in user's UPN. */
   clientId: string;
-  clientSecret: string;
+  userType?: 'servicePrincipal' | 'user';
+  clientSecret?: string;
+  refreshToken?: string;
   authorityHost: string;
   managementEndpoint: string;
   vaultDnsSuffix: string;
@@ -40,7 +43,7 @@ export function readSavedProfile(): CliProfile | undefined {
   return { ...(JSON.parse(fs.readFileSync(file, 'utf8')) as CliProfile), source: 'login' };
 }
 
-/** Saved 0600 in a 0700 directory: the profile holds the client secret, as az's own token cache does. */
+/** Saved 0600 in a 0700 directory: the profile holds the client secret or refresh token, as az's own token cache does. */
 export function saveProfile(profile: CliProfile) {
   fs.mkdirSync(configDir(), { recursive: true, mode: 0o700 });
   const file = profileFile();

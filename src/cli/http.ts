@@ -52,23 +52,33 @@ function readCaCert(file: string) {
 export interface Credentials {
   tenantId: string;
   clientId: string;
-  clientSecret: string;
+  /** A service principal's secret, or … */
+  clientSecret?: string;
+  /** … a signed-in user's refresh token (the user's password is never stored). */
+  refreshToken?: string;
   authorityHost: string;
 }
 
+/** The public client id az uses for user sign-ins; a user's tokens are issued to it. */
+export const CLI_PUBLIC_CLIENT_ID = '04b07795-8ddb-461a-bbee-02f9e1bf7b46';
+
+export const tokenEndpoint = (creds: Pick<Credentials, 'authorityHost' | 'tenantId'>) =>
+  `${creds.authorityHost.replace(/\/$/, '')}/${encodeURIComponent(creds.tenantId)}/oauth2/v2.0/token`;
+
 export type TokenProvider = (resource: string) => Promise<string>;
 
-/** Client-credentials tokens from the token service, one per resource per process. */
+/** Tokens from the token service (client credentials, or a user's refresh token), one per resource per process. */
 export function createTokenProvider(http: HttpClient, creds: Credentials): TokenProvider {
   const cache = new Map<string, Promise<string>>();
   return (resource) => {
     let token = cache.get(resource);
     if (!token) {
       token = (async () => {
-        const body = new URLSearchParams({
-          grant_type: 'client_credentials', client_id: creds.clientId, client_secret: creds.clientSecret, scope: `${resource}/.default`,
-        }).toString();
-        const res = await http('POST', `${creds.authorityHost.replace(/\/$/, '')}/${encodeURIComponent(creds.tenantId)}/oauth2/v2.0/token`, {
+        const scope = `${resource}/.default`;
+        const body = new URLSearchParams(creds.refreshToken
+          ? { grant_type: 'refresh_token', client_id: CLI_PUBLIC_CLIENT_ID, refresh_token: creds.refreshToken, scope }
+          : { grant_type: 'client_credentials', client_id: creds.clientId, client_secret: creds.clientSecret ?? '', scope }).toString();
+        const res = await http('POST', tokenEndpoint(creds), {
           headers: { 'content-type': 'application/x-www-form-urlencoded' }, body,
         });
         if (res.status !== 200) throw httpError(res.status, res.body, 'The token service refused the credentials');

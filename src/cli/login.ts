@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { action, group } from './command.js';
 import { createCliContext, removeSavedProfile, resolveProfile, saveProfile, type CliProfile } from './context.js';
 import { CliError, usageError } from './errors.js';
-import type { ApiCall } from './http.js';
+import { CLI_PUBLIC_CLIENT_ID, createHttpClient, tokenEndpoint, type ApiCall } from './http.js';
 
 const DEFAULT_ENDPOINT = 'https://localhost:8443';
 
@@ -18,7 +18,7 @@ function subscriptionEntry(profile: CliProfile, cloudKey: 'cloudName' | 'environ
     name: 'Coffer',
     state: 'Enabled',
     tenantId: profile.tenantId,
-    user: { name: profile.clientId, type: 'servicePrincipal' },
+    user: { name: profile.clientId, type: profile.userType ?? 'servicePrincipal' },
   };
 }
 
@@ -29,10 +29,10 @@ function defaultVaultDnsSuffix(endpoint: URL) {
 
 export function registerLoginCommands(program: Command) {
   program.command('login')
-    .description('Log in to a Coffer with a service principal (saved in ~/.coffer-cli, or COFFER_CONFIG_DIR)')
-    .option('--service-principal', 'log in as a service principal (the only kind Coffer has)')
-    .option('-u, --username <clientId>', 'the service principal\'s client (application) id')
-    .option('-p, --password <secret>', 'the client secret')
+    .description('Log in to a Coffer as a user or a service principal (saved in ~/.coffer-cli, or COFFER_CONFIG_DIR)')
+    .option('--service-principal', 'log in as a service principal (otherwise: a user with a password)')
+    .option('-u, --username <name>', 'the user\'s UPN, or the service principal\'s client (application) id')
+    .option('-p, --password <password>', 'the user\'s password, or the client secret')
     .option('-t, --tenant <tenantId>', 'the tenant id')
     .option('--endpoint <url>', 'the Coffer token service and management endpoint', DEFAULT_ENDPOINT)
     .option('--ca-cert <file>', 'PEM CA certificate to trust for this Coffer (e.g. {data-dir}/tls/ca.crt)')
@@ -42,8 +42,9 @@ export function registerLoginCommands(program: Command) {
       servicePrincipal?: boolean; username?: string; password?: string; tenant?: string; endpoint: string;
       caCert?: string; subscription?: string; vaultDnsSuffix?: string; debug?: boolean;
     }) => {
-      if (!opts.servicePrincipal) throw usageError('coffer login --service-principal -u CLIENT_ID -p SECRET --tenant TENANT [--endpoint URL]');
-      if (!opts.username || !opts.password || !opts.tenant) throw usageError('--service-principal requires --username, --password and --tenant');
+      if (!opts.username || !opts.password || !opts.tenant) {
+        throw usageError('coffer login [--service-principal] -u NAME -p PASSWORD --tenant TENANT [--endpoint URL]');
+      }
       let endpoint: URL;
       try {
         endpoint = new URL(opts.endpoint);
@@ -56,12 +57,15 @@ export function registerLoginCommands(program: Command) {
         tenantId: opts.tenant,
         subscriptionId: opts.subscription,
         clientId: opts.username,
-        clientSecret: opts.password,
+        userType: opts.servicePrincipal ? 'servicePrincipal' : 'user',
+        ...(opts.servicePrincipal ? { clientSecret: opts.password } : {}),
         authorityHost: endpoint.origin,
         managementEndpoint: endpoint.origin,
         vaultDnsSuffix: opts.vaultDnsSuffix ?? defaultVaultDnsSuffix(endpoint),
         caCertPath: opts.caCert ? path.resolve(opts.caCert) : undefined,
       };
+      // A user's password is exchanged once for a refresh token, which is what the profile keeps.
+      if (!opts.servicePrincipal) profile.refreshToken = await userRefreshToken(profile, opts.password, opts.debug);
       const context = createCliContext(profile, { debug: opts.debug });
       // Proves the credentials before anything is saved.
       await context.tokens(profile.managementEndpoint);
@@ -92,4 +96,21 @@ async function firstSubscription(management: ApiCall, principal: string): Promis
   const id = list.value?.[0]?.subscriptionId;
   if (!id) throw new CliError(`No subscriptions found for ${principal}.`);
   return id;
+}
+
+/** The password grant (as az's username/password login), for the management audience; returns the refresh token. */
+async function userRefreshToken(profile: CliProfile, password: string, debug?: boolean): Promise<string> {
+  const http = createHttpClient({ caCertPath: profile.caCertPath, debug });
+  const res = await http('POST', tokenEndpoint(profile), {
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams({
+      grant_type: 'password', client_id: CLI_PUBLIC_CLIENT_ID, username: profile.clientId, password,
+      scope: `${profile.managementEndpoint}/.default offline_access`,
+    }).toString(),
+  });
+  const body = JSON.parse(res.body || '{}') as { refresh_token?: string; error_description?: string };
+  if (res.status !== 200 || !body.refresh_token) {
+    throw new CliError(`AADSTS50126: Error validating credentials due to invalid username or password. (${res.status})`);
+  }
+  return body.refresh_token;
 }

@@ -55,8 +55,10 @@ export function graphRoutes(app: FastifyInstance, deps: { directory: Directory; 
     [config(operation), async (req: FastifyRequest<{ Params: P; Body: Body; Querystring: Record<string, string> }>, reply: FastifyReply) => {
       requireAdmin(req);
       const result = await handler(req);
-      // Graph answers updates, deletes and $ref changes with 204 No Content.
-      return result === undefined ? reply.code(204).send() : result;
+      // Graph answers creations with 201 Created, and updates, deletes and $ref changes with 204 No Content.
+      if (result === undefined) return reply.code(204).send();
+      if (operation.endsWith('Create')) reply.code(201);
+      return result;
     }] as const;
 
   /** A principal of the kinds given, by object id (or app id / UPN, which Graph also accepts in these paths). */

@@ -47,7 +47,7 @@ after(() => server?.close());
 
 test('ClientSecretCredential: a new app password reads a secret; removing the password voids its tokens at once', async () => {
   const created = await mgmt('POST', '/v1.0/applications', { displayName: 'secret-app' });
-  assert.equal(created.status, 200);
+  assert.equal(created.status, 201);
   const pwd = await mgmt('POST', `/v1.0/applications/${created.body.id}/addPassword`, { passwordCredential: { displayName: 'ci' } });
   assert.match(pwd.body.secretText, /^.{3}8Q~/);
   await grantSecretsUser(created.body.id);
@@ -93,7 +93,7 @@ test('UsernamePasswordCredential: a user in a nested group granted the role read
   const user = await mgmt('POST', '/v1.0/users', {
     accountEnabled: true, displayName: 'Alice', userPrincipalName: 'alice@coffer.test', passwordProfile: { password: 'Correct-Horse-9' },
   });
-  assert.equal(user.status, 200, JSON.stringify(user.body));
+  assert.equal(user.status, 201, JSON.stringify(user.body));
   const outer = (await mgmt('POST', '/v1.0/groups', { displayName: 'Readers', mailNickname: 'readers' })).body;
   const inner = (await mgmt('POST', '/v1.0/groups', { displayName: 'Team', mailNickname: 'team' })).body;
   const odata = (id: string) => ({ '@odata.id': `https://graph.microsoft.com/v1.0/directoryObjects/${id}` });
@@ -213,7 +213,7 @@ test('ClientAssertionCredential with a federated token from a trusted external i
     const externalIssuer = `${external.admin.authorityHost}/${external.admin.tenantId}/v2.0`;
     const app = (await mgmt('POST', '/v1.0/applications', { displayName: 'federated-app' })).body;
     const credentialBody = { name: 'ci', issuer: externalIssuer, subject: external.admin.objectId, audiences: [external.admin.managementEndpoint] };
-    assert.equal((await mgmt('POST', `/v1.0/applications/${app.id}/federatedIdentityCredentials`, credentialBody)).status, 200);
+    assert.equal((await mgmt('POST', `/v1.0/applications/${app.id}/federatedIdentityCredentials`, credentialBody)).status, 201);
     await grantSecretsUser(app.id);
     const externalToken = async () => (await external.adminCredential.getToken(`${external.admin.managementEndpoint}/.default`))!.token;
     const credential = new ClientAssertionCredential(server.admin.tenantId, app.appId, externalToken, options());

@@ -32,12 +32,7 @@ coffer keyvault recover --name my-vault
 coffer group delete -n rg-kv-lab --yes
 `;
 
-/**
- * The signed-in principal is a service principal until `coffer login` signs in users (the identity issue); its
- * role assignment must then name its real type, as Azure refuses a mismatched one. When user login lands, log in
- * as a user below and drop this substitution so the seed runs exactly.
- */
-const SCRIPT = SEED.replace('--assignee-principal-type User', '--assignee-principal-type ServicePrincipal');
+
 
 /** Every `coffer` call's stdout/stderr goes to $LOG/{n}.out|err (n counts calls, subshells included) and stdout to the caller. */
 const PRELUDE = `
@@ -76,17 +71,24 @@ const step = (n: number) => ({
 });
 
 test('the seed walkthrough runs verbatim after `coffer login`', async () => {
-  // A principal that is the subscription's Owner, as the person following the walkthrough is in their subscription.
-  const { status, body: sp } = await armClient(server, server.adminCredential)('POST', '/coffer/admin/service-principals', { displayName: 'walkthrough' });
+  // A user who is the subscription's Owner, as the person following the walkthrough is in their subscription.
+  const password = 'Walkthrough-Passw0rd';
+  const { status, body: user } = await armClient(server, server.adminCredential)('POST', '/v1.0/users', {
+    accountEnabled: true, displayName: 'Walkthrough User', userPrincipalName: 'walker@coffer.test', passwordProfile: { password },
+  });
   assert.equal(status, 201);
   const subscription = `/subscriptions/${server.admin.subscriptionId}`;
-  await assignRole(server, subscription, ROLE_IDS.owner, sp.objectId);
-  await ok(['login', '--service-principal', '-u', sp.appId, '-p', sp.clientSecret, '--tenant', sp.tenantId,
+  await assignRole(server, subscription, ROLE_IDS.owner, user.id);
+  await ok(['login', '-u', 'walker@coffer.test', '-p', password, '--tenant', server.admin.tenantId,
     '--endpoint', server.admin.managementEndpoint, '--ca-cert', server.admin.caCertPath!]);
+  const account = await json(['account', 'show']);
+  assert.deepEqual(account.user, { name: 'walker@coffer.test', type: 'user' });
+  // The profile keeps a refresh token, never the password.
+  assert.ok(!fs.readFileSync(path.join(configDir, 'profile.json'), 'utf8').includes(password));
   // login learnt the subscription from the endpoint's subscription list.
   assert.equal((await json(['account', 'show'])).id, server.admin.subscriptionId);
 
-  const walk = await run('bash', ['-c', PRELUDE + SCRIPT], { LOG: logDir, COFFER_BIN: path.resolve('bin/coffer.js') });
+  const walk = await run('bash', ['-c', PRELUDE + SEED], { LOG: logDir, COFFER_BIN: path.resolve('bin/coffer.js') });
   const calls = Number(fs.readFileSync(path.join(logDir, 'count'), 'utf8'));
   assert.equal(walk.code, 0, `the walkthrough stopped at call ${calls}: ${calls ? step(calls).err : walk.stderr}`);
   assert.equal(calls, 17);
@@ -99,18 +101,18 @@ test('the seed walkthrough runs verbatim after `coffer login`', async () => {
   assert.deepEqual(step(3).out.split('\n').map((l) => l.trimEnd()), [
     'Name    Location    EnableRbacAuthorization', '------  ----------  -------------------------', 'kvlab1  eastus      True', '',
   ]);
-  assert.equal(step(4).out, `${sp.objectId}\n`);
+  assert.equal(step(4).out, `${user.id}\n`);
   const kvId = `${subscription}/resourceGroups/rg-kv-lab/providers/Microsoft.KeyVault/vaults/kvlab1`;
   assert.equal(step(5).out, `${kvId}\n`);
   const assignment = JSON.parse(step(6).out);
-  assert.equal(assignment.principalId, sp.objectId);
+  assert.equal(assignment.principalId, user.id);
   assert.equal(assignment.scope, kvId);
   assert.match(assignment.roleDefinitionId, new RegExp(`/roleDefinitions/${ROLE_IDS.keyVaultAdministrator}$`));
   const table = step(7).out.trimEnd().split('\n').map((l) => l.trimEnd());
   assert.match(table[0], /^Principal\s+Role\s+Scope$/);
   assert.equal(table.length, 3);
   // A principal who may not read the directory still sees its own name (az's principalName: the app id).
-  assert.match(table[2], new RegExp(`^${sp.appId}\\s+Key Vault Administrator\\s+${kvId}$`));
+  assert.match(table[2], new RegExp(`^${user.userPrincipalName}\\s+Key Vault Administrator\\s+${kvId}$`));
   assert.equal(JSON.parse(step(8).out).value, 'P@ssw0rd-ReplaceMe');
   assert.equal(step(9).out, 'P@ssw0rd-ReplaceMe\n');
   const myVault = JSON.parse(step(10).out);
@@ -120,7 +122,7 @@ test('the seed walkthrough runs verbatim after `coffer login`', async () => {
   assert.equal(kvlab2.location, 'eastus');
   assert.equal(step(12).out, 'false\n');
   const policies = JSON.parse(step(13).out).properties.accessPolicies;
-  assert.deepEqual(policies.find((p: { objectId: string }) => p.objectId === sp.objectId).permissions.secrets, ['get', 'list']);
+  assert.deepEqual(policies.find((p: { objectId: string }) => p.objectId === user.id).permissions.secrets, ['get', 'list']);
   assert.equal(step(14).out, '');
   const deleted = JSON.parse(step(15).out);
   assert.deepEqual(deleted.map((d: { name: string }) => d.name), ['my-vault']);
