@@ -5,7 +5,7 @@ import { action, boolOption, group, parseDate, parsePositiveInt, parseTags, type
 import { CliError, usageError } from './errors.js';
 import { listAll } from './http.js';
 import {
-  deletedFields, objectTarget, readFile, vaultTarget, withMaxResults, withObjectTarget, withVault, type TargetOptions, type WireDeleted,
+  deletedFields, objectTarget, readFile, registerLifecycleCommands, vaultTarget, withMaxResults, withObjectTarget, withVault, type TargetOptions, type WireDeleted,
 } from './keyvault-objects.js';
 import { isoTime, subresourceName } from './output.js';
 
@@ -226,57 +226,7 @@ export function registerKeyVaultKeyCommands(program: Command) {
       return keyBundle(await vault<WireKey>('PATCH', `/keys/${name}/${version ?? ''}`, { body: attributeBody(opts, opts.enabled) }));
     }));
 
-  withTarget(key.command('delete'), 'the key identifier: https://{vault}/keys/{name}')
-    .description('Delete a key (soft delete: recoverable until purged or its retention ends)')
-    .action(action(async (opts: TargetOptions, env) => {
-      const { vault, name } = keyTarget(opts, env);
-      return deletedKeyBundle(await vault<WireKey>('DELETE', `/keys/${name}`));
-    }));
-
-  withMaxResults(withVault(key.command('list-deleted')))
-    .description('List soft-deleted keys')
-    .action(action(async (opts: { vaultName?: string; id?: string; maxresults?: number }, env) =>
-      (await listAll<WireKey>(vaultTarget(opts, env), '/deletedkeys', opts.maxresults)).map(deletedKeyItem)));
-
-  const deletedCommand = (command: string, description: string) =>
-    withTarget(key.command(command), 'the recovery id: https://{vault}/deletedkeys/{name}').description(description);
-
-  deletedCommand('show-deleted', 'Get a soft-deleted key')
-    .action(action(async (opts: TargetOptions, env) => {
-      const { vault, name } = keyTarget(opts, env, 'deletedkeys');
-      return deletedKeyBundle(await vault<WireKey>('GET', `/deletedkeys/${name}`));
-    }));
-
-  deletedCommand('recover', 'Recover a soft-deleted key')
-    .action(action(async (opts: TargetOptions, env) => {
-      const { vault, name } = keyTarget(opts, env, 'deletedkeys');
-      return keyBundle(await vault<WireKey>('POST', `/deletedkeys/${name}/recover`));
-    }));
-
-  deletedCommand('purge', 'Permanently delete a soft-deleted key')
-    .action(action(async (opts: TargetOptions, env) => {
-      const { vault, name } = keyTarget(opts, env, 'deletedkeys');
-      await vault('DELETE', `/deletedkeys/${name}`);
-      return undefined;
-    }));
-
-  withTarget(key.command('backup'), 'the key identifier: https://{vault}/keys/{name}')
-    .description('Back up every version of a key to a file (an opaque, encrypted blob)')
-    .requiredOption('-f, --file <path>', 'the file to write the backup to')
-    .action(action(async (opts: TargetOptions & { file: string }, env) => {
-      const { vault, name } = keyTarget(opts, env);
-      const { value } = await vault<{ value: string }>('POST', `/keys/${name}/backup`);
-      fs.writeFileSync(opts.file, Buffer.from(value, 'base64url'), { mode: 0o600 });
-      return undefined;
-    }));
-
-  withVault(key.command('restore'))
-    .description('Restore a key from a backup file')
-    .requiredOption('-f, --file <path>', 'the backup file')
-    .action(action(async (opts: { vaultName?: string; id?: string; file: string }, env) => {
-      const value = readFile(opts.file).toString('base64url');
-      return keyBundle(await vaultTarget(opts, env)<WireKey>('POST', '/keys/restore', { body: { value } }));
-    }));
+  registerLifecycleCommands(key, { collection: 'keys', noun: 'key', bundle: keyBundle, deletedBundle: deletedKeyBundle, deletedItem: deletedKeyItem });
 
   withTarget(key.command('rotate'), 'the key identifier: https://{vault}/keys/{name}')
     .description('Rotate a key: create a new version of it with the same parameters')

@@ -1,7 +1,8 @@
 import fs from 'node:fs';
 import type { Command } from 'commander';
-import { parsePositiveInt, type ActionEnv } from './command.js';
+import { action, parsePositiveInt, type ActionEnv } from './command.js';
 import { CliError, usageError } from './errors.js';
+import { listAll } from './http.js';
 import { isoTime } from './output.js';
 
 /*
@@ -60,4 +61,73 @@ export function readFile(file: string): Buffer {
   } catch (err) {
     throw new CliError(`Cannot read '${file}': ${(err as NodeJS.ErrnoException).code ?? 'error'}`);
   }
+}
+
+/** How a collection's objects print, for the lifecycle commands every collection shares. */
+export interface LifecycleOutput<T> {
+  collection: 'secrets' | 'keys';
+  noun: string;
+  bundle(o: T): unknown;
+  deletedBundle(o: T): unknown;
+  deletedItem(o: T): unknown;
+}
+
+/** `delete`, `list-deleted`, `show-deleted`, `recover`, `purge`, `backup` and `restore`, as az has them for every collection. */
+export function registerLifecycleCommands<T>(parent: Command, out: LifecycleOutput<T>) {
+  const { collection, noun } = out;
+  const deleted = `deleted${collection}`;
+  const withTarget = (command: string, idHelp: string) => withObjectTarget(parent.command(command), noun, idHelp);
+  const liveId = `the ${noun} identifier: https://{vault}/${collection}/{name}`;
+
+  withTarget('delete', liveId)
+    .description(`Delete a ${noun} (soft delete: recoverable until purged or its retention ends)`)
+    .action(action(async (opts: TargetOptions, env) => {
+      const { vault, name } = objectTarget(opts, env, collection);
+      return out.deletedBundle(await vault<T>('DELETE', `/${collection}/${name}`));
+    }));
+
+  withMaxResults(withVault(parent.command('list-deleted')))
+    .description(`List soft-deleted ${collection}`)
+    .action(action(async (opts: { vaultName?: string; id?: string; maxresults?: number }, env) =>
+      (await listAll<T>(vaultTarget(opts, env), `/${deleted}`, opts.maxresults)).map((o) => out.deletedItem(o))));
+
+  const deletedCommand = (command: string, description: string) =>
+    withTarget(command, `the recovery id: https://{vault}/${deleted}/{name}`).description(description);
+
+  deletedCommand('show-deleted', `Get a soft-deleted ${noun}`)
+    .action(action(async (opts: TargetOptions, env) => {
+      const { vault, name } = objectTarget(opts, env, deleted);
+      return out.deletedBundle(await vault<T>('GET', `/${deleted}/${name}`));
+    }));
+
+  deletedCommand('recover', `Recover a soft-deleted ${noun}`)
+    .action(action(async (opts: TargetOptions, env) => {
+      const { vault, name } = objectTarget(opts, env, deleted);
+      return out.bundle(await vault<T>('POST', `/${deleted}/${name}/recover`));
+    }));
+
+  deletedCommand('purge', `Permanently delete a soft-deleted ${noun}`)
+    .action(action(async (opts: TargetOptions, env) => {
+      const { vault, name } = objectTarget(opts, env, deleted);
+      await vault('DELETE', `/${deleted}/${name}`);
+      return undefined;
+    }));
+
+  withTarget('backup', liveId)
+    .description(`Back up every version of a ${noun} to a file (an opaque, encrypted blob)`)
+    .requiredOption('-f, --file <path>', 'the file to write the backup to')
+    .action(action(async (opts: TargetOptions & { file: string }, env) => {
+      const { vault, name } = objectTarget(opts, env, collection);
+      const { value } = await vault<{ value: string }>('POST', `/${collection}/${name}/backup`);
+      fs.writeFileSync(opts.file, Buffer.from(value, 'base64url'), { mode: 0o600 });
+      return undefined;
+    }));
+
+  withVault(parent.command('restore'))
+    .description(`Restore a ${noun} from a backup file`)
+    .requiredOption('-f, --file <path>', 'the backup file')
+    .action(action(async (opts: { vaultName?: string; id?: string; file: string }, env) => {
+      const value = readFile(opts.file).toString('base64url');
+      return out.bundle(await vaultTarget(opts, env)<T>('POST', `/${collection}/restore`, { body: { value } }));
+    }));
 }

@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import { Option, type Command } from 'commander';
 import { action, boolOption, group, parseDate, parseTags, type ActionEnv } from './command.js';
 import { CliError } from './errors.js';
-import { deletedFields, objectTarget, readFile, vaultTarget, withMaxResults, withObjectTarget, withVault, type TargetOptions, type WireDeleted } from './keyvault-objects.js';
+import { deletedFields, objectTarget, readFile, registerLifecycleCommands, vaultTarget, withMaxResults, withObjectTarget, withVault, type TargetOptions, type WireDeleted } from './keyvault-objects.js';
 import { listAll } from './http.js';
 import { isoTime, subresourceName } from './output.js';
 
@@ -158,57 +158,7 @@ export function registerKeyVaultSecretCommands(program: Command) {
       return secretBundle(await vault<WireSecret>('PATCH', `/secrets/${name}/${version ?? ''}`, { body: attributeBody(opts, opts.enabled) }));
     }));
 
-  withTarget(secret.command('delete'), 'the secret identifier: https://{vault}/secrets/{name}')
-    .description('Delete a secret (soft delete: recoverable until purged or its retention ends)')
-    .action(action(async (opts: TargetOptions, env) => {
-      const { vault, name } = secretTarget(opts, env);
-      return deletedSecretBundle(await vault<WireSecret>('DELETE', `/secrets/${name}`));
-    }));
-
-  withMaxResults(withVault(secret.command('list-deleted')))
-    .description('List soft-deleted secrets')
-    .action(action(async (opts: { vaultName?: string; id?: string; maxresults?: number }, env) =>
-      (await listAll<WireSecret>(vaultTarget(opts, env), '/deletedsecrets', opts.maxresults)).map(deletedSecretItem)));
-
-  const deletedCommand = (command: string, description: string) =>
-    withTarget(secret.command(command), 'the recovery id: https://{vault}/deletedsecrets/{name}').description(description);
-
-  deletedCommand('show-deleted', 'Get a soft-deleted secret')
-    .action(action(async (opts: TargetOptions, env) => {
-      const { vault, name } = secretTarget(opts, env, 'deletedsecrets');
-      return deletedSecretBundle(await vault<WireSecret>('GET', `/deletedsecrets/${name}`));
-    }));
-
-  deletedCommand('recover', 'Recover a soft-deleted secret')
-    .action(action(async (opts: TargetOptions, env) => {
-      const { vault, name } = secretTarget(opts, env, 'deletedsecrets');
-      return secretBundle(await vault<WireSecret>('POST', `/deletedsecrets/${name}/recover`));
-    }));
-
-  deletedCommand('purge', 'Permanently delete a soft-deleted secret')
-    .action(action(async (opts: TargetOptions, env) => {
-      const { vault, name } = secretTarget(opts, env, 'deletedsecrets');
-      await vault('DELETE', `/deletedsecrets/${name}`);
-      return undefined;
-    }));
-
-  withTarget(secret.command('backup'), 'the secret identifier: https://{vault}/secrets/{name}')
-    .description('Back up every version of a secret to a file (an opaque, encrypted blob)')
-    .requiredOption('-f, --file <path>', 'the file to write the backup to')
-    .action(action(async (opts: TargetOptions & { file: string }, env) => {
-      const { vault, name } = secretTarget(opts, env);
-      const { value } = await vault<{ value: string }>('POST', `/secrets/${name}/backup`);
-      fs.writeFileSync(opts.file, Buffer.from(value, 'base64url'), { mode: 0o600 });
-      return undefined;
-    }));
-
-  withVault(secret.command('restore'))
-    .description('Restore a secret from a backup file')
-    .requiredOption('-f, --file <path>', 'the backup file')
-    .action(action(async (opts: { vaultName?: string; id?: string; file: string }, env) => {
-      const value = readFile(opts.file).toString('base64url');
-      return secretBundle(await vaultTarget(opts, env)<WireSecret>('POST', '/secrets/restore', { body: { value } }));
-    }));
+  registerLifecycleCommands(secret, { collection: 'secrets', noun: 'secret', bundle: secretBundle, deletedBundle: deletedSecretBundle, deletedItem: deletedSecretItem });
 
   return secret;
 }
