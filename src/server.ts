@@ -32,6 +32,7 @@ import { keysRoutes } from './objects/keys/routes.js';
 import { createKeyRotationJob } from './objects/keys/rotation-job.js';
 import { createCertificatesService } from './objects/certificates/service.js';
 import { createCertificateContacts } from './objects/certificates/contacts.js';
+import { createCertificateIssuers } from './objects/certificates/issuers.js';
 import { certificatesRoutes } from './objects/certificates/routes.js';
 import { createScheduler } from './scheduler/scheduler.js';
 
@@ -136,7 +137,8 @@ export async function startCoffer(options: CofferOptions) {
     secretsRoutes(scope, { secrets, endpoints });
     keysRoutes(scope, { keys: keyObjects, endpoints });
     certificatesRoutes(scope, {
-      certificates: createCertificatesService({ store, endpoints, keyring, clock }), contacts: createCertificateContacts({ settings, endpoints }), endpoints,
+      certificates: createCertificatesService({ store, endpoints, keyring, clock }), contacts: createCertificateContacts({ settings, endpoints }),
+      issuers: createCertificateIssuers({ settings, endpoints, keyring, clock }), endpoints,
     });
     scope.get('/healthz', { config: { plane: 'public', operation: 'Health' } }, async () => ({ status: 'ok', node: nodeId }));
     metrics.routes(scope, { adminObjectId: deployment.adminObjectId });

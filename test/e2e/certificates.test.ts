@@ -345,7 +345,7 @@ test('Azure semantics: secret-read on a certificate vault is key extraction (Key
 test('certificate contacts: set, get, delete', async () => {
   await expectError(certs.getContacts(), 404);
   const set = await certs.setContacts([{ email: 'ops@example.test', name: 'Ops', phone: '555-0100' }, { email: 'sec@example.test' }]);
-  assert.deepEqual(set?.map((c) => c.email), ['ops@example.test', 'sec@example.test']);
+  assert.deepEqual(set?.map((c) => c?.email), ['ops@example.test', 'sec@example.test']);
   const got = await certs.getContacts();
   assert.deepEqual(got?.[0], { email: 'ops@example.test', name: 'Ops', phone: '555-0100' });
   await expectError(certs.setContacts([{ email: 'not-an-email' }]), 400, 'BadParameter');
@@ -353,4 +353,29 @@ test('certificate contacts: set, get, delete', async () => {
   // (This SDK version maps deleteContacts' raw body through the model names, so it always returns [].)
   await certs.deleteContacts();
   await expectError(certs.getContacts(), 404);
+});
+
+test('certificate issuers: set, get, update, list, delete; the account password is never returned', async () => {
+  const issuer = await certs.createIssuer('digi', 'DigiCert', {
+    accountId: 'acct-1', password: 'issuer-secret',
+    organizationId: 'org-1', administratorContacts: [{ email: 'admin@example.test', firstName: 'Ada', lastName: 'Admin' }],
+  });
+  assert.equal(issuer.provider, 'DigiCert');
+  assert.equal(issuer.accountId, 'acct-1');
+  assert.equal(issuer.password, undefined);
+  const got = await certs.getIssuer('digi');
+  assert.equal(got.organizationId, 'org-1');
+  assert.equal(got.administratorContacts?.[0].email, 'admin@example.test');
+  assert.equal(got.password, undefined);
+  const updated = await certs.updateIssuer('digi', { provider: 'GlobalSign' });
+  assert.equal(updated.provider, 'GlobalSign');
+  assert.equal(updated.accountId, 'acct-1');
+  const listed: string[] = [];
+  // (This SDK version yields the raw items, {id, provider}, without a parsed name.)
+  for await (const i of certs.listPropertiesOfIssuers()) listed.push(`${i.id}:${i.provider}`);
+  assert.deepEqual(listed, [`${server.vaultUrl(VAULT)}/certificates/issuers/digi:GlobalSign`]);
+  assert.equal((await certs.deleteIssuer('digi')).provider, 'GlobalSign');
+  await expectError(certs.getIssuer('digi'), 404);
+  await expectError(certs.updateIssuer('digi', { provider: 'x' }), 404);
+  await expectError(certs.createIssuer('Self', 'x'), 400, 'BadParameter');
 });

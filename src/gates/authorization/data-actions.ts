@@ -75,6 +75,11 @@ const OPERATIONS: Record<string, OperationRequirement> = {
   CertificateContactsGet: req('certificates', 'certificatecontacts/write', 'managecontacts'),
   CertificateContactsSet: req('certificates', 'certificatecontacts/write', 'managecontacts'),
   CertificateContactsDelete: req('certificates', 'certificatecontacts/write', 'managecontacts'),
+  CertificateIssuerList: req('certificates', 'certificatecas/read', 'listissuers'),
+  CertificateIssuerGet: req('certificates', 'certificatecas/read', 'getissuers'),
+  CertificateIssuerSet: req('certificates', 'certificatecas/write', 'setissuers'),
+  CertificateIssuerUpdate: req('certificates', 'certificatecas/write', 'setissuers'),
+  CertificateIssuerDelete: req('certificates', 'certificatecas/delete', 'deleteissuers'),
 };
 
 /**

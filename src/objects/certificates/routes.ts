@@ -5,13 +5,16 @@ import * as s from './schemas.js';
 import { lifecycleRoutes } from '../lifecycle.js';
 import { installManagedObjectGuard } from './managed-guard.js';
 import type { CertificateContacts, Contact } from './contacts.js';
+import type { CertificateIssuers, IssuerInput } from './issuers.js';
 import type { Endpoints } from '../../endpoints.js';
 
 type Params = { name: string; version?: string };
 
 /** The certificates endpoint family of the vault data plane (`/certificates`, `/deletedcertificates`). */
-export function certificatesRoutes(app: FastifyInstance, deps: { certificates: CertificatesService; contacts: CertificateContacts; endpoints: Endpoints }) {
-  const { certificates, contacts } = deps;
+export function certificatesRoutes(app: FastifyInstance, deps: {
+  certificates: CertificatesService; contacts: CertificateContacts; issuers: CertificateIssuers; endpoints: Endpoints;
+}) {
+  const { certificates, contacts, issuers } = deps;
   const vault = (req: FastifyRequest) => req.coffer.vault!;
   const route = (operation: string) => ({ config: { plane: 'vault' as const, operation } });
   installManagedObjectGuard(app, { certificates });
@@ -23,6 +26,20 @@ export function certificatesRoutes(app: FastifyInstance, deps: { certificates: C
   }, (req) => contacts.set(vault(req), req.body.contacts));
   app.delete('/certificates/contacts', { ...route('CertificateContactsDelete'), schema: { response: { 200: s.contactsOut } } },
     (req) => contacts.delete(vault(req)));
+
+  type IssuerParams = { issuer: string };
+  app.get('/certificates/issuers', { ...route('CertificateIssuerList'), schema: { response: { 200: s.issuerList } } },
+    (req) => issuers.list(vault(req)));
+  app.get<{ Params: IssuerParams }>('/certificates/issuers/:issuer', { ...route('CertificateIssuerGet'), schema: { response: { 200: s.issuerOut } } },
+    (req) => issuers.get(vault(req), req.params.issuer));
+  app.put<{ Params: IssuerParams; Body: IssuerInput }>('/certificates/issuers/:issuer', {
+    ...route('CertificateIssuerSet'), schema: { body: s.issuerSetBody, response: { 200: s.issuerOut } },
+  }, (req) => issuers.set(vault(req), req.params.issuer, req.body));
+  app.patch<{ Params: IssuerParams; Body: IssuerInput }>('/certificates/issuers/:issuer', {
+    ...route('CertificateIssuerUpdate'), schema: { body: s.issuerUpdateBody, response: { 200: s.issuerOut } },
+  }, (req) => issuers.update(vault(req), req.params.issuer, req.body ?? {}));
+  app.delete<{ Params: IssuerParams }>('/certificates/issuers/:issuer', { ...route('CertificateIssuerDelete'), schema: { response: { 200: s.issuerOut } } },
+    (req) => issuers.delete(vault(req), req.params.issuer));
 
   app.post<{ Params: Params; Body: CreateCertificateInput }>('/certificates/:name/create', {
     ...route('CertificateCreate'), schema: { body: s.createBody, response: { 202: s.operation } },

@@ -111,3 +111,32 @@ export const mergeBody = {
 const contact = { type: 'object', properties: { email: { type: 'string' }, name: { type: 'string' }, phone: { type: 'string' } } } as const;
 export const contactsBody = { type: 'object', required: ['contacts'], properties: { contacts: { type: 'array', items: contact } } } as const;
 export const contactsOut = { type: 'object', properties: { id: { type: 'string' }, contacts: { type: 'array', items: contact } } } as const;
+
+const issuerProperties = {
+  provider: { type: 'string', minLength: 1 },
+  credentials: { type: 'object', properties: { account_id: { type: 'string' }, pwd: { type: 'string' } } },
+  org_details: {
+    type: 'object',
+    properties: {
+      id: { type: 'string' },
+      admin_details: {
+        type: 'array',
+        items: { type: 'object', properties: { first_name: { type: 'string' }, last_name: { type: 'string' }, email: { type: 'string' }, phone: { type: 'string' } } },
+      },
+    },
+  },
+} as const;
+export const issuerSetBody = { type: 'object', required: ['provider'], properties: { ...issuerProperties, attributes: { type: 'object', properties: { enabled: { type: 'boolean' } } } } } as const;
+export const issuerUpdateBody = { type: 'object', properties: issuerSetBody.properties } as const;
+/** The account password is write-only: the output schema has no `pwd`. */
+export const issuerOut = {
+  type: 'object',
+  properties: {
+    id: { type: 'string' },
+    provider: { type: 'string' },
+    credentials: { type: 'object', properties: { account_id: { type: 'string' } } },
+    org_details: issuerProperties.org_details,
+    attributes: { type: 'object', properties: { enabled: { type: 'boolean' }, created: { type: 'integer' }, updated: { type: 'integer' } } },
+  },
+} as const;
+export const issuerList = listOf({ type: 'object', properties: { id: { type: 'string' }, provider: { type: 'string' } } });
