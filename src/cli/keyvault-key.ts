@@ -1,11 +1,11 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import { Option, type Command } from 'commander';
-import { action, boolOption, group, parseDate, parsePositiveInt, parseTags, type ActionEnv } from './command.js';
+import { action, boolOption, group, parsePositiveInt, parseTags, type ActionEnv } from './command.js';
 import { CliError, usageError } from './errors.js';
 import { listAll } from './http.js';
 import {
-  deletedFields, objectTarget, readFile, registerLifecycleCommands, vaultTarget, withMaxResults, withObjectTarget, withVault, type TargetOptions, type WireDeleted,
+  deletedFields, objectTarget, readFile, registerLifecycleCommands, validityAttributes, vaultTarget, withMaxResults, withObjectTarget, withVault, type TargetOptions, type WireDeleted,
 } from './keyvault-objects.js';
 import { isoTime, subresourceName } from './output.js';
 
@@ -93,8 +93,7 @@ const withAttributes = (cmd: Command) => cmd
 function attributeBody(opts: AttributeOptions, enabled: boolean | undefined) {
   const attributes = {
     enabled,
-    exp: opts.expires !== undefined ? parseDate(opts.expires, '--expires') : undefined,
-    nbf: opts.notBefore !== undefined ? parseDate(opts.notBefore, '--not-before') : undefined,
+    ...validityAttributes(opts),
     exportable: opts.exportable,
   };
   return { key_ops: opts.ops, tags: parseTags(opts.tags), attributes };
@@ -306,53 +305,46 @@ function registerOperationCommands(key: Command) {
     withTarget(key.command(command), KEY_ID_HELP, { version: true })
       .description(description)
       .addOption(new Option('-a, --algorithm <algorithm>', 'the algorithm').choices(algorithms).makeOptionMandatory());
-  const keyPath = (name: string, version: string | undefined, op: string) => `/keys/${name}/${version ? `${version}/` : ''}${op}`;
+  interface OperationOptions extends TargetOptions { algorithm: string }
+  /** POST /keys/{name}[/{version}]/{op} with the algorithm and the given base64url fields. */
+  const operate = <R>(opts: OperationOptions, env: ActionEnv, op: string, fields: Record<string, Buffer>) => {
+    const { vault, name, version } = keyTarget(opts, env);
+    const body = { alg: opts.algorithm, ...Object.fromEntries(Object.entries(fields).map(([k, v]) => [k, v.toString('base64url')])) };
+    return vault<R>('POST', `/keys/${name}/${version ? `${version}/` : ''}${op}`, { body });
+  };
+  type OperationResult = { kid: string; value: string };
 
   operation('encrypt', 'Encrypt a value with a key', ENCRYPTION_ALGORITHMS)
     .requiredOption('--value <value>', 'the value to encrypt')
     .addOption(new Option('--data-type <type>', 'how to read --value').choices(DATA_TYPES).default('base64'))
-    .action(action(async (opts: TargetOptions & { algorithm: string; value: string; dataType: DataType }, env) => {
+    .action(action(async (opts: OperationOptions & { value: string; dataType: DataType }, env) => {
       const bytes = opts.dataType === 'plaintext' ? Buffer.from(opts.value, 'utf8') : base64Bytes(opts.value, '--value');
-      const { vault, name, version } = keyTarget(opts, env);
-      const result = await vault<{ kid: string; value: string }>('POST', keyPath(name, version, 'encrypt'), {
-        body: { alg: opts.algorithm, value: bytes.toString('base64url') },
-      });
+      const result = await operate<OperationResult>(opts, env, 'encrypt', { value: bytes });
       return { algorithm: opts.algorithm, kid: result.kid, result: Buffer.from(result.value, 'base64url').toString('base64') };
     }));
 
   operation('decrypt', 'Decrypt a value with a key', ENCRYPTION_ALGORITHMS)
     .requiredOption('--value <value>', 'the ciphertext (base64)')
     .addOption(new Option('--data-type <type>', 'how to print the plaintext').choices(DATA_TYPES).default('base64'))
-    .action(action(async (opts: TargetOptions & { algorithm: string; value: string; dataType: DataType }, env) => {
-      const bytes = base64Bytes(opts.value, '--value');
-      const { vault, name, version } = keyTarget(opts, env);
-      const result = await vault<{ kid: string; value: string }>('POST', keyPath(name, version, 'decrypt'), {
-        body: { alg: opts.algorithm, value: bytes.toString('base64url') },
-      });
+    .action(action(async (opts: OperationOptions & { value: string; dataType: DataType }, env) => {
+      const result = await operate<OperationResult>(opts, env, 'decrypt', { value: base64Bytes(opts.value, '--value') });
       const plaintext = Buffer.from(result.value, 'base64url');
       return { algorithm: opts.algorithm, kid: result.kid, result: opts.dataType === 'plaintext' ? plaintext.toString('utf8') : plaintext.toString('base64') };
     }));
 
   operation('sign', 'Sign a digest with a key', SIGNATURE_ALGORITHMS)
     .requiredOption('--digest <digest>', 'the digest to sign (base64)')
-    .action(action(async (opts: TargetOptions & { algorithm: string; digest: string }, env) => {
-      const digest = base64Bytes(opts.digest, '--digest');
-      const { vault, name, version } = keyTarget(opts, env);
-      const result = await vault<{ kid: string; value: string }>('POST', keyPath(name, version, 'sign'), {
-        body: { alg: opts.algorithm, value: digest.toString('base64url') },
-      });
+    .action(action(async (opts: OperationOptions & { digest: string }, env) => {
+      const result = await operate<OperationResult>(opts, env, 'sign', { value: base64Bytes(opts.digest, '--digest') });
       return { algorithm: opts.algorithm, kid: result.kid, signature: Buffer.from(result.value, 'base64url').toString('base64') };
     }));
 
   operation('verify', 'Verify a signature of a digest with a key', SIGNATURE_ALGORITHMS)
     .requiredOption('--digest <digest>', 'the digest that was signed (base64)')
     .requiredOption('--signature <signature>', 'the signature (base64)')
-    .action(action(async (opts: TargetOptions & { algorithm: string; digest: string; signature: string }, env) => {
-      const digest = base64Bytes(opts.digest, '--digest');
-      const signature = base64Bytes(opts.signature, '--signature');
-      const { vault, name, version } = keyTarget(opts, env);
-      const result = await vault<{ value: boolean }>('POST', keyPath(name, version, 'verify'), {
-        body: { alg: opts.algorithm, digest: digest.toString('base64url'), value: signature.toString('base64url') },
+    .action(action(async (opts: OperationOptions & { digest: string; signature: string }, env) => {
+      const result = await operate<{ value: boolean }>(opts, env, 'verify', {
+        digest: base64Bytes(opts.digest, '--digest'), value: base64Bytes(opts.signature, '--signature'),
       });
       return { algorithm: opts.algorithm, isValid: result.value, kid: opts.id ?? null };
     }));

@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import type { Command } from 'commander';
-import { action, parsePositiveInt, type ActionEnv } from './command.js';
+import { action, parseDate, parsePositiveInt, type ActionEnv } from './command.js';
 import { CliError, usageError } from './errors.js';
 import { listAll } from './http.js';
 import { isoTime } from './output.js';
@@ -48,6 +48,12 @@ export const withObjectTarget = (cmd: Command, noun: string, idHelp: string | un
 };
 export const withVault = (cmd: Command) => cmd.option('--vault-name <name>', 'name of the vault').option('--id <url>', 'the vault URL');
 export const withMaxResults = (cmd: Command) => cmd.option('--maxresults <n>', 'maximum number of items to return', (v) => parsePositiveInt(v, '--maxresults'));
+
+/** `--expires` and `--not-before` as the wire's `exp`/`nbf` (unix seconds), for any object's attributes. */
+export const validityAttributes = (opts: { expires?: string; notBefore?: string }) => ({
+  exp: opts.expires !== undefined ? parseDate(opts.expires, '--expires') : undefined,
+  nbf: opts.notBefore !== undefined ? parseDate(opts.notBefore, '--not-before') : undefined,
+});
 
 /** The fields a deleted object adds on the wire, as az prints them. */
 export interface WireDeleted { recoveryId?: string; deletedDate?: number; scheduledPurgeDate?: number }

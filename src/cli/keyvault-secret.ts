@@ -1,8 +1,8 @@
 import fs from 'node:fs';
 import { Option, type Command } from 'commander';
-import { action, boolOption, group, parseDate, parseTags, type ActionEnv } from './command.js';
+import { action, boolOption, group, parseTags, type ActionEnv } from './command.js';
 import { CliError } from './errors.js';
-import { deletedFields, objectTarget, readFile, registerLifecycleCommands, vaultTarget, withMaxResults, withObjectTarget, withVault, type TargetOptions, type WireDeleted } from './keyvault-objects.js';
+import { deletedFields, objectTarget, readFile, registerLifecycleCommands, validityAttributes, vaultTarget, withMaxResults, withObjectTarget, withVault, type TargetOptions, type WireDeleted } from './keyvault-objects.js';
 import { listAll } from './http.js';
 import { isoTime, subresourceName } from './output.js';
 
@@ -56,8 +56,7 @@ interface AttributeOptions { contentType?: string; expires?: string; notBefore?:
 function attributeBody(opts: AttributeOptions, enabled: boolean | undefined) {
   const attributes = {
     enabled,
-    exp: opts.expires !== undefined ? parseDate(opts.expires, '--expires') : undefined,
-    nbf: opts.notBefore !== undefined ? parseDate(opts.notBefore, '--not-before') : undefined,
+    ...validityAttributes(opts),
   };
   return { contentType: opts.contentType, tags: parseTags(opts.tags), attributes };
 }
