@@ -177,7 +177,7 @@ export function registerKeyVaultKeyCommands(program: Command) {
         : pemToJwk(opts.pemString!, '--pem-string', opts.pemPassword);
       const { vault, name } = keyTarget(opts, env);
       const { key_ops, ...rest } = attributeBody(opts, !opts.disabled);
-      const body = { key: { ...jwk, kty: keyType(jwk.kty!, opts.protection), key_ops }, hsm: opts.protection === 'hsm' || undefined, ...rest };
+      const body = { key: { ...jwk, kty: keyType(jwk.kty!, opts.protection), key_ops }, Hsm: opts.protection === 'hsm' || undefined, ...rest };
       return keyBundle(await vault<WireKey>('PUT', `/keys/${name}`, { body }));
     }));
 

@@ -176,6 +176,8 @@ test('import a password-protected PEM private key (RSA and EC)', async () => {
   await fails(cmd('import', 'bad', '--pem-file', pemFile, '--pem-password', 'wrong'), 1, /Cannot read a PEM private key/);
   await fails(cmd('import', 'bad', '--pem-file', path.join(scratch, 'missing.pem')), 1, /Cannot read/);
   await fails(cmd('import', 'bad'), 2, /usage error/);
+  await fails(cmd('import', 'bad', '--pem-file', pemFile, '--pem-password', 'pem-pass', '--protection', 'hsm'), 1,
+    /^ERROR: \(BadParameter\) Hardware key operation not allowed on standard vault/);
 });
 
 test('delete, list-deleted, show-deleted, recover, backup, purge, restore', async () => {
