@@ -5,7 +5,7 @@ import type { Keyring } from '../../crypto/envelope.js';
 import type { Clock } from '../../clock.js';
 import { badParameter, conflict, notFound } from '../../http/errors.js';
 import { StoreError, type ObjectStore, type StoredVersion, type VersionMeta } from '../store.js';
-import { applyAttributes, checkTags, createBackupCodec, versionAttributes, type AttributesInput, type BackupDocument } from '../collection-helpers.js';
+import { applyAttributes, checkTags, createBackupCodec, seconds, versionAttributes, type AttributesInput, type BackupDocument } from '../collection-helpers.js';
 import { createLifecycleOperations, objectErrors, type LifecycleOperations } from '../lifecycle.js';
 import { curveOf, exportPrivate, generateSoftwareKey, loadPrivate, publicJwk, type CurveName } from '../keys/key-crypto.js';
 import {
@@ -88,7 +88,10 @@ export function createCertificatesService(deps: { store: ObjectStore; endpoints:
     kid: `${base(vault)}/keys/${name}/${version}`,
     sid: `${base(vault)}/secrets/${name}/${version}`,
   });
-  const policyOut = (vault: Vault, name: string, policy: CertificatePolicy) => ({ id: `${base(vault)}/certificates/${name}/policy`, ...policy });
+  const policyOut = (vault: Vault, name: string, policy: CertificatePolicy) => ({
+    id: `${base(vault)}/certificates/${name}/policy`, ...policy,
+    attributes: { ...policy.attributes, created: seconds(policy.attributes.created), updated: seconds(policy.attributes.updated) },
+  });
 
   const item = (vault: Vault, v: StoredVersion, withVersion: boolean) => ({
     id: `${base(vault)}/certificates/${v.name}${withVersion ? `/${v.version}` : ''}`,
@@ -276,7 +279,9 @@ export function createCertificatesService(deps: { store: ObjectStore; endpoints:
         status: 'completed', request_id: crypto.randomUUID(), issuer: { name: policy.issuer.name }, cancellation_requested: false,
       };
       const v = await storeVersion(vault, name, key, [der], policy, input, { ...operation, target: `${base(vault)}/certificates/${name}` });
-      return operationOut(vault, v.name, meta(v).operation!);
+      // The 202 reports the request as accepted, as Azure's does; clients then poll …/pending, which says completed.
+      // (Python's poller never polls when the create response is already final, and then has no result.)
+      return operationOut(vault, v.name, { ...operation, status: 'inProgress', status_details: 'Pending certificate created. Certificate request is in progress. This may take some time based on the issuer provider. Please check again later.' });
     },
 
     async import(vault: Vault, name: string, input: ImportCertificateInput) {
