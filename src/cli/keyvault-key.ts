@@ -145,17 +145,17 @@ export function registerKeyVaultKeyCommands(program: Command) {
 
   withAttributes(withTarget(key.command('create'), undefined))
     .description('Create a key, or a new version of it')
-    .addOption(new Option('--kty <kty>', 'the type of key to create').choices(KEY_TYPES).default('RSA'))
+    .addOption(new Option('--kty <kty>', 'the type of key to create (default: EC with --curve, else RSA)').choices(KEY_TYPES))
     .option('--size <bits>', 'RSA key size in bits: 2048, 3072 or 4096', (v) => parsePositiveInt(v, '--size'))
     .addOption(new Option('--curve <curve>', 'elliptic curve name').choices(CURVES))
     .addOption(new Option('--protection <protection>', 'where the key is protected').choices(['software', 'hsm']))
     .addOption(boolOption('--exportable [bool]', 'whether the private key can be exported (needs a release policy)'))
     .addOption(boolOption('--disabled [bool]', 'create the key disabled'))
     .action(action(async (opts: TargetOptions & AttributeOptions & {
-      kty: string; size?: number; curve?: string; protection?: string; disabled?: boolean;
+      kty?: string; size?: number; curve?: string; protection?: string; disabled?: boolean;
     }, env) => {
       const { vault, name } = keyTarget(opts, env);
-      const kty = keyType(opts.kty, opts.protection);
+      const kty = keyType(opts.kty ?? (opts.curve ? 'EC' : 'RSA'), opts.protection);
       const body = { kty, key_size: opts.size, crv: opts.curve, ...attributeBody(opts, !opts.disabled) };
       return keyBundle(await vault<WireKey>('POST', `/keys/${name}/create`, { body }));
     }));
@@ -346,6 +346,9 @@ function registerOperationCommands(key: Command) {
       const result = await operate<{ value: boolean }>(opts, env, 'verify', {
         digest: base64Bytes(opts.digest, '--digest'), value: base64Bytes(opts.signature, '--signature'),
       });
-      return { algorithm: opts.algorithm, isValid: result.value, kid: opts.id ?? null };
+      // The verify response carries no kid: the key the caller named is the one that verified.
+      const { name, version } = keyTarget(opts, env);
+      const kid = opts.id ?? `${env.context().vaultUrl(opts.vaultName!)}/keys/${name}${version ? `/${version}` : ''}`;
+      return { algorithm: opts.algorithm, isValid: result.value, kid };
     }));
 }
