@@ -33,6 +33,7 @@ import { createKeyRotationJob } from './objects/keys/rotation-job.js';
 import { createCertificatesService } from './objects/certificates/service.js';
 import { createCertificateContacts } from './objects/certificates/contacts.js';
 import { createCertificateIssuers } from './objects/certificates/issuers.js';
+import { createCertificateRenewalJob } from './objects/certificates/renewal-job.js';
 import { certificatesRoutes } from './objects/certificates/routes.js';
 import { createScheduler } from './scheduler/scheduler.js';
 
@@ -109,6 +110,8 @@ export async function startCoffer(options: CofferOptions) {
   scheduler.add({ name: 'purge-deleted-objects', run: (now) => store.purgeDue(now) });
   scheduler.add({ name: 'purge-deleted-vaults', run: (now) => vaults.purgeDue(now) });
   scheduler.add(createKeyRotationJob({ storage, keys: keyObjects }));
+  const certificates = createCertificatesService({ store, endpoints, keyring, clock });
+  scheduler.add(createCertificateRenewalJob({ storage, certificates }));
 
   const throttle = createThrottle({
     // `coffer server start` defaults to azure; embedders (and the test harness, whose suites create keys faster than
@@ -137,7 +140,7 @@ export async function startCoffer(options: CofferOptions) {
     secretsRoutes(scope, { secrets, endpoints });
     keysRoutes(scope, { keys: keyObjects, endpoints });
     certificatesRoutes(scope, {
-      certificates: createCertificatesService({ store, endpoints, keyring, clock }), contacts: createCertificateContacts({ settings, endpoints }),
+      certificates, contacts: createCertificateContacts({ settings, endpoints }),
       issuers: createCertificateIssuers({ settings, endpoints, keyring, clock }), endpoints,
     });
     scope.get('/healthz', { config: { plane: 'public', operation: 'Health' } }, async () => ({ status: 'ok', node: nodeId }));

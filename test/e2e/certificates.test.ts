@@ -10,6 +10,7 @@ import { CertificateClient, type CertificatePolicy } from '@azure/keyvault-certi
 import { KeyClient } from '@azure/keyvault-keys';
 import { startTestServer, type TestServer } from '../support/server.js';
 import { assignRole, createPrincipal, secretClientAs } from '../support/arm.js';
+import { managementToken, rawRequest } from '../support/raw-http.js';
 
 /**
  * Certificates through the official CertificateClient: self-signed issuance (with its poller), the managed key and
@@ -378,4 +379,28 @@ test('certificate issuers: set, get, update, list, delete; the account password 
   await expectError(certs.getIssuer('digi'), 404);
   await expectError(certs.updateIssuer('digi', { provider: 'x' }), 404);
   await expectError(certs.createIssuer('Self', 'x'), 400, 'BadParameter');
+});
+
+// Last: it advances the deployment's clock.
+test('AutoRenew: the scheduler renews a self-signed certificate under an advanced clock (new version, new validity)', async () => {
+  const first = await (await certs.beginCreateCertificate('renewing', {
+    ...webPolicy, validityInMonths: 1, lifetimeActions: [{ action: 'AutoRenew', lifetimePercentage: 50 }],
+  }, POLL)).pollUntilDone();
+  await server.coffer.scheduler.runNow();
+  assert.equal((await certs.getCertificate('renewing')).properties.version, first.properties.version, 'not due yet');
+
+  // The administrator's clock advance runs the scheduler before answering.
+  const res = await rawRequest(`${server.admin.managementEndpoint}/coffer/admin/clock/advance`, {
+    method: 'POST', token: await managementToken(server), body: { advance: '20d' },
+  });
+  assert.equal(res.status, 200);
+  const renewed = await certs.getCertificate('renewing');
+  assert.notEqual(renewed.properties.version, first.properties.version);
+  assert.ok(renewed.properties.notBefore!.getTime() >= first.properties.notBefore!.getTime() + 19 * 86_400_000);
+  assert.ok(renewed.properties.expiresOn!.getTime() > first.properties.expiresOn!.getTime());
+  // The managed key and secret moved to the new version with it.
+  assert.equal((await keys.getKey('renewing')).properties.version, renewed.properties.version);
+  assert.equal((await server.secretClient(VAULT).getSecret('renewing')).properties.version, renewed.properties.version);
+  await server.coffer.scheduler.runNow();
+  assert.equal((await certs.getCertificate('renewing')).properties.version, renewed.properties.version, 'renewal resets the clock');
 });

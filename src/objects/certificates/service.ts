@@ -65,6 +65,8 @@ interface CertificateMeta extends VersionMeta {
 }
 
 const meta = (v: StoredVersion) => v.meta as CertificateMeta;
+/** What issuance needs of a vault: its keys for sealing and its name for identifiers (the scheduler has no more). */
+type VaultLike = Pick<Vault, 'id' | 'wrappedDataKey' | 'name'>;
 const newVersionId = () => crypto.randomBytes(16).toString('hex');
 /** Key operations of a certificate's managed key, as Azure assigns them. */
 const MANAGED_KEY_OPS: Record<string, string[]> = {
@@ -74,7 +76,7 @@ const MANAGED_KEY_OPS: Record<string, string[]> = {
 
 export function createCertificatesService(deps: { store: ObjectStore; endpoints: Endpoints; keyring: Keyring; clock: Clock }) {
   const { store, endpoints, keyring, clock } = deps;
-  const base = (vault: Vault) => endpoints.vaultUrl(vault.name);
+  const base = (vault: VaultLike) => endpoints.vaultUrl(vault.name);
   const errors = objectErrors('Certificate');
   const certificateNotFound = errors.notFound;
   const pendingNotFound = (name: string) => notFound('PendingCertificateNotFound', `Pending certificate not found: ${name}`);
@@ -83,7 +85,7 @@ export function createCertificatesService(deps: { store: ObjectStore; endpoints:
     if (!CERTIFICATE_NAME.test(name)) throw badParameter(`The request URI contains an invalid name: ${name}`);
   };
 
-  const ids = (vault: Vault, name: string, version: string) => ({
+  const ids = (vault: VaultLike, name: string, version: string) => ({
     id: `${base(vault)}/certificates/${name}/${version}`,
     kid: `${base(vault)}/keys/${name}/${version}`,
     sid: `${base(vault)}/secrets/${name}/${version}`,
@@ -120,7 +122,7 @@ export function createCertificatesService(deps: { store: ObjectStore; endpoints:
   };
 
   /** A certificate's name also names its managed key and secret: a plain key or secret of that name is a conflict. */
-  async function checkNameFree(vault: Vault, name: string) {
+  async function checkNameFree(vault: VaultLike, name: string) {
     for (const collection of ['keys', 'secrets'] as const) {
       const existing = await store.get(vault, collection, name);
       if (existing && !existing.meta.managed) {
@@ -130,7 +132,7 @@ export function createCertificatesService(deps: { store: ObjectStore; endpoints:
   }
 
   /** The managed key of a new certificate version; `pending` marks a version still waiting for its certificate. */
-  async function storeKey(vault: Vault, name: string, version: string, key: KeyObject, policy: CertificatePolicy, extra: VersionMeta) {
+  async function storeKey(vault: VaultLike, name: string, version: string, key: KeyObject, policy: CertificatePolicy, extra: VersionMeta) {
     const kty = key.asymmetricKeyType === 'rsa' ? 'RSA' : 'EC';
     await checkNameFree(vault, name);
     return store.create(vault, 'keys', name, exportPrivate(key), {
@@ -142,7 +144,7 @@ export function createCertificatesService(deps: { store: ObjectStore; endpoints:
    * The managed secret and the certificate of a version whose key is stored. The certificate is written last, so a
    * certificate is visible only once its key and secret exist.
    */
-  async function storeCertificate(vault: Vault, name: string, version: string, key: KeyObject, chain: Buffer[],
+  async function storeCertificate(vault: VaultLike, name: string, version: string, key: KeyObject, chain: Buffer[],
     policy: CertificatePolicy, input: CreateCertificateInput, operation?: CertificateOperation) {
     const facts = certificateFacts(chain[0]);
     const contentType = policy.secret_props.contentType;
@@ -166,7 +168,7 @@ export function createCertificatesService(deps: { store: ObjectStore; endpoints:
   }
 
   /** Stores one certificate version and its managed key and secret under the same version id. */
-  async function storeVersion(vault: Vault, name: string, key: KeyObject, chain: Buffer[], policy: CertificatePolicy,
+  async function storeVersion(vault: VaultLike, name: string, key: KeyObject, chain: Buffer[], policy: CertificatePolicy,
     input: CreateCertificateInput, operation?: CertificateOperation) {
     const facts = certificateFacts(chain[0]);
     // The container is built first: a policy it cannot satisfy must fail before anything is stored.
@@ -178,7 +180,7 @@ export function createCertificatesService(deps: { store: ObjectStore; endpoints:
   }
 
   /** The version waiting for an external CA's certificate (issuer Unknown), if any: its key carries the request. */
-  async function pendingKey(vault: Vault, name: string) {
+  async function pendingKey(vault: VaultLike, name: string) {
     const key = await store.get(vault, 'keys', name);
     return key?.meta.managed && key.meta.pending ? { key, pending: key.meta.pending as PendingIssuance } : undefined;
   }
@@ -196,7 +198,7 @@ export function createCertificatesService(deps: { store: ObjectStore; endpoints:
   }
 
   /** The key for a new version: the current one when the policy reuses keys, otherwise a fresh one. */
-  async function keyFor(vault: Vault, name: string, policy: CertificatePolicy): Promise<KeyObject> {
+  async function keyFor(vault: VaultLike, name: string, policy: CertificatePolicy): Promise<KeyObject> {
     if (policy.key_props.reuse_key) {
       const existing = await store.get(vault, 'keys', name);
       if (existing?.meta.managed) return loadPrivate(existing.open());
@@ -204,6 +206,23 @@ export function createCertificatesService(deps: { store: ObjectStore; endpoints:
     return policy.key_props.kty.startsWith('RSA')
       ? generateSoftwareKey({ kty: 'RSA', size: policy.key_props.key_size })
       : generateSoftwareKey({ kty: 'EC', curve: policy.key_props.crv as CurveName });
+  }
+
+  /** Issues and stores a self-signed version; returns its (completed) operation. */
+  async function issueSelfSignedVersion(vault: VaultLike, name: string, key: KeyObject, policy: CertificatePolicy, input: CreateCertificateInput) {
+    const notBefore = new Date(clock.now());
+    let der: Buffer;
+    try {
+      der = await issueSelfSigned(key, { ...issuance(policy), notBefore, notAfter: addMonths(notBefore, policy.x509_props.validity_months) });
+    } catch (err) {
+      if (err instanceof CertificateInputError) throw badParameter(err.message);
+      throw err;
+    }
+    const operation: CertificateOperation = {
+      status: 'completed', request_id: crypto.randomUUID(), issuer: { name: policy.issuer.name }, cancellation_requested: false,
+    };
+    await storeVersion(vault, name, key, [der], policy, input, { ...operation, target: `${base(vault)}/certificates/${name}` });
+    return operation;
   }
 
   /** Issuer Unknown: the key is generated here and only a CSR leaves; the certificate arrives later by merge. */
@@ -267,21 +286,10 @@ export function createCertificatesService(deps: { store: ObjectStore; endpoints:
       if (await pendingKey(vault, name)) throw conflict('Conflict', `There is a pending operation for certificate ${name}; merge, cancel or delete it first.`);
       const key = await keyFor(vault, name, policy);
       if (issuer === 'unknown') return createPending(vault, name, key, policy, input);
-      const notBefore = new Date(clock.now());
-      let der: Buffer;
-      try {
-        der = await issueSelfSigned(key, { ...issuance(policy), notBefore, notAfter: addMonths(notBefore, policy.x509_props.validity_months) });
-      } catch (err) {
-        if (err instanceof CertificateInputError) throw badParameter(err.message);
-        throw err;
-      }
-      const operation: CertificateOperation = {
-        status: 'completed', request_id: crypto.randomUUID(), issuer: { name: policy.issuer.name }, cancellation_requested: false,
-      };
-      const v = await storeVersion(vault, name, key, [der], policy, input, { ...operation, target: `${base(vault)}/certificates/${name}` });
+      const operation = await issueSelfSignedVersion(vault, name, key, policy, input);
       // The 202 reports the request as accepted, as Azure's does; clients then poll …/pending, which says completed.
       // (Python's poller never polls when the create response is already final, and then has no result.)
-      return operationOut(vault, v.name, { ...operation, status: 'inProgress', status_details: 'Pending certificate created. Certificate request is in progress. This may take some time based on the issuer provider. Please check again later.' });
+      return operationOut(vault, name, { ...operation, status: 'inProgress', status_details: 'Pending certificate created. Certificate request is in progress. This may take some time based on the issuer provider. Please check again later.' });
     },
 
     async import(vault: Vault, name: string, input: ImportCertificateInput) {
@@ -354,6 +362,23 @@ export function createCertificatesService(deps: { store: ObjectStore; endpoints:
         }
       }
       return bundle(vault, v);
+    },
+
+    /**
+     * The scheduler's pass: renews a self-issued certificate whose AutoRenew action is due (at a lifetime percentage
+     * or days before expiry). A new version resets the clock, so a second pass does nothing.
+     */
+    async renewIfDue(vault: VaultLike, name: string, now: number) {
+      const v = await store.get(vault, 'certificates', name);
+      if (!v || !v.meta.enabled || (await pendingKey(vault, name))) return false;
+      const { policy, nbf, exp } = meta(v);
+      const renew = policy.lifetime_actions.find((a) => a.action.action_type === 'AutoRenew');
+      if (!renew || policy.issuer.name.toLowerCase() !== 'self' || nbf === undefined || exp === undefined) return false;
+      const { lifetime_percentage: pct, days_before_expiry: days } = renew.trigger;
+      const dueSeconds = pct !== undefined ? nbf + ((exp - nbf) * pct) / 100 : exp - (days ?? 0) * 86_400;
+      if (now / 1000 < dueSeconds) return false;
+      await issueSelfSignedVersion(vault, v.name, await keyFor(vault, v.name, policy), policy, { tags: v.meta.tags });
+      return true;
     },
 
     async getPolicy(vault: Vault, name: string) {
