@@ -304,6 +304,14 @@ test('Unknown issuer: the pending operation carries a CSR; merge accepts only th
   assert.match(openssl(['verify', '-CAfile', f('ca.crt'), f('leaf.pem')]), /OK/);
   assert.equal((await keys.getKey('external')).properties.version, merged.properties.version);
   await expectError(certs.mergeCertificate('external', [signed]), 404, 'PendingCertificateNotFound');
+
+  // A request that is deleted before its merge leaves nothing behind: no certificate, no managed key.
+  await certs.beginCreateCertificate('abandoned', { issuerName: 'Unknown', subject: 'CN=abandoned' }, POLL);
+  assert.equal((await keys.getKey('abandoned')).properties.managed, true);
+  await certs.deleteCertificateOperation('abandoned');
+  await expectError(certs.getCertificate('abandoned'), 404);
+  await expectError(keys.getKey('abandoned'), 404);
+  await expectError(certs.getCertificateOperation('abandoned', POLL), 404);
 });
 
 test('backup and restore carry the certificate with its managed key and secret', async () => {

@@ -422,6 +422,12 @@ export function createCertificatesService(deps: { store: ObjectStore; endpoints:
     async deleteOperation(vault: Vault, name: string) {
       const op = await this.getOperation(vault, name);
       const waiting = await pendingKey(vault, name);
+      // A certificate that never had a version is not created at all: its pending key goes with the request.
+      if (waiting && !(await store.get(vault, 'certificates', name))) {
+        await store.softDelete(vault, 'keys', name, vault.properties.softDeleteRetentionInDays);
+        await store.purge(vault, 'keys', name);
+        return op;
+      }
       const [collection, version] = waiting ? ['keys' as const, waiting.key.version] : ['certificates' as const, undefined];
       await store.updateMeta(vault, collection, name, version, (prior) => {
         const { operation: _op, pending: _pending, ...rest } = prior as CertificateMeta & { pending?: unknown };
