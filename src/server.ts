@@ -35,6 +35,7 @@ import { createCertificateContacts } from './objects/certificates/contacts.js';
 import { createCertificateIssuers } from './objects/certificates/issuers.js';
 import { createCertificateRenewalJob } from './objects/certificates/renewal-job.js';
 import { certificatesRoutes } from './objects/certificates/routes.js';
+import { createPkcs11Hsm, type Pkcs11Options } from './objects/keys/hsm.js';
 import { createScheduler } from './scheduler/scheduler.js';
 
 export interface CofferOptions {
@@ -56,6 +57,8 @@ export interface CofferOptions {
   throttle?: ThrottleProfile;
   /** Also serve /metrics unauthenticated over plain HTTP on 127.0.0.1 at this port (0: any free port). */
   metricsPort?: number;
+  /** The PKCS#11 token holding premium vaults' HSM keys (none: -HSM key types are refused). */
+  pkcs11?: Pkcs11Options;
 }
 
 export const DEFAULTS = { host: '127.0.0.1', port: 8443, dataDir: '.coffer', dnsSuffix: 'vault.localhost', seal: 'file' as SealKind };
@@ -99,7 +102,7 @@ export async function startCoffer(options: CofferOptions) {
   await ensureBootstrapOwner(storage.db, authorization.assignments, deployment);
   const store = createObjectStore({ storage, keyring, clock });
   const secrets = createSecretsService({ store, endpoints, keyring });
-  const keyObjects = createKeysService({ store, endpoints, keyring, clock });
+  const keyObjects = createKeysService({ store, endpoints, keyring, clock, hsm: options.pkcs11 && createPkcs11Hsm(options.pkcs11) });
   const audit = createAuditLog({ storage });
   const nodeId = options.nodeId ?? crypto.randomUUID();
   const scheduler = createScheduler({
