@@ -1,10 +1,10 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { startTestServer, type TestServer } from '../support/server.js';
+import { cliRunner } from '../support/cli.js';
 
 /**
  * The az-compatible CLI end to end: `node bin/coffer.js …` (the built CLI) against a real Coffer. The child does not
@@ -14,41 +14,7 @@ let server: TestServer;
 const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'coffer-cli-test-'));
 const emptyConfigDir = path.join(scratch, 'no-login');
 
-interface Run { code: number | null; stdout: string; stderr: string }
-
-function coffer(args: string[], env: Record<string, string | undefined> = {}): Promise<Run> {
-  const childEnv: Record<string, string | undefined> = { ...process.env, NODE_EXTRA_CA_CERTS: undefined, COFFER_CONFIG_DIR: emptyConfigDir, COFFER_DATA_DIR: server.dataDir, ...env };
-  for (const k of Object.keys(childEnv)) if (childEnv[k] === undefined) delete childEnv[k];
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [path.resolve('bin/coffer.js'), ...args], { env: childEnv as NodeJS.ProcessEnv, cwd: scratch });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => { stdout += d; });
-    child.stderr.on('data', (d) => { stderr += d; });
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
-
-/** Runs a command that must succeed and returns its parsed JSON output. */
-async function json<T = any>(args: string[], env?: Record<string, string | undefined>): Promise<T> {
-  const r = await ok(args, env);
-  return JSON.parse(r.stdout) as T;
-}
-
-async function ok(args: string[], env?: Record<string, string | undefined>): Promise<Run> {
-  const r = await coffer(args, env);
-  assert.equal(r.code, 0, `coffer ${args.join(' ')} failed: ${r.stderr}`);
-  return r;
-}
-
-async function fails(args: string[], exitCode: number, stderrPattern: RegExp, env?: Record<string, string | undefined>): Promise<Run> {
-  const r = await coffer(args, env);
-  assert.equal(r.code, exitCode, `coffer ${args.join(' ')}: expected exit ${exitCode}, got ${r.code}: ${r.stderr}`);
-  assert.match(r.stderr, stderrPattern);
-  assert.equal(r.stdout, '');
-  return r;
-}
+const { coffer, ok, json, fails } = cliRunner(scratch, () => ({ COFFER_CONFIG_DIR: emptyConfigDir, COFFER_DATA_DIR: server.dataDir }));
 
 const ISO = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\+00:00$/;
 const VAULT = 'cli-vault';
