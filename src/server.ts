@@ -34,6 +34,7 @@ import { createCertificatesService } from './objects/certificates/service.js';
 import { createCertificateContacts } from './objects/certificates/contacts.js';
 import { createCertificateIssuers } from './objects/certificates/issuers.js';
 import { createCertificateRenewalJob } from './objects/certificates/renewal-job.js';
+import { createIntegratedCa } from './objects/certificates/integrated-ca.js';
 import { certificatesRoutes } from './objects/certificates/routes.js';
 import { createPkcs11Hsm, type Pkcs11Options } from './objects/keys/hsm.js';
 import { createScheduler } from './scheduler/scheduler.js';
@@ -113,7 +114,7 @@ export async function startCoffer(options: CofferOptions) {
   scheduler.add({ name: 'purge-deleted-objects', run: (now) => store.purgeDue(now) });
   scheduler.add({ name: 'purge-deleted-vaults', run: (now) => vaults.purgeDue(now) });
   scheduler.add(createKeyRotationJob({ storage, keys: keyObjects }));
-  const certificates = createCertificatesService({ store, endpoints, keyring, clock });
+  const certificates = createCertificatesService({ store, endpoints, keyring, clock, ca: createIntegratedCa({ settings, keyring, clock }) });
   scheduler.add(createCertificateRenewalJob({ storage, certificates }));
 
   const throttle = createThrottle({

@@ -389,6 +389,29 @@ test('certificate issuers: set, get, update, list, delete; the account password 
   await expectError(certs.createIssuer('Self', 'x'), 400, 'BadParameter');
 });
 
+test('integrated CA (CofferCA): issues with no manual step; the chain verifies against the downloadable root', async () => {
+  const cert = await (await certs.beginCreateCertificate('ca-issued', {
+    issuerName: 'CofferCA', subject: 'CN=ca.example.test', subjectAlternativeNames: { dnsNames: ['ca.example.test'] },
+    enhancedKeyUsage: ['1.3.6.1.5.5.7.3.1'], keyUsage: ['digitalSignature', 'keyEncipherment'], validityInMonths: 3,
+  }, POLL)).pollUntilDone();
+  const root = await fetch(`${server.admin.managementEndpoint}/coffer/certificate-ca.pem`).then((r) => r.text());
+  assert.match(root, /BEGIN CERTIFICATE/);
+  const rootFile = path.join(work, 'coffer-root.pem');
+  fs.writeFileSync(rootFile, root);
+  assert.match(openssl(['x509', '-noout', '-text'], root), /CA:TRUE/);
+  // The secret's PFX holds leaf and root; openssl verifies the leaf against the downloaded root.
+  const pfx = (await server.secretClient(VAULT).getSecret('ca-issued')).value!;
+  fs.writeFileSync(path.join(work, 'ca-issued.pfx'), Buffer.from(pfx, 'base64'));
+  const pem = openssl(['pkcs12', '-in', path.join(work, 'ca-issued.pfx'), '-passin', 'pass:', '-nodes', '-clcerts']);
+  const leafFile = path.join(work, 'ca-issued.pem');
+  fs.writeFileSync(leafFile, pem.slice(pem.indexOf('-----BEGIN CERTIFICATE')));
+  assert.match(openssl(['verify', '-CAfile', rootFile, leafFile]), /OK/);
+  const text = openssl(['x509', '-noout', '-text'], fs.readFileSync(leafFile));
+  assert.match(text, /DNS:ca\.example\.test/);
+  assert.match(text, /TLS Web Server Authentication/);
+  assert.equal(new crypto.X509Certificate(Buffer.from(cert.cer!)).issuer, new crypto.X509Certificate(root).subject);
+});
+
 // Last: it advances the deployment's clock.
 test('AutoRenew: the scheduler renews a self-signed certificate under an advanced clock (new version, new validity)', async () => {
   const first = await (await certs.beginCreateCertificate('renewing', {

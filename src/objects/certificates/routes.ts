@@ -41,6 +41,12 @@ export function certificatesRoutes(app: FastifyInstance, deps: {
   app.delete<{ Params: IssuerParams }>('/certificates/issuers/:issuer', { ...route('CertificateIssuerDelete'), schema: { response: { 200: s.issuerOut } } },
     (req) => issuers.delete(vault(req), req.params.issuer));
 
+  // The integrated CA's root, public like the deployment's TLS CA: trusting it is the point.
+  app.get('/coffer/certificate-ca.pem', { config: { plane: 'public' as const, operation: 'CertificateCaRoot' } }, async (_req, reply) => {
+    reply.type('application/x-pem-file');
+    return certificates.caRootPem();
+  });
+
   app.post<{ Params: Params; Body: CreateCertificateInput }>('/certificates/:name/create', {
     ...route('CertificateCreate'), schema: { body: s.createBody, response: { 202: s.operation } },
   }, async (req, reply) => {

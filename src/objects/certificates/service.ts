@@ -11,6 +11,7 @@ import { curveOf, exportPrivate, generateSoftwareKey, loadPrivate, publicJwk, ty
 import {
   CertificateInputError, PEM, PKCS12, certificateFacts, createCsr, issueSelfSigned, keyMatches, parsePem, parsePfx, secretValue, type ParsedImport,
 } from './x509.js';
+import { INTEGRATED_CA, type IntegratedCa } from './integrated-ca.js';
 import { addMonths, policyFromCertificate, resolvePolicy, type CertificatePolicy, type PolicyInput } from './policy.js';
 
 /** Azure's limits for certificates. */
@@ -74,7 +75,7 @@ const MANAGED_KEY_OPS: Record<string, string[]> = {
   EC: ['sign', 'verify'],
 };
 
-export function createCertificatesService(deps: { store: ObjectStore; endpoints: Endpoints; keyring: Keyring; clock: Clock }) {
+export function createCertificatesService(deps: { store: ObjectStore; endpoints: Endpoints; keyring: Keyring; clock: Clock; ca?: IntegratedCa }) {
   const { store, endpoints, keyring, clock } = deps;
   const base = (vault: VaultLike) => endpoints.vaultUrl(vault.name);
   const errors = objectErrors('Certificate');
@@ -130,6 +131,10 @@ export function createCertificatesService(deps: { store: ObjectStore; endpoints:
       }
     }
   }
+
+  const isIntegratedCa = (policy: CertificatePolicy) => deps.ca !== undefined && policy.issuer.name.toLowerCase() === INTEGRATED_CA.toLowerCase();
+  /** Issuers Coffer completes by itself, so their certificates can also renew by themselves. */
+  const issuesInternally = (policy: CertificatePolicy) => policy.issuer.name.toLowerCase() === 'self' || isIntegratedCa(policy);
 
   /** The managed key of a new certificate version; `pending` marks a version still waiting for its certificate. */
   async function storeKey(vault: VaultLike, name: string, version: string, key: KeyObject, policy: CertificatePolicy, extra: VersionMeta) {
@@ -208,12 +213,13 @@ export function createCertificatesService(deps: { store: ObjectStore; endpoints:
       : generateSoftwareKey({ kty: 'EC', curve: policy.key_props.crv as CurveName });
   }
 
-  /** Issues and stores a self-signed version; returns its (completed) operation. */
-  async function issueSelfSignedVersion(vault: VaultLike, name: string, key: KeyObject, policy: CertificatePolicy, input: CreateCertificateInput) {
+  /** Issues (self-signed, or by the integrated CA) and stores a version; returns its (completed) operation. */
+  async function issueVersion(vault: VaultLike, name: string, key: KeyObject, policy: CertificatePolicy, input: CreateCertificateInput) {
     const notBefore = new Date(clock.now());
-    let der: Buffer;
+    const request = { ...issuance(policy), notBefore, notAfter: addMonths(notBefore, policy.x509_props.validity_months) };
+    let chain: Buffer[];
     try {
-      der = await issueSelfSigned(key, { ...issuance(policy), notBefore, notAfter: addMonths(notBefore, policy.x509_props.validity_months) });
+      chain = isIntegratedCa(policy) ? await deps.ca!.issue(key, request) : [await issueSelfSigned(key, request)];
     } catch (err) {
       if (err instanceof CertificateInputError) throw badParameter(err.message);
       throw err;
@@ -221,7 +227,7 @@ export function createCertificatesService(deps: { store: ObjectStore; endpoints:
     const operation: CertificateOperation = {
       status: 'completed', request_id: crypto.randomUUID(), issuer: { name: policy.issuer.name }, cancellation_requested: false,
     };
-    await storeVersion(vault, name, key, [der], policy, input, { ...operation, target: `${base(vault)}/certificates/${name}` });
+    await storeVersion(vault, name, key, chain, policy, input, { ...operation, target: `${base(vault)}/certificates/${name}` });
     return operation;
   }
 
@@ -279,14 +285,14 @@ export function createCertificatesService(deps: { store: ObjectStore; endpoints:
       const policy = resolvePolicy(input.policy, undefined, clock.now());
       checkProtection(vault, policy.key_props.kty);
       const issuer = policy.issuer.name.toLowerCase();
-      if (issuer !== 'self' && issuer !== 'unknown') {
-        throw badParameter(`Issuer ${policy.issuer.name} is not supported by this Coffer version; use Self or Unknown.`);
+      if (!issuesInternally(policy) && issuer !== 'unknown') {
+        throw badParameter(`Issuer ${policy.issuer.name} is not supported by this Coffer deployment; use Self, Unknown or ${INTEGRATED_CA}.`);
       }
       if (!policy.x509_props.subject && !policy.x509_props.sans) throw badParameter('The policy must have a subject or subject alternative names.');
       if (await pendingKey(vault, name)) throw conflict('Conflict', `There is a pending operation for certificate ${name}; merge, cancel or delete it first.`);
       const key = await keyFor(vault, name, policy);
       if (issuer === 'unknown') return createPending(vault, name, key, policy, input);
-      const operation = await issueSelfSignedVersion(vault, name, key, policy, input);
+      const operation = await issueVersion(vault, name, key, policy, input);
       // The 202 reports the request as accepted, as Azure's does; clients then poll …/pending, which says completed.
       // (Python's poller never polls when the create response is already final, and then has no result.)
       return operationOut(vault, name, { ...operation, status: 'inProgress', status_details: 'Pending certificate created. Certificate request is in progress. This may take some time based on the issuer provider. Please check again later.' });
@@ -373,12 +379,18 @@ export function createCertificatesService(deps: { store: ObjectStore; endpoints:
       if (!v || !v.meta.enabled || (await pendingKey(vault, name))) return false;
       const { policy, nbf, exp } = meta(v);
       const renew = policy.lifetime_actions.find((a) => a.action.action_type === 'AutoRenew');
-      if (!renew || policy.issuer.name.toLowerCase() !== 'self' || nbf === undefined || exp === undefined) return false;
+      if (!renew || !issuesInternally(policy) || nbf === undefined || exp === undefined) return false;
       const { lifetime_percentage: pct, days_before_expiry: days } = renew.trigger;
       const dueSeconds = pct !== undefined ? nbf + ((exp - nbf) * pct) / 100 : exp - (days ?? 0) * 86_400;
       if (now / 1000 < dueSeconds) return false;
-      await issueSelfSignedVersion(vault, v.name, await keyFor(vault, v.name, policy), policy, { tags: v.meta.tags });
+      await issueVersion(vault, v.name, await keyFor(vault, v.name, policy), policy, { tags: v.meta.tags });
       return true;
+    },
+
+    /** The integrated CA's root certificate (PEM), for clients to trust. */
+    async caRootPem() {
+      if (!deps.ca) throw notFound('NotFound', 'This deployment has no integrated CA.');
+      return deps.ca.rootPem();
     },
 
     async getPolicy(vault: Vault, name: string) {

@@ -104,6 +104,36 @@ export async function issueSelfSigned(key: KeyObject, req: IssuanceRequest): Pro
   return Buffer.from(cert.rawData);
 }
 
+/** A CA root certificate (self-signed, CA:true, keyCertSign + cRLSign); DER bytes. */
+export async function createCaRoot(key: KeyObject, subject: string, notBefore: Date, notAfter: Date): Promise<Buffer> {
+  const { keys, signingAlgorithm } = await webCryptoPair(key);
+  const cert = await x509.X509CertificateGenerator.createSelfSigned({
+    serialNumber: crypto.randomBytes(16).toString('hex').replace(/^[89a-f]/, '1'),
+    name: subjectName(subject), notBefore, notAfter, keys, signingAlgorithm,
+    extensions: [
+      new x509.BasicConstraintsExtension(true, undefined, true),
+      new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true),
+      await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
+    ],
+  });
+  return Buffer.from(cert.rawData);
+}
+
+/** A certificate for `key` as the policy describes it, signed by the CA (`caCert` DER, `caKey`); DER bytes. */
+export async function issueByCa(key: KeyObject, req: IssuanceRequest, caCert: Buffer, caKey: KeyObject): Promise<Buffer> {
+  const subject = subjectName(req.subject);
+  const { keys } = await webCryptoPair(key);
+  const ca = await webCryptoPair(caKey);
+  const issuer = new x509.X509Certificate(new Uint8Array(caCert));
+  const cert = await x509.X509CertificateGenerator.create({
+    serialNumber: crypto.randomBytes(16).toString('hex').replace(/^[89a-f]/, '1'),
+    subject, issuer: issuer.subjectName, notBefore: req.notBefore, notAfter: req.notAfter,
+    publicKey: keys.publicKey, signingKey: ca.keys.privateKey, signingAlgorithm: ca.signingAlgorithm,
+    extensions: [...await policyExtensions(req, keys.publicKey), await x509.AuthorityKeyIdentifierExtension.create(issuer)],
+  });
+  return Buffer.from(cert.rawData);
+}
+
 /** A PKCS#10 request for `key` carrying the policy's subject and extensions, for an external CA to sign; DER bytes. */
 export async function createCsr(key: KeyObject, req: Omit<IssuanceRequest, 'notBefore' | 'notAfter'>): Promise<Buffer> {
   const name = subjectName(req.subject);
@@ -166,7 +196,12 @@ export function secretValue(contentType: string, chain: Buffer[], key: KeyObject
   if (key && key.asymmetricKeyType !== 'rsa') {
     throw new CertificateInputError(`Content type ${PKCS12} is not available for EC keys in this Coffer version; use ${PEM}.`);
   }
-  const forgeCerts = chain.map((c) => forge.pki.certificateFromAsn1(forge.asn1.fromDer(c.toString('binary'))));
+  let forgeCerts: forge.pki.Certificate[];
+  try {
+    forgeCerts = chain.map((c) => forge.pki.certificateFromAsn1(forge.asn1.fromDer(c.toString('binary'))));
+  } catch {
+    throw new CertificateInputError(`Content type ${PKCS12} is available for chains of RSA certificates only in this Coffer version; use ${PEM}.`);
+  }
   const forgeKey = key ? forge.pki.privateKeyFromPem(key.export({ format: 'pem', type: 'pkcs8' }).toString()) : null;
   const p12 = forge.pkcs12.toPkcs12Asn1(forgeKey, forgeCerts, null, { algorithm: '3des', useMac: true });
   return Buffer.from(forge.asn1.toDer(p12).getBytes(), 'binary').toString('base64');
