@@ -168,7 +168,7 @@ export function lifecycleRoutes(app: FastifyInstance, deps: {
 
   app.delete<{ Params: Params }>(`${deleted}/:name`, route('Purge'), async (req, reply) => {
     await service.purge(vault(req), req.params.name);
-    reply.code(204).send();
+    return reply.code(204).send();
   });
 
   app.post<{ Params: Params }>(`/${collection}/:name/backup`, { ...route('Backup'), schema: { response: { 200: shared.backupResult } } },
