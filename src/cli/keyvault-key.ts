@@ -248,7 +248,7 @@ export function registerKeyVaultKeyCommands(program: Command) {
 }
 
 /** `--value @file` or inline JSON, as az's policy arguments. */
-function jsonValue(value: string, flag: string): unknown {
+export function jsonValue(value: string, flag: string): unknown {
   const text = value.startsWith('@') ? readFile(value.slice(1)).toString('utf8') : value;
   try {
     return JSON.parse(text);

@@ -71,7 +71,7 @@ export function readFile(file: string): Buffer {
 
 /** How a collection's objects print, for the lifecycle commands every collection shares. */
 export interface LifecycleOutput<T> {
-  collection: 'secrets' | 'keys';
+  collection: 'secrets' | 'keys' | 'certificates';
   noun: string;
   bundle(o: T): unknown;
   deletedBundle(o: T): unknown;
