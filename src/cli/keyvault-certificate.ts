@@ -4,14 +4,12 @@ import { Option, type Command } from 'commander';
 import { action, boolOption, group, parseTags, type ActionEnv } from './command.js';
 import { CliError } from './errors.js';
 import { listAll } from './http.js';
-import { jsonValue } from './keyvault-key.js';
 import {
-  deletedFields, objectTarget, readFile, registerLifecycleCommands, vaultTarget, withMaxResults, withObjectTarget, withVault, type TargetOptions, type WireDeleted,
+  deletedFields, jsonValue, objectAttributes, objectTarget, readFile, registerLifecycleCommands, vaultTarget, withDownloadFile, withMaxResults, withObjectTarget, withVault, type TargetOptions, type WireAttributes, type WireDeleted,
 } from './keyvault-objects.js';
 import { isoTime, subresourceName } from './output.js';
 
 /** The wire shapes of the certificates data plane (the parts the CLI reads and writes). */
-interface WireAttributes { enabled?: boolean; nbf?: number; exp?: number; created?: number; updated?: number; recoveryLevel?: string; recoverableDays?: number }
 interface WirePolicy {
   id?: string;
   key_props?: { exportable?: boolean; kty?: string; key_size?: number; reuse_key?: boolean; crv?: string };
@@ -32,16 +30,7 @@ interface WireOperation {
   target?: string; request_id?: string; error?: { code?: string; message?: string };
 }
 
-/** az's certificate attributes: every field present (null when absent), times as ISO strings. */
-const certificateAttributes = (a: WireAttributes = {}) => ({
-  created: isoTime(a.created),
-  enabled: a.enabled ?? null,
-  expires: isoTime(a.exp),
-  notBefore: isoTime(a.nbf),
-  recoverableDays: a.recoverableDays ?? null,
-  recoveryLevel: a.recoveryLevel ?? null,
-  updated: isoTime(a.updated),
-});
+const certificateAttributes = objectAttributes;
 
 /** The policy as az prints it (and accepts back in `--policy`): camelCase, the SDK's field names. */
 function policyOutput(p: WirePolicy) {
@@ -225,19 +214,14 @@ export function registerKeyVaultCertificateCommands(program: Command) {
       return certificateBundle(await vault<WireCertificate>('GET', `/certificates/${name}/${version ?? ''}`));
     }));
 
-  withTarget(certificate.command('download'), CERTIFICATE_ID_HELP, { version: true })
-    .description('Write a certificate\'s public X.509 certificate to a new file')
-    .requiredOption('-f, --file <path>', 'the file to create')
-    .addOption(new Option('-e, --encoding <encoding>', 'the file\'s encoding').choices(['PEM', 'DER']).default('PEM'))
-    .action(action(async (opts: TargetOptions & { file: string; encoding: 'PEM' | 'DER' }, env) => {
-      if (fs.existsSync(opts.file)) throw new CliError(`File or directory named '${opts.file}' already exists.`);
-      const { vault, name, version } = certificateTarget(opts, env);
-      const bundle = await vault<WireCertificate>('GET', `/certificates/${name}/${version ?? ''}`);
-      if (!bundle.cer) throw new CliError(`Certificate '${decodeURIComponent(name)}' has no issued X.509 certificate yet`);
-      const der = Buffer.from(bundle.cer, 'base64url');
-      fs.writeFileSync(opts.file, opts.encoding === 'PEM' ? new crypto.X509Certificate(der).toString() : der, { flag: 'wx' });
-      return undefined;
-    }));
+  withDownloadFile(withTarget(certificate.command('download'), CERTIFICATE_ID_HELP, { version: true })
+    .description('Write a certificate\'s public X.509 certificate to a new file'), async (opts, env, encoding) => {
+    const { vault, name, version } = certificateTarget(opts, env);
+    const bundle = await vault<WireCertificate>('GET', `/certificates/${name}/${version ?? ''}`);
+    if (!bundle.cer) throw new CliError(`Certificate '${decodeURIComponent(name)}' has no issued X.509 certificate yet`);
+    const der = Buffer.from(bundle.cer, 'base64url');
+    return encoding === 'PEM' ? new crypto.X509Certificate(der).toString() : der;
+  });
 
   withMaxResults(withVault(certificate.command('list')))
     .description('List certificates')

@@ -5,7 +5,7 @@ import { action, boolOption, group, parsePositiveInt, parseTags, type ActionEnv 
 import { CliError, usageError } from './errors.js';
 import { listAll } from './http.js';
 import {
-  deletedFields, objectTarget, readFile, registerLifecycleCommands, validityAttributes, vaultTarget, withMaxResults, withObjectTarget, withVault, type TargetOptions, type WireDeleted,
+  deletedFields, jsonValue, objectTarget, readFile, registerLifecycleCommands, validityAttributes, vaultTarget, withDownloadFile, withMaxResults, withObjectTarget, withVault, type TargetOptions, type WireDeleted,
 } from './keyvault-objects.js';
 import { isoTime, subresourceName } from './output.js';
 
@@ -188,19 +188,12 @@ export function registerKeyVaultKeyCommands(program: Command) {
       return keyBundle(await vault<WireKey>('GET', `/keys/${name}/${version ?? ''}`));
     }));
 
-  withTarget(key.command('download'), KEY_ID_HELP, { version: true })
-    .description('Write a key\'s public key to a new file')
-    .requiredOption('-f, --file <path>', 'the file to create')
-    .addOption(new Option('-e, --encoding <encoding>', 'the file\'s encoding').choices(['PEM', 'DER']).default('PEM'))
-    .action(action(async (opts: TargetOptions & { file: string; encoding: 'PEM' | 'DER' }, env) => {
-      if (fs.existsSync(opts.file)) throw new CliError(`File or directory named '${opts.file}' already exists.`);
-      const { vault, name, version } = keyTarget(opts, env);
-      const bundle = await vault<WireKey>('GET', `/keys/${name}/${version ?? ''}`);
-      const publicKey = publicKeyOf(bundle.key ?? {});
-      const bytes = opts.encoding === 'PEM' ? publicKey.export({ type: 'spki', format: 'pem' }) : publicKey.export({ type: 'spki', format: 'der' });
-      fs.writeFileSync(opts.file, bytes, { flag: 'wx' });
-      return undefined;
-    }));
+  withDownloadFile(withTarget(key.command('download'), KEY_ID_HELP, { version: true })
+    .description('Write a key\'s public key to a new file'), async (opts, env, encoding) => {
+    const { vault, name, version } = keyTarget(opts, env);
+    const publicKey = publicKeyOf((await vault<WireKey>('GET', `/keys/${name}/${version ?? ''}`)).key ?? {});
+    return encoding === 'PEM' ? publicKey.export({ type: 'spki', format: 'pem' }) : publicKey.export({ type: 'spki', format: 'der' });
+  });
 
   withMaxResults(withVault(key.command('list')))
     .description('List keys')
@@ -245,16 +238,6 @@ export function registerKeyVaultKeyCommands(program: Command) {
   registerRotationPolicyCommands(key);
   registerOperationCommands(key);
   return key;
-}
-
-/** `--value @file` or inline JSON, as az's policy arguments. */
-export function jsonValue(value: string, flag: string): unknown {
-  const text = value.startsWith('@') ? readFile(value.slice(1)).toString('utf8') : value;
-  try {
-    return JSON.parse(text);
-  } catch {
-    throw new CliError(`argument ${flag}: not valid JSON`, 2);
-  }
 }
 
 /**

@@ -1,5 +1,5 @@
 import fs from 'node:fs';
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import { action, parseDate, parsePositiveInt, type ActionEnv } from './command.js';
 import { CliError, usageError } from './errors.js';
 import { listAll } from './http.js';
@@ -68,6 +68,42 @@ export function readFile(file: string): Buffer {
     throw new CliError(`Cannot read '${file}': ${(err as NodeJS.ErrnoException).code ?? 'error'}`);
   }
 }
+
+/** `--value @file` / `--policy @file` or inline JSON, as az's policy arguments. */
+export function jsonValue(value: string, flag: string): unknown {
+  const text = value.startsWith('@') ? readFile(value.slice(1)).toString('utf8') : value;
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new CliError(`argument ${flag}: not valid JSON`, 2);
+  }
+}
+
+export type FileEncoding = 'PEM' | 'DER';
+
+/** az's `download --file --encoding PEM|DER`: `bytesOf` fetches the object; the file must not exist yet. */
+export const withDownloadFile = (cmd: Command, bytesOf: (opts: TargetOptions, env: ActionEnv, encoding: FileEncoding) => Promise<string | Buffer>) => cmd
+  .requiredOption('-f, --file <path>', 'the file to create')
+  .addOption(new Option('-e, --encoding <encoding>', 'the file\'s encoding').choices(['PEM', 'DER']).default('PEM'))
+  .action(action(async (opts: TargetOptions & { file: string; encoding: FileEncoding }, env) => {
+    if (fs.existsSync(opts.file)) throw new CliError(`File or directory named '${opts.file}' already exists.`);
+    fs.writeFileSync(opts.file, await bytesOf(opts, env, opts.encoding), { flag: 'wx' });
+    return undefined;
+  }));
+
+/** The attributes every vault object (secret, certificate) has on the wire. */
+export interface WireAttributes { enabled?: boolean; nbf?: number; exp?: number; created?: number; updated?: number; recoveryLevel?: string; recoverableDays?: number }
+
+/** az 2.45's attributes dict: every field present (null when absent), times as ISO strings. */
+export const objectAttributes = (a: WireAttributes = {}) => ({
+  created: isoTime(a.created),
+  enabled: a.enabled ?? null,
+  expires: isoTime(a.exp),
+  notBefore: isoTime(a.nbf),
+  recoverableDays: a.recoverableDays ?? null,
+  recoveryLevel: a.recoveryLevel ?? null,
+  updated: isoTime(a.updated),
+});
 
 /** How a collection's objects print, for the lifecycle commands every collection shares. */
 export interface LifecycleOutput<T> {

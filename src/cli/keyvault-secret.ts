@@ -2,14 +2,11 @@ import fs from 'node:fs';
 import { Option, type Command } from 'commander';
 import { action, boolOption, group, parseTags, type ActionEnv } from './command.js';
 import { CliError } from './errors.js';
-import { deletedFields, objectTarget, readFile, registerLifecycleCommands, validityAttributes, vaultTarget, withMaxResults, withObjectTarget, withVault, type TargetOptions, type WireDeleted } from './keyvault-objects.js';
+import { deletedFields, objectAttributes, objectTarget, readFile, registerLifecycleCommands, validityAttributes, vaultTarget, withMaxResults, withObjectTarget, withVault, type TargetOptions, type WireAttributes, type WireDeleted } from './keyvault-objects.js';
 import { listAll } from './http.js';
 import { isoTime, subresourceName } from './output.js';
 
 /** The wire shapes of the secrets data plane (the parts the CLI reads). */
-interface WireAttributes {
-  enabled?: boolean; nbf?: number; exp?: number; created?: number; updated?: number; recoveryLevel?: string; recoverableDays?: number;
-}
 interface WireSecret extends WireDeleted {
   id?: string; value?: string; contentType?: string; attributes?: WireAttributes; tags?: Record<string, string>;
   kid?: string; managed?: boolean;
@@ -20,17 +17,8 @@ interface WireSecret extends WireDeleted {
  * absent), times as ISO strings, plus `name` taken from the id.
  */
 function secretItem(s: WireSecret) {
-  const a = s.attributes ?? {};
   return {
-    attributes: {
-      created: isoTime(a.created),
-      enabled: a.enabled ?? null,
-      expires: isoTime(a.exp),
-      notBefore: isoTime(a.nbf),
-      recoverableDays: a.recoverableDays ?? null,
-      recoveryLevel: a.recoveryLevel ?? null,
-      updated: isoTime(a.updated),
-    },
+    attributes: objectAttributes(s.attributes),
     contentType: s.contentType ?? null,
     id: s.id ?? null,
     managed: s.managed ?? null,
