@@ -255,7 +255,120 @@ export function registerKeyVaultCertificateCommands(program: Command) {
   });
 
   registerPendingCommands(certificate);
+  registerIssuerCommands(certificate);
+  registerContactCommands(certificate);
   return certificate;
+}
+
+interface WireIssuer {
+  id?: string; provider?: string; credentials?: { account_id?: string };
+  org_details?: { id?: string; admin_details?: { first_name?: string; last_name?: string; email?: string; phone?: string }[] };
+  attributes?: { enabled?: boolean; created?: number; updated?: number };
+}
+/** az's IssuerBundle dict; the account password is write-only, so it prints null. */
+const issuerOutput = (i: WireIssuer) => ({
+  attributes: { created: isoTime(i.attributes?.created), enabled: i.attributes?.enabled ?? null, updated: isoTime(i.attributes?.updated) },
+  credentials: i.credentials ? { accountId: i.credentials.account_id ?? null, password: null } : null,
+  id: i.id ?? null,
+  organizationDetails: i.org_details ? {
+    adminDetails: (i.org_details.admin_details ?? []).map((a) => ({
+      emailAddress: a.email ?? null, firstName: a.first_name ?? null, lastName: a.last_name ?? null, phone: a.phone ?? null,
+    })),
+    id: i.org_details.id ?? null,
+  } : null,
+  provider: i.provider ?? null,
+});
+
+interface IssuerOptions { vaultName?: string; id?: string; issuerName: string; providerName?: string; accountId?: string; password?: string; organizationId?: string; disabled?: boolean }
+
+/** `certificate issuer create|update|show|list|delete`, with az's flags. */
+function registerIssuerCommands(certificate: Command) {
+  const issuer = group(certificate, 'issuer', 'Manage certificate issuers');
+  const issuerCommand = (command: string, description: string) =>
+    withVault(issuer.command(command)).description(description).requiredOption('--issuer-name <name>', 'the issuer\'s name');
+  const issuerPath = (opts: IssuerOptions) => `/certificates/issuers/${encodeURIComponent(opts.issuerName)}`;
+  const withIssuerProperties = (cmd: Command) => cmd
+    .option('--account-id <id>', 'the issuer account id')
+    .option('--password <password>', 'the issuer account password')
+    .option('--organization-id <id>', 'the organization id')
+    .addOption(boolOption('--disabled [bool]', 'set the issuer disabled'));
+  const issuerBody = (opts: IssuerOptions) => ({
+    provider: opts.providerName,
+    credentials: opts.accountId !== undefined || opts.password !== undefined ? { account_id: opts.accountId, pwd: opts.password } : undefined,
+    org_details: opts.organizationId !== undefined ? { id: opts.organizationId } : undefined,
+    attributes: opts.disabled !== undefined ? { enabled: !opts.disabled } : undefined,
+  });
+
+  withIssuerProperties(issuerCommand('create', 'Create (or replace) a certificate issuer'))
+    .requiredOption('--provider-name <name>', 'the issuer provider (e.g. Self, Unknown, or the built-in CA\'s provider)')
+    .action(action(async (opts: IssuerOptions, env) =>
+      issuerOutput(await vaultTarget(opts, env)<WireIssuer>('PUT', issuerPath(opts), { body: issuerBody(opts) }))));
+
+  withIssuerProperties(issuerCommand('update', 'Update a certificate issuer'))
+    .option('--provider-name <name>', 'the issuer provider')
+    .action(action(async (opts: IssuerOptions, env) =>
+      issuerOutput(await vaultTarget(opts, env)<WireIssuer>('PATCH', issuerPath(opts), { body: issuerBody(opts) }))));
+
+  issuerCommand('show', 'Get a certificate issuer')
+    .action(action(async (opts: IssuerOptions, env) => issuerOutput(await vaultTarget(opts, env)<WireIssuer>('GET', issuerPath(opts)))));
+
+  issuerCommand('delete', 'Delete a certificate issuer')
+    .action(action(async (opts: IssuerOptions, env) => issuerOutput(await vaultTarget(opts, env)<WireIssuer>('DELETE', issuerPath(opts)))));
+
+  withVault(issuer.command('list'))
+    .description('List certificate issuers')
+    .action(action(async (opts: { vaultName?: string; id?: string }, env) =>
+      (await listAll<WireIssuer>(vaultTarget(opts, env), '/certificates/issuers')).map((i) => ({ id: i.id ?? null, provider: i.provider ?? null }))));
+}
+
+interface WireContacts { id?: string; contacts?: { email?: string; name?: string; phone?: string }[] }
+/** az's Contacts dict. */
+const contactsOutput = (c: WireContacts) => ({
+  contactList: (c.contacts ?? []).map((x) => ({ emailAddress: x.email ?? null, name: x.name ?? null, phone: x.phone ?? null })),
+  id: c.id ?? null,
+});
+
+/** `certificate contact add|list|delete`: the vault's certificate contacts, edited one email at a time as az does. */
+function registerContactCommands(certificate: Command) {
+  const contact = group(certificate, 'contact', 'Manage the vault\'s certificate contacts');
+  /** The current contacts; a vault that has none answers 404, which here means an empty list. */
+  const currentContacts = async (vault: ReturnType<typeof vaultTarget>) => {
+    try {
+      return (await vault<WireContacts>('GET', '/certificates/contacts')).contacts ?? [];
+    } catch (err) {
+      if (err instanceof CliError && err.code === 'ContactsNotFound') return [];
+      throw err;
+    }
+  };
+
+  withVault(contact.command('add'))
+    .description('Add a contact for certificate notifications')
+    .requiredOption('--email <email>', 'the contact\'s email address')
+    .option('--name <name>', 'the contact\'s name')
+    .option('--phone <phone>', 'the contact\'s phone number')
+    .action(action(async (opts: { vaultName?: string; id?: string; email: string; name?: string; phone?: string }, env) => {
+      const vault = vaultTarget(opts, env);
+      const others = (await currentContacts(vault)).filter((c) => c.email !== opts.email);
+      const contacts = [...others, { email: opts.email, name: opts.name, phone: opts.phone }];
+      return contactsOutput(await vault<WireContacts>('PUT', '/certificates/contacts', { body: { contacts } }));
+    }));
+
+  withVault(contact.command('list'))
+    .description('List the vault\'s certificate contacts')
+    .action(action(async (opts: { vaultName?: string; id?: string }, env) =>
+      contactsOutput(await vaultTarget(opts, env)<WireContacts>('GET', '/certificates/contacts'))));
+
+  withVault(contact.command('delete'))
+    .description('Remove a contact')
+    .requiredOption('--email <email>', 'the contact\'s email address')
+    .action(action(async (opts: { vaultName?: string; id?: string; email: string }, env) => {
+      const vault = vaultTarget(opts, env);
+      const current = await currentContacts(vault);
+      const contacts = current.filter((c) => c.email !== opts.email);
+      if (contacts.length === current.length) throw new CliError(`No contact with email '${opts.email}'`, 3);
+      if (contacts.length === 0) return contactsOutput(await vault<WireContacts>('DELETE', '/certificates/contacts'));
+      return contactsOutput(await vault<WireContacts>('PUT', '/certificates/contacts', { body: { contacts } }));
+    }));
 }
 
 /** `certificate pending show|merge|delete`: the issuance operation of a certificate. */

@@ -46,7 +46,7 @@ after(async () => {
 test('keyvault certificate --help lists az\'s certificate commands', async () => {
   const { stdout } = await ok(['keyvault', 'certificate', '--help']);
   for (const c of ['create', 'import', 'show', 'list', 'list-versions', 'set-attributes', 'download', 'delete', 'list-deleted', 'show-deleted',
-    'recover', 'purge', 'backup', 'restore', 'get-default-policy', 'pending']) {
+    'recover', 'purge', 'backup', 'restore', 'get-default-policy', 'pending', 'issuer', 'contact']) {
     assert.match(stdout, new RegExp(`^  ${c}\\b`, 'm'), c);
   }
 });
@@ -186,4 +186,39 @@ test('pending show, merge (a CSR signed by an OpenSSL CA), pending delete', asyn
   const removed = await json(pendingCmd('delete', 'csr-cancelled'));
   assert.equal(removed.status, 'inProgress');
   await fails(pendingCmd('show', 'csr-cancelled'), 3, /not found/i);
+});
+
+test('issuer create, show, update, list, delete', async () => {
+  const issuerCmd = (command: string, ...rest: string[]) => ['keyvault', 'certificate', 'issuer', command, '--vault-name', VAULT, ...rest];
+  const created = await json(issuerCmd('create', '--issuer-name', 'partner', '--provider-name', 'Test', '--account-id', 'acct-1', '--password', 'issuer-secret', '--organization-id', 'org-1'));
+  assert.equal(created.provider, 'Test');
+  assert.deepEqual(created.credentials, { accountId: 'acct-1', password: null });
+  assert.equal(created.organizationDetails.id, 'org-1');
+  assert.equal(created.attributes.enabled, true);
+  assert.match(created.id, new RegExp(`^${server.vaultUrl(VAULT)}/certificates/issuers/partner$`));
+  assert.ok(!JSON.stringify(created).includes('issuer-secret'), 'the password is write-only');
+
+  const updated = await json(issuerCmd('update', '--issuer-name', 'partner', '--disabled'));
+  assert.equal(updated.attributes.enabled, false);
+  assert.equal((await json(issuerCmd('show', '--issuer-name', 'partner'))).credentials.accountId, 'acct-1');
+  assert.deepEqual(await json(issuerCmd('list')), [{ id: created.id, provider: 'Test' }]);
+  await ok(issuerCmd('delete', '--issuer-name', 'partner'));
+  await fails(issuerCmd('show', '--issuer-name', 'partner'), 3, /not found/i);
+});
+
+test('contact add, list, delete', async () => {
+  const contactCmd = (command: string, ...rest: string[]) => ['keyvault', 'certificate', 'contact', command, '--vault-name', VAULT, ...rest];
+  await ok(contactCmd('add', '--email', 'ops@example.test', '--name', 'Ops'));
+  const added = await json(contactCmd('add', '--email', 'sec@example.test', '--phone', '555-0100'));
+  assert.deepEqual(added.contactList, [
+    { emailAddress: 'ops@example.test', name: 'Ops', phone: null },
+    { emailAddress: 'sec@example.test', name: null, phone: '555-0100' },
+  ]);
+  assert.match(added.id, /\/certificates\/contacts$/);
+  assert.deepEqual((await json(contactCmd('list'))).contactList, added.contactList);
+  const remaining = await json(contactCmd('delete', '--email', 'ops@example.test'));
+  assert.deepEqual(remaining.contactList.map((c: any) => c.emailAddress), ['sec@example.test']);
+  await fails(contactCmd('delete', '--email', 'nobody@example.test'), 3, /No contact/);
+  await ok(contactCmd('delete', '--email', 'sec@example.test'));
+  await fails(contactCmd('list'), 3, /not found/i);
 });
