@@ -103,6 +103,7 @@ test('create (waits for issuance), show, download PEM and DER, list, list-versio
   assert.ok(versions.some((v: any) => v.id === shown.id));
   const oldShown = await json(cmd('show', 'web', '--version', shown.id.split('/').pop()));
   assert.equal(oldShown.id, shown.id);
+  assert.equal((await json(['keyvault', 'certificate', 'show', '--id', shown.id])).id, shown.id);
 
   const updated = await json(cmd('set-attributes', 'web', '--enabled', 'false', '--tags', 'env=prod'));
   assert.equal(updated.attributes.enabled, false);
@@ -124,8 +125,13 @@ test('import of an OpenSSL PFX (with password) and PEM', async () => {
   const expectedDer = new crypto.X509Certificate(fs.readFileSync(path.join(scratch, 'imported.crt'))).raw;
   assert.deepEqual(Buffer.from(imported.cer, 'base64'), expectedDer);
 
-  await fails(cmd('import', 'wrong-password', '--file', path.join(scratch, 'imported.pfx'), '--password', 'nope'), 1, /ERROR/);
+  await fails(cmd('import', 'wrong-password', '--file', path.join(scratch, 'imported.pfx'), '--password', 'nope'), 1, /\(BadParameter\)|\(InvalidPassword\)|password/i);
   await fails(cmd('show', 'wrong-password'), 3, /not found/i);
+  const malformed = scratchFile('malformed.pem');
+  fs.writeFileSync(malformed, '-----BEGIN CERTIFICATE-----\nnot base64 at all\n-----END CERTIFICATE-----\n');
+  await fails(cmd('import', 'malformed', '--file', malformed), 1, /^ERROR: \(\w+\)/);
+  await fails(cmd('show', 'malformed'), 3, /not found/i);
+  await fails(cmd('import', 'no-file', '--file', path.join(scratch, 'absent.pfx')), 1, /Cannot read/);
 
   const pemFile = path.join(scratch, 'imported-combined.pem');
   fs.writeFileSync(pemFile, fs.readFileSync(path.join(scratch, 'imported.key'), 'utf8') + fs.readFileSync(path.join(scratch, 'imported.crt'), 'utf8'));
