@@ -110,7 +110,23 @@ test('create (waits for issuance), show, download PEM and DER, list, list-versio
   assert.deepEqual(updated.tags, { env: 'prod' });
 });
 
-test('bad input: a policy that is not JSON, a missing certificate', async () => {
+test('create through the integrated CA issuer: the certificate is issued by Coffer\'s CA', async () => {
+  const policy = await json(['keyvault', 'certificate', 'get-default-policy']);
+  policy.issuerParameters.name = 'CofferCA';
+  policy.x509CertificateProperties.subject = 'CN=ca-issued.example.test';
+  const operation = await json(cmd('create', 'ca-issued', '--policy', JSON.stringify(policy)));
+  assert.equal(operation.status, 'completed');
+  const pem = scratchFile('ca-issued.pem');
+  await ok(cmd('download', 'ca-issued', '--file', pem));
+  assert.match(openssl('x509', '-in', pem, '-noout', '-subject'), /CN\s*=\s*ca-issued\.example\.test/);
+  assert.match(openssl('x509', '-in', pem, '-noout', '-issuer'), /Coffer Integrated CA/);
+});
+
+test('bad input: a policy that is not JSON, an impossible policy, a missing certificate', async () => {
+  const impossible = await json(['keyvault', 'certificate', 'get-default-policy']);
+  impossible.keyProperties.keySize = 123;
+  await fails(cmd('create', 'bad', '--policy', JSON.stringify(impossible)), 1, /^ERROR: \(\w+\)/);
+  await fails(cmd('show', 'bad'), 3, /not found/i);
   await fails(cmd('create', 'bad', '--policy', '{not json'), 2, /--policy: not valid JSON/);
   await fails(cmd('create', 'bad', '--policy', '[]'), 2, /must be a JSON object/);
   await fails(cmd('show', 'missing'), 3, /not found/i);
