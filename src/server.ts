@@ -15,7 +15,7 @@ import { identityRoutes } from './identity/routes.js';
 import { createIdentityGate } from './gates/identity/gate.js';
 import { bootstrap, refreshBootstrapFile } from './bootstrap.js';
 import { createHttpApp } from './http/app.js';
-import { installPipeline, createVaultResolver, apiVersionGate } from './pipeline/pipeline.js';
+import { installPipeline, createVaultResolver, apiVersionGate, objectNameGate } from './pipeline/pipeline.js';
 import { createAuditLog } from './audit/audit-log.js';
 import { createVaultsService } from './control-plane/vaults.js';
 import { controlPlaneRoutes, createAuthorization, ensureBootstrapOwner } from './control-plane/routes.js';
@@ -127,7 +127,7 @@ export async function startCoffer(options: CofferOptions) {
   installPipeline(app, {
     endpoints,
     audit,
-    gates: [identityGate, createVaultResolver({ endpoints, getVault: (name) => vaults.getByName(name) }), apiVersionGate,
+    gates: [identityGate, createVaultResolver({ endpoints, getVault: (name) => vaults.getByName(name) }), apiVersionGate, objectNameGate,
       createAuthorizationGate({ authorizer: authorization.authorizer, memberships: authorization.memberships }),
       createNetworkGate(), throttle.gate],
   });

@@ -1,6 +1,7 @@
 import { armError, type Arm } from './arm.js';
 import type { ResourceGroupsService } from './resource-groups.js';
 import type { VaultsService } from './vaults.js';
+import { OBJECT_NAME } from '../objects/names.js';
 
 /** The scopes Microsoft.Authorization resources hang off: subscription, resource group, vault, and one vault object. */
 export const SCOPE_ROUTES = [
@@ -38,7 +39,7 @@ export function createScopeResolver(deps: { arm: Arm; resourceGroups: ResourceGr
     }
     scope = vault.resourceId;
     if (p.collection === undefined) return scope;
-    if (!OBJECT_COLLECTIONS.includes(p.collection.toLowerCase()) || !/^[0-9a-zA-Z-]{1,127}$/.test(p.objectName ?? '')) {
+    if (!OBJECT_COLLECTIONS.includes(p.collection.toLowerCase()) || !OBJECT_NAME.test(p.objectName ?? '')) {
       throw armError(400, 'InvalidResourceType', `The resource type '${p.collection}' could not be found in the namespace 'Microsoft.KeyVault' for api version.`);
     }
     return `${scope}/${p.collection.toLowerCase()}/${p.objectName}`;

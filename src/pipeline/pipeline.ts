@@ -4,6 +4,7 @@ import { KeyVaultError, badParameter, notFound } from '../http/errors.js';
 import type { Endpoints } from '../endpoints.js';
 import type { RequestContext } from './context.js';
 import type { AuditLog } from '../audit/audit-log.js';
+import { checkObjectName } from '../objects/names.js';
 
 /** One step of the request pipeline; throws a KeyVaultError to stop the request. */
 export interface Gate {
@@ -28,6 +29,19 @@ export const apiVersionGate: Gate = {
       throw badParameter(`The specified version (${version}) is not recognized. Consider using the latest supported version (${LATEST}).`);
     }
     ctx.apiVersion = version;
+  },
+};
+
+/**
+ * Object names in the URL (secrets, keys, certificates, issuers share one rule) are checked before any gate or
+ * handler uses them in a lookup, so a malformed name is a 400 everywhere and never reaches the database.
+ */
+export const objectNameGate: Gate = {
+  name: 'object-name',
+  appliesTo: (ctx) => ctx.plane === 'vault',
+  check(req) {
+    const name = (req.params as Record<string, unknown> | undefined)?.name;
+    if (typeof name === 'string') checkObjectName(name);
   },
 };
 

@@ -66,7 +66,7 @@ function openSqlite(file: string): Storage {
 }
 
 /** The URL parameters Coffer interprets itself; they are removed before the URL reaches the driver. */
-const COFFER_URL_PARAMS = ['pool_max', 'statement_timeout', 'connect_timeout', 'sslmode', 'sslrootcert', 'sslcert', 'sslkey'];
+const COFFER_URL_PARAMS = ['pool_max', 'statement_timeout', 'idle_in_transaction_timeout', 'connect_timeout', 'sslmode', 'sslrootcert', 'sslcert', 'sslkey'];
 
 /**
  * The pg pool configuration for a `postgres://` URL. TLS follows libpq's `sslmode` meanings, which is what users'
@@ -88,6 +88,9 @@ export function postgresPoolConfig(url: string): pg.PoolConfig {
     application_name: 'coffer',
     max: positiveInt('pool_max', 10) || 10,
     statement_timeout: positiveInt('statement_timeout', 10_000),
+    // A node that stalls (or is frozen) inside a transaction must not hold row locks past the others' statement
+    // timeout: PostgreSQL ends such a session after this long, so the other nodes' writes go through.
+    idle_in_transaction_session_timeout: positiveInt('idle_in_transaction_timeout', 4_000),
     // libpq's connect_timeout is in seconds; without one, an unreachable host would hang startup indefinitely.
     connectionTimeoutMillis: positiveInt('connect_timeout', 10) * 1000,
     ssl: sslOptions(param),

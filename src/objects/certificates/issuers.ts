@@ -5,6 +5,7 @@ import type { Clock } from '../../clock.js';
 import type { SettingsRepository } from '../../storage/settings.js';
 import { badParameter, notFound } from '../../http/errors.js';
 import { listPage, seconds } from '../collection-helpers.js';
+import { checkObjectName } from '../names.js';
 
 /**
  * The vault's certificate issuers (a CA provider with account credentials and organization details). The records
@@ -29,7 +30,6 @@ interface StoredIssuer {
   updated: number;
 }
 
-const ISSUER_NAME = /^[0-9a-zA-Z-]{1,127}$/;
 /** `Self` and `Unknown` are the built-in issuer names a policy uses; they cannot be configured. */
 const RESERVED = ['self', 'unknown'];
 
@@ -43,7 +43,7 @@ export function createCertificateIssuers(deps: { settings: SettingsRepository; e
   const issuerNotFound = (name: string) => notFound('CertificateIssuerNotFound', `Issuer not found: ${name}`);
 
   const checkName = (name: string) => {
-    if (!ISSUER_NAME.test(name)) throw badParameter(`The request URI contains an invalid name: ${name}`);
+    checkObjectName(name);
     if (RESERVED.includes(name.toLowerCase())) throw badParameter(`Issuer name ${name} is reserved.`);
   };
 

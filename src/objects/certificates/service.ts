@@ -13,9 +13,9 @@ import {
 } from './x509.js';
 import { INTEGRATED_CA, type IntegratedCa } from './integrated-ca.js';
 import { addMonths, policyFromCertificate, resolvePolicy, type CertificatePolicy, type PolicyInput } from './policy.js';
+import { checkObjectName } from '../names.js';
 
 /** Azure's limits for certificates. */
-export const CERTIFICATE_NAME = /^[0-9a-zA-Z-]{1,127}$/;
 
 export interface CreateCertificateInput {
   policy?: PolicyInput;
@@ -82,9 +82,7 @@ export function createCertificatesService(deps: { store: ObjectStore; endpoints:
   const certificateNotFound = errors.notFound;
   const pendingNotFound = (name: string) => notFound('PendingCertificateNotFound', `Pending certificate not found: ${name}`);
 
-  const checkName = (name: string) => {
-    if (!CERTIFICATE_NAME.test(name)) throw badParameter(`The request URI contains an invalid name: ${name}`);
-  };
+  const checkName = checkObjectName;
 
   const ids = (vault: VaultLike, name: string, version: string) => ({
     id: `${base(vault)}/certificates/${name}/${version}`,

@@ -15,9 +15,9 @@ import {
   type CurveName, type ImportJwk, type KeyType, type PublicJwk, type SoftwareKeyType,
 } from './key-crypto.js';
 import { addIsoDuration, isRotationDue, parsePolicy, policyResponse, type RotationPolicyInput, type StoredRotationPolicy } from './rotation-policy.js';
+import { checkObjectName } from '../names.js';
 
 /** Azure's limits and defaults for keys. */
-export const KEY_NAME = /^[0-9a-zA-Z-]{1,127}$/;
 export const KEY_OPERATIONS = ['encrypt', 'decrypt', 'sign', 'verify', 'wrapKey', 'unwrapKey', 'import', 'export'] as const;
 const DEFAULT_OPS: Record<SoftwareKeyType, string[]> = {
   RSA: ['encrypt', 'decrypt', 'sign', 'verify', 'wrapKey', 'unwrapKey'],
@@ -82,9 +82,7 @@ export function createKeysService(deps: {
   const pool = deps.cryptoPool ?? createCryptoPool();
   const base = (vault: Vault) => endpoints.vaultUrl(vault.name);
 
-  const checkName = (name: string) => {
-    if (!KEY_NAME.test(name)) throw badParameter(`The request URI contains an invalid name: ${name}`);
-  };
+  const checkName = checkObjectName;
   const errors = objectErrors('Key');
   const keyNotFound = errors.notFound;
   const rethrow = errors.rethrow;

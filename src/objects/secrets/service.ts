@@ -5,9 +5,9 @@ import { badParameter, forbidden } from '../../http/errors.js';
 import type { ObjectStore, StoredVersion, VersionMeta } from '../store.js';
 import { applyAttributes, checkTags, versionAttributes, type AttributesInput } from '../collection-helpers.js';
 import { createLifecycleOperations, objectErrors } from '../lifecycle.js';
+import { checkObjectName } from '../names.js';
 
 /** Azure's limits for secrets. */
-export const SECRET_NAME = /^[0-9a-zA-Z-]{1,127}$/;
 export const MAX_VALUE_CHARS = 25_600;
 
 export type SecretAttributesInput = AttributesInput;
@@ -25,11 +25,7 @@ export function createSecretsService(deps: { store: ObjectStore; endpoints: Endp
   const { store, endpoints, keyring } = deps;
   const base = (vault: Vault) => endpoints.vaultUrl(vault.name);
 
-  const checkName = (name: string) => {
-    if (!SECRET_NAME.test(name)) {
-      throw badParameter(`The request URI contains an invalid name: ${name}`);
-    }
-  };
+  const checkName = checkObjectName;
   const errors = objectErrors('Secret');
   const secretNotFound = errors.notFound;
   const rethrow = errors.rethrow;
