@@ -184,6 +184,10 @@ export function registerKeyVaultCertificateCommands(program: Command) {
         await new Promise((resolve) => setTimeout(resolve, POLL_INTERVAL_MS));
         operation = await vault<WireOperation>('GET', `/certificates/${name}/pending`);
       }
+      // az's poller raises when issuance fails rather than printing the failed operation.
+      if (operation.status?.toLowerCase() === 'failed') {
+        throw new CliError(`Certificate issuance failed: ${operation.error?.message ?? operation.status_details ?? 'no details'}`);
+      }
       return operationOutput(operation);
     }));
 
