@@ -5,6 +5,7 @@ import type { Endpoints } from '../endpoints.js';
 import type { RequestContext } from './context.js';
 import type { AuditLog } from '../audit/audit-log.js';
 import { checkObjectName } from '../objects/names.js';
+import { normaliseAddress } from '../gates/network/ip-rules.js';
 
 /** One step of the request pipeline; throws a KeyVaultError to stop the request. */
 export interface Gate {
@@ -74,7 +75,10 @@ export function installPipeline(app: FastifyInstance, deps: { endpoints: Endpoin
     if (vaultName !== undefined) {
       reply.header('x-ms-keyvault-service-version', '1.9.2500.1');
       reply.header('x-ms-keyvault-region', 'local');
-      reply.header('x-ms-keyvault-network-info', `conn_type=${req.socket.remoteFamily ?? 'IPv4'};addr=${req.ip};act_addr_fam=${req.socket.remoteFamily === 'IPv6' ? 'InterNetworkV6' : 'InterNetwork'};`);
+      // The address the firewall judges: an IPv4-mapped IPv6 peer (dual-stack listener) is reported as IPv4.
+      const address = normaliseAddress(req.socket.remoteAddress ?? '');
+      const v6 = address.includes(':');
+      reply.header('x-ms-keyvault-network-info', `conn_type=${v6 ? 'IPv6' : 'IPv4'};addr=${address};act_addr_fam=${v6 ? 'InterNetworkV6' : 'InterNetwork'};`);
     }
     // Vault routes answer only on vault hosts, and everything else only off them.
     if ((ctx.plane === 'vault') !== (vaultName !== undefined) || !req.routeOptions.config?.plane) {
