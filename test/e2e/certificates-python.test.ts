@@ -1,19 +1,16 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
-import fs from 'node:fs';
-import { execFile, spawnSync } from 'node:child_process';
-import { promisify } from 'node:util';
+import { spawnSync } from 'node:child_process';
 import { startTestServer, type TestServer } from '../support/server.js';
+import { hasPythonModules, runPythonSdk } from '../support/python.js';
 
 /**
  * The Python SDK (Debian's python3-azure: azure-keyvault-certificates + azure-keyvault-secrets) creates a self-signed
  * certificate through its poller and downloads it as the managed secret; the PFX is then opened by node:crypto's
  * OpenSSL here. Skipped when the Debian package is not installed.
  */
-const PYTHON = '/usr/bin/python3';
-const hasPythonSdk = fs.existsSync(PYTHON)
-  && spawnSync(PYTHON, ['-c', 'import azure.keyvault.certificates, azure.keyvault.secrets, azure.identity'], { stdio: 'ignore' }).status === 0;
+const hasPythonSdk = hasPythonModules(['azure.keyvault.certificates', 'azure.keyvault.secrets', 'azure.identity']);
 
 const SCRIPT = String.raw`
 import json, os, socket
@@ -43,18 +40,7 @@ before(async () => {
 after(() => server?.close());
 
 test('Python SDK: create a self-signed certificate and download it', { skip: !hasPythonSdk && 'python3-azure is not installed' }, async () => {
-  const { admin } = server;
-  // Asynchronously: the Coffer under test runs in this process and must keep serving while Python waits on it.
-  const run = await promisify(execFile)(PYTHON, ['-c', SCRIPT], {
-    encoding: 'utf8',
-    timeout: 120_000,
-    env: {
-      PATH: process.env.PATH, HOME: process.env.HOME, REQUESTS_CA_BUNDLE: process.env.NODE_EXTRA_CA_CERTS, NO_PROXY: '*',
-      TENANT: admin.tenantId, CLIENT_ID: admin.clientId, CLIENT_SECRET: admin.clientSecret, AUTHORITY: admin.authorityHost,
-      VAULT_URL: server.vaultUrl('pythoncerts'),
-    },
-  });
-  const out = JSON.parse(run.stdout.trim().split('\n').at(-1)!);
+  const out = await runPythonSdk(server, 'pythoncerts', SCRIPT);
   assert.match(out.version, /^[0-9a-f]{32}$/);
   assert.equal(out.contentType, 'application/x-pkcs12');
   const cert = new crypto.X509Certificate(Buffer.from(out.cer, 'hex'));

@@ -1,19 +1,15 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
-import fs from 'node:fs';
-import { execFile, spawnSync } from 'node:child_process';
-import { promisify } from 'node:util';
 import { startTestServer, type TestServer } from '../support/server.js';
+import { hasPythonModules, runPythonSdk } from '../support/python.js';
 
 /**
  * The Python SDK (Debian's python3-azure: azure-keyvault-keys + azure-identity) through a create / sign / verify /
  * wrap / unwrap round trip against a real Coffer; the signatures it got from Coffer are checked again by node:crypto.
  * Skipped when the Debian package is not installed.
  */
-const PYTHON = '/usr/bin/python3';
-const hasPythonSdk = fs.existsSync(PYTHON)
-  && spawnSync(PYTHON, ['-c', 'import azure.keyvault.keys, azure.identity'], { stdio: 'ignore' }).status === 0;
+const hasPythonSdk = hasPythonModules(['azure.keyvault.keys', 'azure.identity']);
 
 const SCRIPT = String.raw`
 import base64, hashlib, json, os, socket
@@ -66,19 +62,7 @@ before(async () => {
 after(() => server?.close());
 
 test('Python SDK: create, sign, verify, wrap, unwrap', { skip: !hasPythonSdk && 'python3-azure is not installed' }, async () => {
-  const { admin } = server;
-  // Asynchronously: the Coffer under test runs in this process and must keep serving while Python waits on it.
-  const run = await promisify(execFile)(PYTHON, ['-c', SCRIPT], {
-    encoding: 'utf8',
-    timeout: 120_000,
-    env: {
-      PATH: process.env.PATH, HOME: process.env.HOME,
-      REQUESTS_CA_BUNDLE: process.env.NODE_EXTRA_CA_CERTS, NO_PROXY: '*',
-      TENANT: admin.tenantId, CLIENT_ID: admin.clientId, CLIENT_SECRET: admin.clientSecret, AUTHORITY: admin.authorityHost,
-      VAULT_URL: server.vaultUrl('pythonkeys'),
-    },
-  });
-  const out = JSON.parse(run.stdout.trim().split('\n').at(-1)!);
+  const out = await runPythonSdk(server, 'pythonkeys', SCRIPT);
 
   assert.equal(out.rsa.verified, true);
   assert.equal(out.rsa.tampered, false);
