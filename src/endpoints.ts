@@ -20,7 +20,8 @@ export interface Endpoints {
 export function createEndpoints(opts: { dnsSuffix: string; publicPort: number; managementHost?: string }): Endpoints {
   const port = opts.publicPort === 443 ? '' : `:${opts.publicPort}`;
   const suffix = opts.dnsSuffix.toLowerCase();
-  const authorityHost = `https://${opts.managementHost ?? 'localhost'}${port}`;
+  const host = (opts.managementHost ?? 'localhost').toLowerCase();
+  const authorityHost = `https://${host.includes(':') ? `[${host}]` : host}${port}`;
   const dataPlaneResource = `https://${suffix}${port}`;
   const dotSuffix = `.${suffix}`;
   return {

@@ -52,6 +52,8 @@ export interface CofferOptions {
   nodeId?: string;
   /** The port clients use in URLs, when a load balancer fronts this node on another port. */
   publicPort?: number;
+  /** The host name clients use for the token service and management API (default localhost). */
+  publicHost?: string;
   logLevel?: string;
   schedulerIntervalMs?: number;
   /** Data-plane throttling: Azure's budgets, none (when omitted), or Azure's scaled by a multiplier. The CLI defaults to azure. */
@@ -73,12 +75,12 @@ export async function startCoffer(options: CofferOptions) {
   const keyring = createKeyring(rootKey);
   rootKey.fill(0);
   const clock = createClock(Number((await settings.get('clock.offset_ms')) ?? 0));
-  const tls = await loadOrCreateTls({ dataDir, dnsSuffix: options.dnsSuffix, certFile: options.tlsCert, keyFile: options.tlsKey });
+  const tls = await loadOrCreateTls({ dataDir, dnsSuffix: options.dnsSuffix, publicHost: options.publicHost, certFile: options.tlsCert, keyFile: options.tlsKey });
 
   const app = createHttpApp({ tls, logLevel: options.logLevel ?? 'info' });
   // URLs carry the real port, so a requested port 0 (tests) is resolved to a free one before routes are built.
   const port = options.port === 0 ? await freePort(options.host) : options.port;
-  const endpoints = createEndpoints({ dnsSuffix: options.dnsSuffix, publicPort: options.publicPort ?? port });
+  const endpoints = createEndpoints({ dnsSuffix: options.dnsSuffix, publicPort: options.publicPort ?? port, managementHost: options.publicHost });
 
   const directory = createDirectory({ db: storage.db, clock });
   const keys = createSigningKeys({ db: storage.db, keyring });

@@ -1,4 +1,5 @@
 import { InvalidArgumentError, type Command } from 'commander';
+import { isIP } from 'node:net';
 import { startCoffer, DEFAULTS } from '../server.js';
 import { parseDuration } from '../clock.js';
 import { parseThrottleProfile } from '../gates/throttle/budgets.js';
@@ -19,6 +20,7 @@ export function registerServerCommands(program: Command) {
     .option('--seal <kind>', 'root key seal: file | passphrase (env COFFER_SEAL_PASSPHRASE)', process.env.COFFER_SEAL ?? DEFAULTS.seal)
     .option('--node-id <id>', 'this node\'s id in a cluster')
     .option('--public-port <port>', 'port clients use in URLs (behind a load balancer)', (v) => Number(v))
+    .option('--public-host <host>', 'host name (or address) clients use for the token service and management API; default localhost', publicHostOption)
     .option('--log-level <level>', 'fatal | error | warn | info | debug | silent', 'info')
     .option('--scheduler-interval <duration>', 'background-job tick, e.g. 5s; a dead node\'s jobs move to another node after 3 ticks', parseDuration)
     .option('--metrics-port <port>', 'also serve /metrics without authentication, over plain HTTP on 127.0.0.1 only', (v) => Number(v))
@@ -32,7 +34,7 @@ export function registerServerCommands(program: Command) {
       const coffer = await startCoffer({
         host: opts.host, port: opts.port, dataDir: opts.dataDir, dnsSuffix: opts.dnsSuffix, storageUrl: opts.storage,
         tlsCert: opts.tlsCert, tlsKey: opts.tlsKey, seal: opts.seal, sealPassphrase: process.env.COFFER_SEAL_PASSPHRASE,
-        nodeId: opts.nodeId, publicPort: opts.publicPort, logLevel: opts.logLevel, schedulerIntervalMs: opts.schedulerInterval,
+        nodeId: opts.nodeId, publicPort: opts.publicPort, publicHost: opts.publicHost, logLevel: opts.logLevel, schedulerIntervalMs: opts.schedulerInterval,
         throttle: opts.throttle,
         metricsPort: opts.metricsPort,
         pkcs11: pkcs11Options(opts),
@@ -82,4 +84,12 @@ function pkcs11Options(opts: { pkcs11Module?: string; pkcs11Slot?: number; pkcs1
   const pin = process.env[opts.pkcs11PinEnv];
   if (!pin) throw usageError(`--pkcs11-module needs the token's PIN in the environment variable ${opts.pkcs11PinEnv} (--pkcs11-pin-env)`);
   return { module: opts.pkcs11Module, slot: opts.pkcs11Token === undefined ? opts.pkcs11Slot ?? 0 : undefined, tokenLabel: opts.pkcs11Token, pin };
+}
+
+/** A DNS name or an IP address: it goes into token issuers and the server certificate, so nothing else is accepted. */
+function publicHostOption(value: string) {
+  const host = value.trim().toLowerCase();
+  const dnsName = /^(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$/;
+  if (!dnsName.test(host) && isIP(host) === 0) throw new InvalidArgumentError('--public-host must be a DNS name or an IP address (no scheme, no port)');
+  return host;
 }

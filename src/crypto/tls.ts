@@ -1,5 +1,6 @@
 import 'reflect-metadata';
 import fs from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import crypto, { webcrypto } from 'node:crypto';
 import * as x509 from '@peculiar/x509';
@@ -19,6 +20,8 @@ export interface TlsMaterial {
 export interface TlsOptions {
   dataDir: string;
   dnsSuffix: string;
+  /** The host name of the token service and management API, when clients reach it by a name other than localhost. */
+  publicHost?: string;
   certFile?: string;
   keyFile?: string;
 }
@@ -43,7 +46,7 @@ export async function loadOrCreateTls(opts: TlsOptions): Promise<TlsMaterial> {
   }
   const certPath = path.join(dir, 'server.crt');
   const keyPath = path.join(dir, 'server.key');
-  const sans = serverNames(opts.dnsSuffix);
+  const sans = serverNames(opts.dnsSuffix, opts.publicHost);
   if (!fs.existsSync(certPath) || !certCovers(fs.readFileSync(certPath, 'utf8'), sans, fs.readFileSync(caCertPath, 'utf8'))) {
     const server = await issueServerCert(fs.readFileSync(caCertPath, 'utf8'), fs.readFileSync(caKeyPath, 'utf8'), sans);
     writePrivate(keyPath, server.key);
@@ -56,15 +59,19 @@ function writePrivate(file: string, content: string) {
   fs.writeFileSync(file, content, { mode: 0o600 });
 }
 
-function serverNames(dnsSuffix: string) {
-  return { dns: ['localhost', dnsSuffix, `*.${dnsSuffix}`], ip: ['127.0.0.1', '::1'] };
+function serverNames(dnsSuffix: string, publicHost?: string) {
+  const isAddress = publicHost !== undefined && net.isIP(publicHost) !== 0;
+  const dns = [...new Set(['localhost', ...(publicHost && !isAddress ? [publicHost] : []), dnsSuffix, `*.${dnsSuffix}`])];
+  const ip = [...new Set(['127.0.0.1', '::1', ...(publicHost && isAddress ? [publicHost] : [])])];
+  return { dns, ip };
 }
 
 /** True when the certificate is ours for these names, issued by this CA, and valid for at least 30 more days. */
-function certCovers(pem: string, sans: { dns: string[] }, caPem: string): boolean {
+function certCovers(pem: string, sans: { dns: string[]; ip: string[] }, caPem: string): boolean {
   const cert = new crypto.X509Certificate(pem);
   const ca = new crypto.X509Certificate(caPem);
   return cert.checkIssued(ca) && sans.dns.every((n) => cert.subjectAltName?.includes(`DNS:${n}`))
+    && sans.ip.every((ip) => cert.checkIP(ip) !== undefined)
     && new Date(cert.validTo).getTime() > Date.now() + 30 * DAY;
 }
 
