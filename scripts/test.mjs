@@ -10,10 +10,9 @@
 // binaries fail the run; locally the PostgreSQL pass is skipped with a notice.
 import { execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { findPostgresBinaries, startCluster } from './pg-cluster.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 process.chdir(root);
@@ -89,7 +88,7 @@ if (engines.includes('sqlite')) {
   if (status !== 0) postgresPass = false;
 }
 if (postgresPass && postgresFiles.length) {
-  const url = process.env.COFFER_TEST_STORAGE_URL ?? await startCluster(pgBin);
+  const url = process.env.COFFER_TEST_STORAGE_URL ?? await startTestCluster(pgBin);
   // Our own cluster serves TLS with a certificate from the test CA; the storage tests then check sslmode=verify-full.
   const tlsEnv = process.env.COFFER_TEST_STORAGE_URL ? {} : { COFFER_TEST_PG_TLS_CA: path.join(tlsDir, 'ca.crt') };
   console.log(`\n=== storage engine: PostgreSQL (${redact(url)}) — ${postgresFiles.length} test files ===`);
@@ -97,6 +96,23 @@ if (postgresPass && postgresFiles.length) {
 }
 cleanup();
 process.exit(status);
+
+/** Our PostgreSQL pass's cluster: TLS from the test CA; durability off, as the data is thrown away. */
+async function startTestCluster(bin) {
+  try {
+    const cluster = await startCluster({
+      bin,
+      settings: ['fsync=off', 'synchronous_commit=off', 'full_page_writes=off'],
+      tlsCa: { cert: path.join(tlsDir, 'ca.crt'), key: path.join(tlsDir, 'ca.key') },
+    });
+    cleanups.push(cluster.stop);
+    return cluster.url;
+  } catch (err) {
+    console.error(`ERROR: ${err.message}`);
+    cleanup();
+    process.exit(1);
+  }
+}
 
 function runTests(testFiles, env) {
   child = spawn(process.execPath, [
@@ -122,77 +138,6 @@ function listTests(dirs) {
 /** A test touches storage when it starts a server or opens storage itself; only those need the second engine. */
 function touchesStorage(file) {
   return /startTestServer|openStorage|COFFER_TEST_STORAGE_URL|bin\/coffer/.test(fs.readFileSync(file, 'utf8'));
-}
-
-function findPostgresBinaries() {
-  const candidates = process.env.COFFER_PG_BIN ? [process.env.COFFER_PG_BIN]
-    : fs.existsSync('/usr/lib/postgresql')
-      ? fs.readdirSync('/usr/lib/postgresql').sort((a, b) => Number(b) - Number(a)).map((v) => `/usr/lib/postgresql/${v}/bin`)
-      : [];
-  return candidates.find((dir) => ['initdb', 'pg_ctl', 'postgres'].every((b) => fs.existsSync(path.join(dir, b))));
-}
-
-/**
- * A throwaway PostgreSQL cluster for this run: initdb into a temp dir (as `postgres` when we are root: the server
- * refuses to run as root), trust authentication, listening on a unix socket in that dir and on 127.0.0.1 at a free
- * port, with TLS from a certificate of the test CA (so the storage tests can check `sslmode=verify-full`).
- * Durability settings are off: the data is thrown away.
- */
-async function startCluster(bin) {
-  const asRoot = process.getuid?.() === 0;
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'coffer-pg-'));
-  cleanups.push(() => fs.rmSync(dir, { recursive: true, force: true }));
-  const dataDir = path.join(dir, 'data');
-  const run = (cmd, args, opts = {}) => {
-    const [file, argv] = asRoot ? ['runuser', ['-u', 'postgres', '--', path.join(bin, cmd), ...args]] : [path.join(bin, cmd), args];
-    return execFileSync(file, argv, { stdio: ['ignore', 'pipe', 'pipe'], ...opts });
-  };
-  if (asRoot) execFileSync('chown', ['postgres:', dir]);
-  try {
-    run('initdb', ['-D', dataDir, '-U', 'postgres', '--auth=trust', '--encoding=UTF8', '--no-sync', '--no-instructions']);
-    writeServerCertificate(dataDir, asRoot);
-    const port = await freePort();
-    const options = [
-      `-p ${port}`, `-k ${dir}`, '-c listen_addresses=127.0.0.1', '-c max_connections=300',
-      '-c fsync=off', '-c synchronous_commit=off', '-c full_page_writes=off',
-      '-c ssl=on', '-c ssl_cert_file=server.crt', '-c ssl_key_file=server.key',
-    ].join(' ');
-    run('pg_ctl', ['-D', dataDir, '-l', path.join(dir, 'server.log'), '-o', options, '-w', '-t', '60', 'start']);
-    cleanups.push(() => {
-      try { run('pg_ctl', ['-D', dataDir, '-m', 'immediate', '-w', 'stop']); } catch { /* already stopped */ }
-    });
-    return `postgres://postgres@127.0.0.1:${port}/postgres`;
-  } catch (err) {
-    const log = path.join(dir, 'server.log');
-    console.error(`ERROR: could not start the test PostgreSQL cluster: ${err.stderr?.toString().trim() || err.message}`);
-    if (fs.existsSync(log)) console.error(fs.readFileSync(log, 'utf8').split('\n').slice(-20).join('\n'));
-    cleanup();
-    process.exit(1);
-  }
-}
-
-/** server.crt/server.key for 127.0.0.1 and localhost, issued by the test CA, owned by the cluster's user. */
-function writeServerCertificate(dataDir, asRoot) {
-  const key = path.join(dataDir, 'server.key');
-  const csr = path.join(dataDir, 'server.csr');
-  const cert = path.join(dataDir, 'server.crt');
-  const ext = path.join(dataDir, 'server.ext');
-  fs.writeFileSync(ext, 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n');
-  execFileSync('openssl', ['ecparam', '-name', 'prime256v1', '-genkey', '-noout', '-out', key], { stdio: 'pipe' });
-  execFileSync('openssl', ['req', '-new', '-key', key, '-subj', '/CN=localhost', '-out', csr], { stdio: 'pipe' });
-  execFileSync('openssl', ['x509', '-req', '-in', csr, '-CA', path.join(tlsDir, 'ca.crt'), '-CAkey', path.join(tlsDir, 'ca.key'),
-    '-CAcreateserial', '-CAserial', path.join(dataDir, 'ca.srl'), '-days', '2', '-extfile', ext, '-out', cert], { stdio: 'pipe' });
-  fs.chmodSync(key, 0o600);
-  if (asRoot) execFileSync('chown', ['postgres:', key, cert]);
-}
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const probe = net.createServer().once('error', reject).listen(0, '127.0.0.1', () => {
-      const { port } = probe.address();
-      probe.close(() => resolve(port));
-    });
-  });
 }
 
 function cleanup() {
