@@ -173,6 +173,33 @@ test('delete, get deleted, recover and purge cover the managed key and secret', 
   await (await certs.beginCreateCertificate('temp', webPolicy, POLL)).pollUntilDone();
 });
 
+test('EC certificate in a PFX: openssl opens it without a password, and it imports back into another certificate', async () => {
+  const created = await (await certs.beginCreateCertificate('ec-pfx', {
+    issuerName: 'Self', subject: 'CN=ec-pfx.example.test', keyType: 'EC', keyCurveName: 'P-256', contentType: 'application/x-pkcs12',
+    subjectAlternativeNames: { dnsNames: ['ec-pfx.example.test'] },
+  }, POLL)).pollUntilDone();
+  const secret = await server.secretClient(VAULT).getSecret('ec-pfx');
+  assert.equal(secret.properties.contentType, 'application/x-pkcs12');
+  const file = path.join(work, 'ec.pfx');
+  fs.writeFileSync(file, Buffer.from(secret.value!, 'base64'));
+  const pem = openssl(['pkcs12', '-in', file, '-passin', 'pass:', '-nodes']);
+  const key = crypto.createPrivateKey(pem);
+  assert.equal(key.asymmetricKeyDetails?.namedCurve, 'prime256v1');
+  const cert = new crypto.X509Certificate(pem);
+  assert.deepEqual(cert.raw, Buffer.from(created.cer!));
+  assert.ok(cert.checkPrivateKey(key));
+  assert.match(openssl(['x509', '-noout', '-ext', 'subjectAltName'], pem), /DNS:ec-pfx\.example\.test/);
+
+  // The downloaded PFX round-trips through CertificateClient: import it (no password) under another name.
+  const again = await certs.importCertificate('ec-pfx-copy', Buffer.from(secret.value!, 'base64'));
+  assert.deepEqual(Buffer.from(again.cer!), Buffer.from(created.cer!));
+  assert.equal(again.policy?.keyType, 'EC');
+  assert.equal(again.policy?.keyCurveName, 'P-256');
+  assert.equal(again.policy?.contentType, 'application/x-pkcs12');
+  const managed = await keys.getKey('ec-pfx-copy');
+  assert.equal(Buffer.from(managed.key!.x!).toString('base64url'), key.export({ format: 'jwk' }).x);
+});
+
 test('import a PFX (with password, with chain) and a PEM made by OpenSSL', async () => {
   const dir = path.join(work, 'import');
   fs.mkdirSync(dir);
@@ -209,8 +236,12 @@ test('import a PFX (with password, with chain) and a PEM made by OpenSSL', async
   openssl(['pkcs12', '-export', '-inkey', f('ec.key'), '-in', f('ec.crt'), '-out', f('ec.pfx'), '-passout', 'pass:pw']);
   const ecImported = await certs.importCertificate('imported-ec', fs.readFileSync(f('ec.pfx')), { password: 'pw' });
   const ecSecret = await server.secretClient(VAULT).getSecret('imported-ec');
-  assert.equal(ecSecret.properties.contentType, 'application/x-pem-file');
-  assert.equal(crypto.createPrivateKey(ecSecret.value!).asymmetricKeyDetails?.namedCurve, 'prime256v1');
+  // A PFX stays a PFX (password-less, as Azure's), whatever its key type.
+  assert.equal(ecSecret.properties.contentType, 'application/x-pkcs12');
+  fs.writeFileSync(f('ec-back.pfx'), Buffer.from(ecSecret.value!, 'base64'));
+  const ecBack = openssl(['pkcs12', '-in', f('ec-back.pfx'), '-passin', 'pass:', '-nodes']);
+  assert.equal(crypto.createPrivateKey(ecBack).asymmetricKeyDetails?.namedCurve, 'prime256v1');
+  assert.equal(new crypto.X509Certificate(ecBack).fingerprint256, new crypto.X509Certificate(fs.readFileSync(f('ec.crt'))).fingerprint256);
   assert.equal(ecImported.policy?.keyType, 'EC');
   assert.equal(ecImported.policy?.keyCurveName, 'P-256');
 

@@ -23,7 +23,7 @@ export function createIntegratedCa(deps: { settings: SettingsRepository; keyring
     if (cached) return cached;
     let stored = await settings.get(SETTING);
     if (!stored) {
-      // RSA: node-forge, which writes the PFX secrets, reads RSA certificates only, and the root rides in every chain.
+      // RSA: the root rides in every chain, and every client verifies RSA signatures.
       const { privateKey } = await generateKeyPair('rsa', { modulusLength: 3072 });
       const notBefore = new Date(clock.now());
       const cert = await createCaRoot(privateKey, `CN=Coffer Integrated CA ${crypto.randomBytes(4).toString('hex')}, O=Coffer`, notBefore, addMonths(notBefore, 240));

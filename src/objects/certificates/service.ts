@@ -160,22 +160,14 @@ export function createCertificatesService(deps: { store: ObjectStore; endpoints:
     return store.create(vault, 'certificates', name, chain[0], certMeta, version).catch((e) => errors.rethrow(e, name));
   }
 
-  /** The managed secret's value (PFX or PEM; the private key only when exportable), or Azure's 400. */
-  function containerFor(policy: CertificatePolicy, chain: Buffer[], key: KeyObject) {
-    try {
-      return secretValue(policy.secret_props.contentType, chain, policy.key_props.exportable ? key : undefined);
-    } catch (err) {
-      if (err instanceof CertificateInputError) throw badParameter(err.message);
-      throw err;
-    }
-  }
+  /** The managed secret's value (PFX or PEM; the private key only when exportable). */
+  const containerFor = (policy: CertificatePolicy, chain: Buffer[], key: KeyObject) =>
+    secretValue(policy.secret_props.contentType, chain, policy.key_props.exportable ? key : undefined);
 
   /** Stores one certificate version and its managed key and secret under the same version id. */
   async function storeVersion(vault: VaultLike, name: string, key: KeyObject, chain: Buffer[], policy: CertificatePolicy,
     input: CreateCertificateInput, operation?: CertificateOperation) {
     const facts = certificateFacts(chain[0]);
-    // The container is built first: a policy it cannot satisfy must fail before anything is stored.
-    containerFor(policy, chain.slice(0, 1), key);
     const version = newVersionId();
     const enabled = input.attributes?.enabled ?? policy.attributes.enabled;
     await storeKey(vault, name, version, key, policy, { enabled, nbf: facts.nbf, exp: facts.exp });
@@ -314,9 +306,7 @@ export function createCertificatesService(deps: { store: ObjectStore; endpoints:
       const facts = certificateFacts(parsed.chain[0]);
       const key = parsed.key;
       const kty = key.asymmetricKeyType === 'rsa' ? 'RSA' : 'EC';
-      const derived = policyFromCertificate(facts, { kty, size: key.asymmetricKeyDetails?.modulusLength, crv: curveOf(key) },
-        // node-forge writes PKCS#12 for RSA keys only, so an EC key's secret defaults to PEM.
-        isPem || kty === 'EC' ? PEM : PKCS12);
+      const derived = policyFromCertificate(facts, { kty, size: key.asymmetricKeyDetails?.modulusLength, crv: curveOf(key) }, isPem ? PEM : PKCS12);
       const withInput: PolicyInput = { ...derived, ...input.policy,
         key_props: { ...derived.key_props, ...input.policy?.key_props },
         secret_props: { ...derived.secret_props, ...input.policy?.secret_props },

@@ -2,10 +2,11 @@ import 'reflect-metadata';
 import crypto, { type KeyObject } from 'node:crypto';
 import * as x509 from '@peculiar/x509';
 import forge from 'node-forge';
+import { writePfx } from './pkcs12.js';
 
 /**
  * X.509 and container helpers of the certificates collection: self-signed issuance (@peculiar/x509 over WebCrypto),
- * the managed secret's value (PKCS#12 via node-forge, or PEM), and parsing of what users import.
+ * the managed secret's value (PKCS#12 or PEM), and parsing of what users import (PFX read by node-forge).
  */
 x509.cryptoProvider.set(crypto.webcrypto as unknown as Crypto);
 
@@ -186,25 +187,14 @@ const pemBlock = (label: string, der: Buffer) =>
   `-----BEGIN ${label}-----\n${der.toString('base64').match(/.{1,64}/g)!.join('\n')}\n-----END ${label}-----\n`;
 
 /**
- * The managed secret's value: PEM text, or base64 of a password-less PFX. The private key is included only when the
- * policy makes it exportable. node-forge writes RSA keys only into PKCS#12; EC certificates use the PEM content type.
+ * The managed secret's value: PEM text, or base64 of a password-less PFX (any key type, any chain). The private key is
+ * included only when the policy makes it exportable.
  */
 export function secretValue(contentType: string, chain: Buffer[], key: KeyObject | undefined): string {
   if (contentType === PEM) {
     return (key ? pemBlock('PRIVATE KEY', key.export({ format: 'der', type: 'pkcs8' })) : '') + chain.map((c) => pemBlock('CERTIFICATE', c)).join('');
   }
-  if (key && key.asymmetricKeyType !== 'rsa') {
-    throw new CertificateInputError(`Content type ${PKCS12} is not available for EC keys in this Coffer version; use ${PEM}.`);
-  }
-  let forgeCerts: forge.pki.Certificate[];
-  try {
-    forgeCerts = chain.map((c) => forge.pki.certificateFromAsn1(forge.asn1.fromDer(c.toString('binary'))));
-  } catch {
-    throw new CertificateInputError(`Content type ${PKCS12} is available for chains of RSA certificates only in this Coffer version; use ${PEM}.`);
-  }
-  const forgeKey = key ? forge.pki.privateKeyFromPem(key.export({ format: 'pem', type: 'pkcs8' }).toString()) : null;
-  const p12 = forge.pkcs12.toPkcs12Asn1(forgeKey, forgeCerts, null, { algorithm: '3des', useMac: true });
-  return Buffer.from(forge.asn1.toDer(p12).getBytes(), 'binary').toString('base64');
+  return writePfx(chain, key).toString('base64');
 }
 
 export interface ParsedImport {
