@@ -85,13 +85,14 @@ export interface CofferProcess {
  * Runs Coffer as production would (`node bin/coffer.js server start`): HTTPS, real tokens, audit on, SQLite with
  * synchronous=FULL. `cpuProfileDir` adds `--cpu-prof` (the profile is written when the process exits).
  */
-export async function startCofferProcess(opts: { dataDir: string; cpuProfileDir?: string }): Promise<CofferProcess> {
-  const port = await freePort();
+export async function startCofferProcess(opts: { dataDir: string; cpuProfileDir?: string; extraArgs?: string[]; port?: number }): Promise<CofferProcess> {
+  const port = opts.port ?? await freePort();
   const args = [
     ...(opts.cpuProfileDir ? ['--cpu-prof', `--cpu-prof-dir=${opts.cpuProfileDir}`] : []),
     'bin/coffer.js', 'server', 'start', '--host', '127.0.0.1', '--port', String(port), '--data-dir', opts.dataDir, '--log-level', 'warn',
     // The issue's production-like configuration has throttling off: the benchmark measures capacity, not Azure's budgets.
     '--throttle', 'off',
+    ...(opts.extraArgs ?? []),
   ];
   const { child, line, ms } = await spawnUntil(args, /Coffer is ready in \d+ ms/);
   let peak: number | undefined;

@@ -12,13 +12,13 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import type { BootstrapAdminFile } from '../src/bootstrap.js';
-import { request, requestOk } from './http.js';
 import type { LoadResult, LoadSpec } from './load.js';
 import { ROOT, runLoad, startBareServer, startCofferProcess, type CofferProcess } from './processes.js';
 import { summarise } from './profile-summary.js';
 import { machineDescription, renderTable, writeResults, type Row } from './report.js';
 import { seedSecrets, seededName } from './seed.js';
+import { API, VAULT, openSession, type Session } from './session.js';
+import { multiNodeScenarios } from './multinode.js';
 
 const argv = process.argv.slice(2);
 const quick = argv.includes('--quick');
@@ -30,11 +30,7 @@ const plan = {
 };
 /** Enough concurrent keep-alive connections to keep both cores busy without queueing for its own sake. */
 const CONNECTIONS = 10;
-const VAULT = 'bench';
-const API = 'api-version=7.5';
 const SMALL_VAULT_SECRETS = 1_000;
-/** The built-in role "Key Vault Administrator" (all data actions on secrets, keys and certificates). */
-const KEY_VAULT_ADMINISTRATOR = '00482a5a-887f-4fb3-b363-3b7fe8e74483';
 const cores = os.availableParallelism();
 
 /** A load spec; `connections` defaults to CONNECTIONS. */
@@ -55,7 +51,7 @@ try {
   server = await startCofferProcess({ dataDir, cpuProfileDir: profiled && profiled !== 'scale' ? profileDir : undefined });
   const firstStart = server.startToReadyMs;
   const firstReported = server.reportedReadyMs;
-  const session = await openSession(server.port);
+  const session = await openSession({ dataDir, port: server.port });
   const { vaultHeaders, vaultUrl } = session;
 
   // One 300-byte secret to read, and filler up to 1,000 secrets in the vault.
@@ -141,7 +137,7 @@ try {
     });
     log(`seeded in ${((performance.now() - seedStarted) / 1000).toFixed(1)} s`);
     server = await startCofferProcess({ dataDir, cpuProfileDir: profiled === 'scale' ? profileDir : undefined });
-    const bigSession = await openSession(server.port);
+    const bigSession = await openSession({ dataDir, port: server.port });
     await bigSession.vault('GET', `/secrets/${seededName(plan.scaleSecrets - 2)}`);
     const big = await measure(`secret GET, 1 connection (${plan.scaleSecrets.toLocaleString('en-US')} secrets)`,
       { ...getSpec(bigSession.vaultUrl), headers: bigSession.vaultHeaders, connections: 1 });
@@ -165,6 +161,12 @@ try {
       + '`node bin/coffer.js server start` to its "ready" line, so Node start-up and module loading are included; Coffer\'s own figure starts after them.');
     const peak = Math.max(rssSmall ?? 0, rssBig ?? 0);
     rows.push({ scenario: 'peak RSS (whole run)', value: `${peak.toFixed(1)} MB`, target: '< 200 MB', met: peak < 200 });
+  }
+
+  if (!profiled) {
+    const multiNode = await multiNodeScenarios(plan, log);
+    rows.push(...multiNode.rows);
+    notes.push(...multiNode.notes);
   }
 
   const table = renderTable(rows);
@@ -203,46 +205,8 @@ function rate(r: LoadResult) {
   return { rate: r.requestsPerSecond, p50: r.p50, p99: r.p99, errors: r.errors };
 }
 
-/** Tokens for the bootstrap administrator, a vault, and a helper to call it (as an SDK would, over HTTPS). */
-async function openSession(port: number) {
-  const admin = JSON.parse(fs.readFileSync(path.join(dataDir, 'bootstrap-admin.json'), 'utf8')) as BootstrapAdminFile;
-  const ca = fs.readFileSync(admin.caCertPath!, 'utf8');
-  const token = async (scope: string) => JSON.parse(await requestOk({
-    port, ca, host: 'localhost', method: 'POST', path: `/${admin.tenantId}/oauth2/v2.0/token`,
-    headers: { 'content-type': 'application/x-www-form-urlencoded' },
-    body: new URLSearchParams({ grant_type: 'client_credentials', client_id: admin.clientId, client_secret: admin.clientSecret, scope }).toString(),
-  })).access_token as string;
-  const management = await token(`${admin.managementEndpoint}/.default`);
-  const arm = (method: string, resource: string, apiVersion: string, body?: unknown) => request({
-    port, ca, host: 'localhost', method, path: `/subscriptions/${admin.subscriptionId}${resource}?api-version=${apiVersion}`,
-    headers: { authorization: `Bearer ${management}`, 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const vaultResource = `/resourceGroups/rg-bench/providers/Microsoft.KeyVault/vaults/${VAULT}`;
-  if ((await arm('GET', vaultResource, '2025-05-01')).status === 404) {
-    // As an Azure subscription owner, the administrator manages the vault but reads its secrets only once granted a role.
-    for (const [method, resource, apiVersion, body] of [
-      ['PUT', '/resourceGroups/rg-bench', '2022-09-01', { location: 'local' }],
-      ['PUT', vaultResource, '2025-05-01', { location: 'local', properties: { tenantId: admin.tenantId, sku: { family: 'A', name: 'standard' } } }],
-      ['PUT', `${vaultResource}/providers/Microsoft.Authorization/roleAssignments/${crypto.randomUUID()}`, '2022-04-01', {
-        properties: { roleDefinitionId: `/subscriptions/${admin.subscriptionId}/providers/Microsoft.Authorization/roleDefinitions/${KEY_VAULT_ADMINISTRATOR}`, principalId: admin.objectId },
-      }],
-    ] as const) {
-      const res = await arm(method, resource, apiVersion, body);
-      if (res.status >= 300) throw new Error(`${method} ${resource}: ${res.status} ${res.body.slice(0, 500)}`);
-    }
-  }
-  const dataPlane = await token(`https://${admin.vaultDnsSuffix}:${port}/.default`);
-  const vaultHeaders = { host: `${VAULT}.${admin.vaultDnsSuffix}:${port}`, authorization: `Bearer ${dataPlane}`, 'content-type': 'application/json' };
-  return {
-    vaultHeaders,
-    vaultUrl: `https://127.0.0.1:${port}`,
-    vault: (method: string, p: string, body?: string) =>
-      requestOk({ port, ca, host: vaultHeaders.host.replace(/:\d+$/, ''), method, path: `${p}${p.includes('?') ? '&' : '?'}${API}`, headers: vaultHeaders, body }),
-  };
-}
-
 /** RSA-2048 and ECDSA P-256 sign over HTTP, when the keys API exists; `n/a` rows otherwise. */
-async function signScenarios(session: Awaited<ReturnType<typeof openSession>>, measure: (name: string, spec: Spec) => Promise<LoadResult>, bareRate: number): Promise<Row[]> {
+async function signScenarios(session: Session, measure: (name: string, spec: Spec) => Promise<LoadResult>, bareRate: number): Promise<Row[]> {
   const scenarios = [
     { scenario: 'RSA-2048 sign', create: { kty: 'RSA', key_size: 2048 }, alg: 'RS256', openssl: 'rsa2048', target: '≥ 0.70 × openssl', factor: 0.7 },
     { scenario: 'ECDSA P-256 sign', create: { kty: 'EC', crv: 'P-256' }, alg: 'ES256', openssl: 'ecdsap256', target: '≥ 0.25 × bare', factor: 0.25 },
