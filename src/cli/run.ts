@@ -11,13 +11,14 @@ import { showIdentity } from './identity.js';
 
 /**
  * `coffer run [--identity NAME|ID] -- COMMAND ARGS…`: runs a child as a managed identity would run in App Service.
- * The child gets IDENTITY_ENDPOINT / IDENTITY_HEADER (a header minted for that one identity), and environment values
+ * The child gets IDENTITY_ENDPOINT / IDENTITY_HEADER (a header minted for that one identity) and
+ * AZURE_POD_IDENTITY_AUTHORITY_HOST (the IMDS shape, same binding), and environment values
  * that are Key Vault references are resolved before it starts — values go only into the child's environment.
  */
 
 const REFERENCE = /^@Microsoft\.KeyVault\((.*)\)$/;
 
-interface Binding { identityEndpoint: string; identityHeader: string; clientId: string }
+interface Binding { identityEndpoint: string; identityHeader: string; podIdentityAuthorityHost: string; clientId: string }
 
 /** The secret URL of a reference: `SecretUri=https://…/secrets/name[/version]` or `VaultName=v;SecretName=n[;SecretVersion=x]`. */
 export function parseKeyVaultReference(value: string, vaultUrl: (name: string) => string): URL | undefined {
@@ -136,6 +137,8 @@ export function registerRunCommands(program: Command) {
         const binding = await bindIdentity(env, opts.identity, opts.resourceGroup);
         baseEnv.IDENTITY_ENDPOINT = binding.identityEndpoint;
         baseEnv.IDENTITY_HEADER = binding.identityHeader;
+        // The IMDS shape, for SDKs and apps that skip the App Service one; it carries the same binding.
+        baseEnv.AZURE_POD_IDENTITY_AUTHORITY_HOST = binding.podIdentityAuthorityHost;
         tokens = managedIdentityTokens(env, binding);
       }
       const references = new Map(Object.entries(baseEnv).filter((e): e is [string, string] => Boolean(e[1] && REFERENCE.test(e[1].trim()))));

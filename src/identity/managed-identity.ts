@@ -5,15 +5,15 @@ import type { Database } from '../storage/schema.js';
 import type { Directory, IdentityDatabase, Principal } from './directory.js';
 import { KeyVaultError, forbidden } from '../http/errors.js';
 import type { Endpoints } from '../endpoints.js';
+import { APP_SERVICE_TOKEN_PATH, podIdentityAuthorityHost } from './managed-identity-endpoints.js';
 
 /** How long a minted IDENTITY_HEADER stays valid unless asked otherwise (a working day of `coffer run`). */
 const DEFAULT_BINDING_SECONDS = 12 * 3600;
 const MAX_BINDING_SECONDS = 7 * 24 * 3600;
-export const MANAGED_IDENTITY_PATH = '/coffer/managed-identity/token';
 
 /**
- * Bindings tie an IDENTITY_HEADER secret to one managed identity: whoever holds the header can get tokens for that
- * identity, and only for it. Only the header's hash is stored.
+ * Bindings tie a secret to one managed identity: whoever holds it (as the App Service IDENTITY_HEADER, or in the
+ * IMDS authority host path) can get tokens for that identity, and only for it. Only the secret's hash is stored.
  */
 export interface ManagedIdentityBindings {
   mint(principal: Principal, createdBy: string, lifetimeSeconds?: number): Promise<{ identityHeader: string; expiresOn: number }>;
@@ -27,7 +27,8 @@ export function createManagedIdentityBindings(deps: { db: Kysely<Database>; dire
   const db = deps.db as unknown as Kysely<IdentityDatabase>;
   return {
     async mint(principal, createdBy, lifetimeSeconds = DEFAULT_BINDING_SECONDS) {
-      const identityHeader = crypto.randomBytes(32).toString('base64url');
+      // Hex: the same secret also travels in an IMDS authority host URL, which MSAL lower-cases.
+      const identityHeader = crypto.randomBytes(32).toString('hex');
       const expiresOn = Date.now() + lifetimeSeconds * 1000;
       await db.insertInto('identity_bindings').values({
         id: crypto.randomUUID(), secret_hash: hash(identityHeader), principal_id: principal.objectId,
@@ -151,7 +152,8 @@ export function managedIdentityRoutes(app: FastifyInstance, deps: {
     reply.code(201);
     reply.header('cache-control', 'no-store');
     return {
-      identityEndpoint: `${deps.endpoints.authorityHost}${MANAGED_IDENTITY_PATH}`, identityHeader, expiresOn,
+      identityEndpoint: `${deps.endpoints.authorityHost}${APP_SERVICE_TOKEN_PATH}`, identityHeader, expiresOn,
+      podIdentityAuthorityHost: podIdentityAuthorityHost(deps.endpoints, identityHeader),
       clientId: principal.appId, principalId: principal.objectId, resourceId: toArm(principal).id,
     };
   });

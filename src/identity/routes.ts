@@ -7,6 +7,7 @@ import type { SigningKeys } from './signing-keys.js';
 import { tokenRoutes } from './token-routes.js';
 import { graphRoutes } from './graph-routes.js';
 import { createManagedIdentityBindings, managedIdentityRoutes } from './managed-identity.js';
+import { managedIdentityEndpoints } from './managed-identity-endpoints.js';
 
 /** Everything the identity area serves: the token service, the Graph-shaped directory API and managed identities. */
 export function identityRoutes(app: FastifyInstance, deps: {
@@ -14,7 +15,8 @@ export function identityRoutes(app: FastifyInstance, deps: {
   tenantId: string; subscriptionId: string; adminObjectId: string;
 }) {
   const bindings = createManagedIdentityBindings({ db: deps.db, directory: deps.directory });
-  tokenRoutes(app, { ...deps, bindings });
+  tokenRoutes(app, deps);
+  managedIdentityEndpoints(app, { bindings, keys: deps.keys, endpoints: deps.endpoints });
   graphRoutes(app, deps);
   managedIdentityRoutes(app, { ...deps, bindings });
 }

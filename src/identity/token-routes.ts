@@ -3,7 +3,6 @@ import crypto from 'node:crypto';
 import { createRemoteJWKSet, decodeJwt, decodeProtectedHeader, jwtVerify } from 'jose';
 import type { Directory, Principal } from './directory.js';
 import type { SigningKeys } from './signing-keys.js';
-import type { ManagedIdentityBindings } from './managed-identity.js';
 import { issueAccessToken, issueIdToken, issueRefreshToken, issuerFor, verifyRefreshToken } from './tokens.js';
 import type { Endpoints } from '../endpoints.js';
 
@@ -40,13 +39,17 @@ interface Authenticated {
   interactive: boolean;
 }
 
+/** The audience a resource (v1 `resource`, or a v2 scope without `/.default`) names, if this deployment serves it. */
+export const servedAudience = (endpoints: Endpoints, resource: string | undefined) =>
+  resource && [endpoints.managementEndpoint, `${endpoints.managementEndpoint}/`, ...endpoints.dataPlaneAudiences].includes(resource)
+    ? resource.replace(/\/$/, '') : undefined;
+
 /**
  * The Entra-compatible token service on the non-vault host: OIDC discovery, JWKS, the v2 and v1 token endpoints
- * (client credentials with a secret or a certificate assertion, password, refresh token) and the App Service shaped
- * managed identity endpoint. Tokens are issued only for audiences this deployment serves.
+ * (client credentials with a secret or a certificate assertion, password, refresh token). Tokens are issued only for audiences this deployment serves.
  */
 export function tokenRoutes(app: FastifyInstance, deps: {
-  directory: Directory; keys: SigningKeys; endpoints: Endpoints; tenantId: string; bindings: ManagedIdentityBindings;
+  directory: Directory; keys: SigningKeys; endpoints: Endpoints; tenantId: string;
 }) {
   const { directory, keys, endpoints, tenantId } = deps;
   const base = `${endpoints.authorityHost}/${tenantId}`;
@@ -71,10 +74,7 @@ export function tokenRoutes(app: FastifyInstance, deps: {
     cloud_instance_name: endpoints.authorityHost.replace(/^https:\/\//, ''),
   };
 
-  /** The audience a resource (v1 `resource`, or a v2 scope without `/.default`) names, if this deployment serves it. */
-  const audienceOf = (resource: string | undefined) =>
-    resource && [endpoints.managementEndpoint, `${endpoints.managementEndpoint}/`, ...endpoints.dataPlaneAudiences].includes(resource)
-      ? resource.replace(/\/$/, '') : undefined;
+  const audienceOf = (resource: string | undefined) => servedAudience(endpoints, resource);
 
   const v2Audience = (scope: string | undefined) => {
     const resources = (scope ?? '').split(' ').filter((s) => s && !OIDC_SCOPES.has(s));
@@ -266,28 +266,4 @@ export function tokenRoutes(app: FastifyInstance, deps: {
       not_before: String(expiresOn - expiresIn), resource: body.resource, access_token: token, ...(await userExtras(auth)),
     };
   }));
-
-  /*
-   * The App Service shaped managed identity endpoint (IDENTITY_ENDPOINT). The X-IDENTITY-HEADER value is a binding
-   * secret minted for exactly one identity; a client_id / object_id / mi_res_id naming any other identity is refused.
-   */
-  app.get<{ Querystring: Record<string, string> }>('/coffer/managed-identity/token', { config: { plane: 'token', operation: 'ManagedIdentityToken' } }, async (req, reply) => {
-    const miError = (status: number, message: string) => reply.code(status).send({ statusCode: status, message, correlationId: req.coffer.requestId });
-    const q = req.query ?? {};
-    if (q['api-version'] !== '2019-08-01') return miError(400, `The api-version '${q['api-version'] ?? ''}' is not supported; use 2019-08-01.`);
-    const header = req.headers['x-identity-header'];
-    const principal = typeof header === 'string' ? await deps.bindings.resolve(header) : undefined;
-    if (!principal) return miError(401, 'The X-IDENTITY-HEADER is missing, unknown or expired.');
-    const asked = q.client_id ?? q.object_id ?? q.principal_id ?? q.mi_res_id;
-    const matches = q.client_id ? q.client_id.toLowerCase() === principal.appId
-      : (q.object_id ?? q.principal_id) ? (q.object_id ?? q.principal_id).toLowerCase() === principal.objectId
-        : q.mi_res_id ? q.mi_res_id.toLowerCase() === principal.resourceId : true;
-    if (asked && !matches) return miError(400, 'The requested identity is not assigned to this process.');
-    if (!principal.enabled) return miError(400, 'The managed identity is disabled.');
-    const audience = audienceOf(q.resource?.replace(/\/\.default$/, ''));
-    if (!audience) return miError(400, `The resource '${q.resource ?? ''}' is not served by this Coffer.`);
-    const { token, expiresIn, expiresOn } = await issueAccessToken(keys, { authorityHost: endpoints.authorityHost, audience, principal });
-    reply.header('cache-control', 'no-store, no-cache');
-    return { access_token: token, expires_on: String(expiresOn), expires_in: String(expiresIn), resource: q.resource, token_type: 'Bearer', client_id: principal.appId };
-  });
 }

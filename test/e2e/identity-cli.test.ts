@@ -92,7 +92,8 @@ test('identity create|show|list|delete and `coffer run --identity` with DefaultA
     import { SecretClient } from '@azure/keyvault-secrets';
     const client = new SecretClient(process.env.VAULT_URL, new DefaultAzureCredential());
     const viaIdentity = (await client.getSecret('app-secret')).value === 's3cr3t-value';
-    console.log(JSON.stringify({ viaIdentity, viaUri: process.env.BY_URI === 's3cr3t-value', viaName: process.env.BY_NAME === 's3cr3t-value' }));
+    const imdsShape = (process.env.AZURE_POD_IDENTITY_AUTHORITY_HOST ?? '').startsWith(process.env.AUTHORITY + '/coffer/imds/');
+    console.log(JSON.stringify({ viaIdentity, imdsShape, viaUri: process.env.BY_URI === 's3cr3t-value', viaName: process.env.BY_NAME === 's3cr3t-value' }));
     process.exit(7);`;
   const child = ['node', '--import', './dist/net/register-localhost.js', '--input-type=module', '-e', app];
   const env = {
@@ -103,9 +104,9 @@ test('identity create|show|list|delete and `coffer run --identity` with DefaultA
   const envFile = path.join(scratch, 'app.env');
   fs.writeFileSync(envFile, `# references may come from a dotenv file\nBY_NAME="${env.BY_NAME}"\n`);
   const asIdentity = await coffer(['run', '--identity', 'web-app', '-g', 'rg-test', '--env-file', envFile, '--', ...child],
-    { VAULT_URL: env.VAULT_URL, BY_URI: env.BY_URI, ...trustTestCa });
+    { VAULT_URL: env.VAULT_URL, BY_URI: env.BY_URI, AUTHORITY: server.admin.authorityHost, ...trustTestCa });
   assert.equal(asIdentity.code, 7, asIdentity.stderr);
-  assert.deepEqual(JSON.parse(asIdentity.stdout), { viaIdentity: true, viaUri: true, viaName: true });
+  assert.deepEqual(JSON.parse(asIdentity.stdout), { viaIdentity: true, imdsShape: true, viaUri: true, viaName: true });
   assert.doesNotMatch(asIdentity.stdout + asIdentity.stderr, /s3cr3t-value/);
 
   // Without --identity, references are resolved as the signed-in principal and the child gets no identity endpoint.
