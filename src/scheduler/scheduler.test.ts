@@ -27,6 +27,25 @@ for (const { engine, skip } of enginesUnderTest()) {
     url: engine === 'postgres' ? await freshDatabase() : undefined,
   });
 
+  test(`${engine}: every node's heartbeat counts it live until it stops or its heartbeat expires`, { skip }, async () => {
+    const storage = await open();
+    try {
+      const [a, b, c] = ['node-a', 'node-b', 'node-c'].map((id) => node(storage, id));
+      assert.equal(a.scheduler.liveNodes(), 1, 'before its first tick a node counts itself only');
+      for (const n of [a, b, c]) await n.scheduler.runNow();
+      await a.scheduler.runNow();
+      assert.equal(a.scheduler.liveNodes(), 3);
+      await b.scheduler.stop();
+      await a.scheduler.runNow();
+      assert.equal(a.scheduler.liveNodes(), 2, 'a stopped node withdraws its heartbeat at once');
+      await new Promise((resolve) => setTimeout(resolve, LEASE_MS + 100));
+      await a.scheduler.runNow();
+      assert.equal(a.scheduler.liveNodes(), 1, 'a silent node (c) stops counting once its heartbeat expires');
+    } finally {
+      await storage.close();
+    }
+  });
+
   test(`${engine}: one lease holder runs the jobs; another node takes over when it dies, or at once when it stops`, { skip }, async () => {
     const storage = await open();
     try {

@@ -12,6 +12,8 @@ export interface Job {
 export const CLOCK_OFFSET_SETTING = 'clock.offset_ms';
 
 const LEASE = 'scheduler';
+/** Each node's heartbeat is a lease row of its own, `node:{id}`, renewed every tick and expiring like the scheduler's. */
+const HEARTBEAT_PREFIX = 'node:';
 
 /**
  * Background work that runs exactly once across a cluster: each tick, a node takes (or renews) the `scheduler`
@@ -22,7 +24,8 @@ const LEASE = 'scheduler';
  * remaining window — a job already running when its lease expires — cannot apply anything twice.
  *
  * Every tick (on every node, holder or not) also picks up the shared service-clock offset, so an administrator's
- * clock advance on one node reaches the others within a tick.
+ * clock advance on one node reaches the others within a tick, and renews the node's heartbeat, from which each node
+ * counts the live nodes of the cluster (throttling gives each node its share of a vault's budget).
  */
 export function createScheduler(deps: {
   storage: Storage; clock: Clock; nodeId: string; intervalMs?: number; leaseMs?: number;
@@ -55,8 +58,21 @@ export function createScheduler(deps: {
     if (Number.isFinite(stored) && stored !== clock.offsetMs()) clock.setOffset(stored);
   }
 
+  let liveNodes = 1;
+  async function heartbeat() {
+    const now = databaseNowMs(storage);
+    const name = `${HEARTBEAT_PREFIX}${nodeId}`;
+    const expiresAt = sql<number>`${now} + ${leaseMs}`;
+    await storage.db.insertInto('leases').values({ name, holder: nodeId, expires_at: expiresAt })
+      .onConflict((oc) => oc.column('name').doUpdateSet({ expires_at: expiresAt })).execute();
+    const live = await storage.db.selectFrom('leases').select((eb) => eb.fn.countAll<number | string>().as('n'))
+      .where('name', 'like', `${HEARTBEAT_PREFIX}%`).where('expires_at', '>=', now).executeTakeFirst();
+    liveNodes = Math.max(1, Number(live?.n ?? 1));
+  }
+
   async function tick() {
     await syncClock();
+    await heartbeat();
     for (const job of jobs) {
       if (!(await holdLease())) return;
       try {
@@ -70,6 +86,8 @@ export function createScheduler(deps: {
 
   return {
     add(job: Job) { jobs.push(job); },
+    /** The nodes whose heartbeat has not expired, this one included (as of this node's last tick). */
+    liveNodes: () => liveNodes,
     /** Runs the jobs now (if this node holds the lease) and waits for them. */
     async runNow() {
       while (running) await running;
@@ -85,6 +103,7 @@ export function createScheduler(deps: {
       while (running) await running;
       // Hand the lease back, so another node takes over at its next tick instead of waiting for expiry.
       await storage.db.deleteFrom('leases').where('name', '=', LEASE).where('holder', '=', nodeId).execute();
+      await storage.db.deleteFrom('leases').where('name', '=', `${HEARTBEAT_PREFIX}${nodeId}`).execute();
     },
   };
 }

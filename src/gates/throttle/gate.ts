@@ -10,8 +10,8 @@ export interface ThrottleDeps {
   /** The kind of the key an operation names (undefined when there is no such key: it is then weighed as RSA-2048). */
   keyKind?(vault: Vault, name: string, version: string | undefined): Promise<KeyKind | undefined>;
   /**
-   * How many nodes share the cluster's budgets: each node enforces its share (see docs/MULTINODE.md). SEAM: nodes do
-   * not record heartbeats yet, so this is 1 unless the caller knows better.
+   * How many nodes share the cluster's budgets: each node enforces its share (see docs/MULTINODE.md); the scheduler
+   * counts them from the nodes' heartbeats. 1 when omitted.
    */
   liveNodes?(): number;
   /** Monotonic milliseconds; budgets follow real time, not the service clock a test may advance. */
