@@ -14,8 +14,12 @@ export interface Gate {
   check(req: FastifyRequest, ctx: RequestContext): Promise<void> | void;
 }
 
-export const SUPPORTED_DATA_PLANE_API_VERSIONS = ['7.0', '7.1', '7.2', '7.3', '7.4', '7.5', '7.6', '2025-07-01'];
-const LATEST = SUPPORTED_DATA_PLANE_API_VERSIONS.at(-1);
+/** The stable versions, in order; the latest is the one Key Vault's errors recommend. */
+const STABLE_DATA_PLANE_API_VERSIONS = ['7.0', '7.1', '7.2', '7.3', '7.4', '7.5', '7.6', '2025-07-01'];
+const LATEST = STABLE_DATA_PLANE_API_VERSIONS.at(-1);
+/** Previews Key Vault shipped and still serves; SDK releases default to them (Debian's Python SDK: 7.4-preview.1). */
+const PREVIEW_DATA_PLANE_API_VERSIONS = ['7.2-preview', '7.3-preview', '7.4-preview.1', '7.5-preview.1', '7.6-preview.1', '7.6-preview.2'];
+export const SUPPORTED_DATA_PLANE_API_VERSIONS = [...STABLE_DATA_PLANE_API_VERSIONS, ...PREVIEW_DATA_PLANE_API_VERSIONS];
 
 /** The data plane's api-version rule: required, and one Key Vault has shipped. */
 export const apiVersionGate: Gate = {

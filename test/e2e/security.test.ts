@@ -53,16 +53,16 @@ async function vaultState() {
 }
 
 describe('api-version', () => {
-  test('missing or unknown api-version is 400 BadParameter; every shipped version is accepted', async () => {
+  test('missing or unknown api-version is 400 BadParameter; every shipped version, previews included, is accepted', async () => {
     const missing = await rawRequest(`${vaultBase}/secrets/existing`, { token });
     assertAzureError(missing, 400, 'BadParameter');
     assert.match(missing.json.error.message, /api-version/);
-    for (const version of ['7.9', '2016-10-01', 'latest', '7.5-preview.1', '', '7.5&api-version=7.4']) {
+    for (const version of ['7.9', '2016-10-01', 'latest', '7.5-preview.9', '', '7.5&api-version=7.4']) {
       const res = await rawRequest(`${vaultBase}/secrets/existing?api-version=${version}`, { token });
       assertAzureError(res, 400, 'BadParameter');
       if (version) assert.match(res.json.error.message, /is not recognized/, version);
     }
-    for (const version of ['7.0', '7.1', '7.2', '7.3', '7.4', '7.5', '7.6', '2025-07-01']) {
+    for (const version of ['7.0', '7.1', '7.2', '7.3', '7.4', '7.5', '7.6', '2025-07-01', '7.4-preview.1', '7.6-preview.2']) {
       const res = await rawRequest(`${vaultBase}/secrets/existing?api-version=${version}`, { token });
       assert.equal(res.status, 200, version);
       assert.equal(res.json.value, 'original-value');
