@@ -20,7 +20,7 @@ import { createAuditLog } from './audit/audit-log.js';
 import { createVaultsService } from './control-plane/vaults.js';
 import { controlPlaneRoutes, createAuthorization, ensureBootstrapOwner } from './control-plane/routes.js';
 import { createAuthorizationGate } from './gates/authorization/gate.js';
-import { createNetworkGate } from './gates/network/gate.js';
+import { createNetworking } from './control-plane/networking.js';
 import { createThrottle } from './gates/throttle/gate.js';
 import { keyKindOf, type ThrottleProfile } from './gates/throttle/budgets.js';
 import { createMetrics } from './metrics/metrics.js';
@@ -102,6 +102,10 @@ export async function startCoffer(options: CofferOptions) {
   });
   const vaults = createVaultsService({ storage, keyring, clock, endpoints });
   const authorization = createAuthorization({ db: storage.db, clock, memberships: directory.memberGroupsOf });
+  const networking = createNetworking({
+    db: storage.db, clock, endpoints, directory, vaults, authorization, app, tls, host: options.host, port,
+    subscriptionId: deployment.subscriptionId, tenantId: deployment.tenantId, adminObjectId: deployment.adminObjectId,
+  });
   await ensureBootstrapOwner(storage.db, authorization.assignments, deployment);
   const store = createObjectStore({ storage, keyring, clock });
   const secrets = createSecretsService({ store, endpoints, keyring });
@@ -131,7 +135,7 @@ export async function startCoffer(options: CofferOptions) {
     audit,
     gates: [identityGate, createVaultResolver({ endpoints, getVault: (name) => vaults.getByName(name) }), apiVersionGate, objectNameGate,
       createAuthorizationGate({ authorizer: authorization.authorizer, memberships: authorization.memberships }),
-      createNetworkGate(), throttle.gate],
+      networking.gate, throttle.gate],
   });
   metrics.install(app);
   await app.register(async (scope) => {
@@ -143,6 +147,7 @@ export async function startCoffer(options: CofferOptions) {
       vaults, tenantId: deployment.tenantId, subscriptionId: deployment.subscriptionId, adminObjectId: deployment.adminObjectId,
       clock, settings, runScheduler: () => scheduler.runNow(),
     });
+    networking.routes(scope);
     secretsRoutes(scope, { secrets, endpoints });
     keysRoutes(scope, { keys: keyObjects, endpoints });
     certificatesRoutes(scope, {
@@ -153,6 +158,7 @@ export async function startCoffer(options: CofferOptions) {
     metrics.routes(scope, { adminObjectId: deployment.adminObjectId });
   });
   await app.listen({ host: options.host, port });
+  await networking.start();
   const metricsListener = options.metricsPort === undefined ? undefined : await metrics.listen(options.metricsPort);
   scheduler.start();
 
@@ -170,6 +176,7 @@ export async function startCoffer(options: CofferOptions) {
     async close() {
       await scheduler.stop();
       await metricsListener?.close();
+      await networking.close();
       await app.close();
       await audit.flush();
       await storage.close();

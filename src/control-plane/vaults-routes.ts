@@ -2,7 +2,9 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { armError, type Arm } from './arm.js';
 import type { ResourceGroupsService } from './resource-groups.js';
 import { ACCESS_POLICY_PERMISSIONS } from '../gates/authorization/data-actions.js';
-import type { AccessPolicyEntry, AccessPolicyUpdateKind, Vault, VaultSettings, VaultsService } from './vaults.js';
+import type { AccessPolicyEntry, AccessPolicyUpdateKind, NetworkRuleSet, Vault, VaultSettings, VaultsService } from './vaults.js';
+import { parseIpv4Range } from '../gates/network/ip-rules.js';
+import { isSubnetId } from './network.js';
 
 type VaultParams = { subscriptionId: string; resourceGroup: string; vaultName: string };
 
@@ -98,8 +100,26 @@ function checkAccessPolicies(entries: AccessPolicyEntry[] | undefined) {
   }
 }
 
+/**
+ * Network rules must name real things: each ipRule an IPv4 address or CIDR range, each virtual-network rule a subnet's
+ * resource id. Anything else is a 400 that changes nothing (the firewall would silently admit nobody for it).
+ */
+function checkNetworkAcls(acls: NetworkRuleSet | undefined) {
+  (acls?.ipRules ?? []).forEach((rule, i) => {
+    if (!parseIpv4Range(rule.value)) {
+      throw armError(400, 'BadRequest', `Invalid value found at properties.networkAcls.ipRules[${i}].value: '${rule.value}' is not a valid IPv4 address or IPv4 address range in CIDR notation, such as '124.56.78.91' or '124.56.78.0/24'.`);
+    }
+  });
+  (acls?.virtualNetworkRules ?? []).forEach((rule, i) => {
+    if (!isSubnetId(rule.id)) {
+      throw armError(400, 'BadRequest', `Invalid value found at properties.networkAcls.virtualNetworkRules[${i}].id: '${rule.id}' is not a subnet resource id, such as '/subscriptions/subid/resourceGroups/rg1/providers/Microsoft.Network/virtualNetworks/test-vnet/subnets/subnet1'.`);
+    }
+  });
+}
+
 function toSettings(p: WireSettings): VaultSettings {
   checkAccessPolicies(p.accessPolicies);
+  checkNetworkAcls(p.networkAcls);
   return {
     sku: p.sku?.name?.toLowerCase() as VaultSettings['sku'],
     accessPolicies: p.accessPolicies,

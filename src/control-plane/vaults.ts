@@ -103,6 +103,8 @@ export interface VaultsService {
   updateAccessPolicies(name: string, kind: AccessPolicyUpdateKind, entries: AccessPolicyEntry[]): Promise<Vault>;
   /** Purges deleted vaults whose scheduled purge date has passed (the scheduler's job). */
   purgeDue(now: number): Promise<number>;
+  /** Records the vault side of its private endpoints (ARM's read-only `privateEndpointConnections`). */
+  setPrivateEndpointConnections(name: string, connections: unknown[]): Promise<void>;
 }
 
 type VaultRow = Awaited<ReturnType<typeof selectVaults>>[number];
@@ -327,6 +329,13 @@ export function createVaultsService(deps: { storage: Storage; keyring: Keyring; 
       const accessPolicies = applyAccessPolicyChange(vault.properties.accessPolicies, kind, entries);
       await saveProperties(vault.id, { ...stored(vault.properties), accessPolicies }, vault.tags);
       return (await getByName(name))!;
+    },
+
+    async setPrivateEndpointConnections(name, connections) {
+      const vault = await getByName(name);
+      if (!vault) return;
+      const { privateEndpointConnections: _old, ...rest } = stored(vault.properties);
+      await saveProperties(vault.id, connections.length ? { ...rest, privateEndpointConnections: connections } : rest, vault.tags);
     },
 
     async purgeDue(now) {

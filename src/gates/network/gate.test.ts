@@ -21,7 +21,7 @@ test('virtual-network rules admit exactly the addresses of their subnets, throug
   await gate.check(from('127.10.1.9'), ctx(acls));
   await gate.check(from('::ffff:127.10.1.200'), ctx(acls));
   await assert.rejects(async () => gate.check(from('127.10.2.9'), ctx(acls)), denied('ForbiddenByFirewall'));
-  // Without a subnet reader (today's wiring) a virtual-network rule admits nobody.
+  // Without a subnet reader a virtual-network rule admits nobody.
   await assert.rejects(async () => createNetworkGate().check(from('127.10.1.9'), ctx(acls)), denied('ForbiddenByFirewall'));
 });
 

@@ -1,0 +1,55 @@
+import type { FastifyInstance } from 'fastify';
+import type { Kysely } from 'kysely';
+import type { Database } from '../storage/schema.js';
+import type { Clock } from '../clock.js';
+import type { Endpoints } from '../endpoints.js';
+import type { Directory } from '../identity/directory.js';
+import type { Authorization } from './routes.js';
+import type { VaultsService } from './vaults.js';
+import { createArm } from './arm.js';
+import { createResourceGroupsService } from './resource-groups.js';
+import { createNetworkService } from './network.js';
+import { networkRoutes } from './network-routes.js';
+import { createNetworkGate } from '../gates/network/gate.js';
+import { createPrivateEndpointListeners } from '../gates/network/private-endpoint-listeners.js';
+
+/**
+ * Coffer's network surface in one place, for the server to wire: the network resources (virtual networks, subnets,
+ * private endpoints, trusted services), the data-plane network gate reading them, and this node's private-endpoint
+ * listeners.
+ */
+export function createNetworking(deps: {
+  db: Kysely<Database>; clock: Clock; endpoints: Endpoints; directory: Directory; vaults: VaultsService; authorization: Authorization;
+  subscriptionId: string; tenantId: string; adminObjectId: string;
+  app: FastifyInstance; tls: { cert: string; key: string }; host: string; port: number;
+  /** How often each node re-reads the private endpoints others created or deleted (default 5 s). */
+  reconcileIntervalMs?: number;
+}) {
+  const network = createNetworkService({ db: deps.db, clock: deps.clock, subscriptionId: deps.subscriptionId });
+  const listeners = createPrivateEndpointListeners({
+    tls: deps.tls, mainHost: deps.host, port: deps.port, intervalMs: deps.reconcileIntervalMs,
+    handler: (req, res) => deps.app.routing(req, res),
+    addresses: () => network.privateEndpointAddresses(),
+    onError: (address, err) => deps.app.log.error({ address, err: err.message }, 'cannot listen on a private endpoint address'),
+  });
+  return {
+    network,
+    gate: createNetworkGate({
+      isTrustedService: (caller) => network.isTrustedService(caller.principal.objectId),
+      subnetPrefixes: (ids) => network.subnetPrefixes(ids),
+      privateLink: { arrivedAt: listeners.arrivedAt, vaultAt: (address) => network.vaultAtAddress(address) },
+    }),
+    /** Registers the Microsoft.Network routes and the trusted-services admin endpoints in the control plane's scope. */
+    routes(scope: FastifyInstance) {
+      const arm = createArm({ subscriptionId: deps.subscriptionId, tenantId: deps.tenantId, authorizer: deps.authorization.authorizer });
+      const resourceGroups = createResourceGroupsService({ db: deps.db, clock: deps.clock, subscriptionId: deps.subscriptionId, vaults: deps.vaults });
+      networkRoutes(scope, {
+        arm, network, resourceGroups, vaults: deps.vaults, directory: deps.directory, endpoints: deps.endpoints,
+        adminObjectId: deps.adminObjectId, onPrivateEndpointsChanged: () => listeners.reconcile(),
+      });
+    },
+    /** Starts this node's private-endpoint listeners (after the main listener). */
+    start: () => listeners.start(),
+    close: () => listeners.close(),
+  };
+}
