@@ -1,4 +1,5 @@
 import os from 'node:os';
+import type { KeyObject } from 'node:crypto';
 import { Worker } from 'node:worker_threads';
 import { KeyVaultError } from '../../http/errors.js';
 import { CryptoFailure } from './key-crypto.js';
@@ -11,8 +12,10 @@ import { CryptoFailure } from './key-crypto.js';
 export interface CryptoTask {
   op: 'sign' | 'verify' | 'encrypt' | 'decrypt';
   alg: string;
-  /** The PKCS#8 private key (it stays in this process's memory; it is never logged). */
-  der: Buffer;
+  /** The parsed private key (cloning a KeyObject to a worker shares OpenSSL's key, nothing is re-parsed). */
+  key: KeyObject;
+  /** vault/name/version: the worker keeps what it derives from the key (an EC scalar) under this name. */
+  cacheKey: string;
   input: Buffer;
   signature?: Buffer;
 }
@@ -31,13 +34,21 @@ const ENTRY = new URL(FROM_SOURCE ? './crypto-worker.ts' : './crypto-worker.js',
 const BOOT = `const { workerData } = require('node:worker_threads');
 (async () => { if (workerData.tsx) (await import('tsx/esm/api')).register(); await import(workerData.entry); })();`;
 
-export function createCryptoPool(size = os.availableParallelism()): CryptoPool {
+/**
+ * The event loop keeps one core busy with the requests themselves, so the pool has one thread fewer than the
+ * machine has cores (at least one). Threads start on first use; each is a V8 isolate of its own, so its heap is
+ * kept small (a worker holds a few keys and short-lived buffers).
+ */
+const DEFAULT_SIZE = Math.max(1, os.availableParallelism() - 1);
+const WORKER_LIMITS = { maxOldGenerationSizeMb: 32, maxYoungGenerationSizeMb: 4 };
+
+export function createCryptoPool(size = DEFAULT_SIZE): CryptoPool {
   type Pending = { resolve: (v: any) => void; reject: (e: Error) => void };
   const slots: { worker?: Worker; pending: Map<number, Pending> }[] = Array.from({ length: Math.max(1, size) }, () => ({ pending: new Map() }));
   let nextId = 0;
 
   const spawn = (slot: (typeof slots)[number]) => {
-    const worker = new Worker(BOOT, { eval: true, workerData: { entry: ENTRY, tsx: FROM_SOURCE } });
+    const worker = new Worker(BOOT, { eval: true, workerData: { entry: ENTRY, tsx: FROM_SOURCE }, resourceLimits: WORKER_LIMITS });
     worker.on('message', (reply: CryptoReply) => {
       const p = slot.pending.get(reply.id);
       if (!p) return;

@@ -1,11 +1,20 @@
 import { parentPort } from 'node:worker_threads';
 import { KeyVaultError } from '../../http/errors.js';
-import { CryptoFailure, decrypt, encrypt, loadPrivate, signDigest, verifyDigest } from './key-crypto.js';
+import type { KeyObject } from 'node:crypto';
+import { CryptoFailure, decrypt, encrypt, signDigest, verifyDigest } from './key-crypto.js';
+import { createLru } from './lru.js';
 import type { CryptoTask, CryptoReply } from './crypto-pool.js';
+
+/**
+ * Each message brings a fresh clone of the KeyObject; keeping the first one per key version lets key-crypto's
+ * per-KeyObject derivations (an EC private scalar) be reused. Key material of a version never changes.
+ */
+const keys = createLru<string, KeyObject>(1000);
 
 /** A crypto pool thread: runs one private-key operation per message, so the event loop never waits on RSA or ECDSA. */
 async function run(task: CryptoTask): Promise<Buffer | boolean> {
-  const key = loadPrivate(Buffer.from(task.der));
+  let key = keys.get(task.cacheKey);
+  if (!key) keys.set(task.cacheKey, (key = task.key));
   const input = Buffer.from(task.input);
   switch (task.op) {
     case 'sign': return signDigest(task.alg, key, input);

@@ -41,3 +41,20 @@ for (const [alg, oaepHash] of [['RSA1_5', undefined], ['RSA-OAEP', 'sha1'], ['RS
     assert.throws(() => decrypt(alg, key, crypto.randomBytes(256)));
   });
 }
+
+test('ECDSA over a digest: many signatures per curve all verify in OpenSSL (leading zero bytes, low S for P-256K)', async () => {
+  for (const [curve, hash] of [['P-256', 'sha256'], ['P-384', 'sha384'], ['P-521', 'sha512'], ['P-256K', 'sha256']] as const) {
+    const key = await generateSoftwareKey({ kty: 'EC', curve });
+    const pub = publicKeyFromJwk(publicJwk(key));
+    const alg = Object.entries(SIGNATURE_ALGORITHMS).find(([, s]) => s.kty === 'EC' && s.curve === curve)![0];
+    for (let i = 0; i < 100; i++) {
+      const message = crypto.randomBytes(16);
+      const signature = await signDigest(alg, key, crypto.createHash(hash).update(message).digest());
+      assert.equal(crypto.verify(hash, message, { key: pub, dsaEncoding: 'ieee-p1363' }, signature), true, `${curve} #${i}`);
+      if (curve === 'P-256K') {
+        const s = BigInt(`0x${signature.subarray(32).toString('hex')}`);
+        assert.ok(s <= 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141n >> 1n, 'low S');
+      }
+    }
+  }
+});
