@@ -14,6 +14,13 @@ test('json: sorted keys at every level, two-space indent, like json.dumps(sort_k
   assert.match(render(secret, { output: 'jsonc', color: true }), /\x1b\[/);
 });
 
+test('yaml: sorted keys in block style, lists level with their key, like yaml.safe_dump(default_flow_style=False)', () => {
+  assert.equal(render({ b: [1, 'two'], a: { d: null, c: true } }, { output: 'yaml' }), 'a:\n  c: true\n  d: null\nb:\n- 1\n- two\n');
+  assert.equal(render(secret, { output: 'yaml', query: 'name' }), 's1\n');
+  assert.equal(render(secret, { output: 'yamlc', color: false }), render(secret, { output: 'yaml' }));
+  assert.match(render(secret, { output: 'yamlc', color: true }), /\x1b\[94mname\x1b\[39m: /);
+});
+
 test('tsv: values of sorted keys, Python str() cells, query order kept', () => {
   // contentType, enabled, id, name, tags (a dict: empty), value, versions (a list: its length).
   assert.equal(render(secret, { output: 'tsv' }), 'None\tTrue\thttps://x/secrets/s1\ts1\t\tv\t2\n');

@@ -1,14 +1,15 @@
 import jmespath from 'jmespath';
+import YAML from 'yaml';
 import { CliError } from './errors.js';
 
-/** az's output formats (knack's OutputProducer); yaml is not offered. */
-export const OUTPUT_FORMATS = ['json', 'jsonc', 'tsv', 'table', 'none'] as const;
+/** az's output formats (knack's OutputProducer). */
+export const OUTPUT_FORMATS = ['json', 'jsonc', 'yaml', 'yamlc', 'tsv', 'table', 'none'] as const;
 export type OutputFormat = (typeof OUTPUT_FORMATS)[number];
 
 export interface RenderOptions {
   output: OutputFormat;
   query?: string;
-  /** Colour jsonc only on a terminal, as az does. */
+  /** Colour jsonc and yamlc only on a terminal, as az does. */
   color?: boolean;
 }
 
@@ -35,6 +36,8 @@ export function render(result: unknown, opts: RenderOptions): string {
     case 'none': return '';
     case 'json': return formatJson(data);
     case 'jsonc': return opts.color ? colorizeJson(formatJson(data)) : formatJson(data);
+    case 'yaml': return formatYaml(data);
+    case 'yamlc': return opts.color ? colorizeYaml(formatYaml(data)) : formatYaml(data);
     case 'tsv': return formatTsv(data, !queryActive);
     case 'table': return formatTable(data, !queryActive);
   }
@@ -60,6 +63,17 @@ function colorizeJson(json: string): string {
       if (literal) return `\x1b[36m${literal}\x1b[39m`;
       return `\x1b[34m${match}\x1b[39m`;
     });
+}
+
+/** PyYAML's `safe_dump(default_flow_style=False)`, as az uses: sorted keys, block style, lists not indented under their key. */
+export function formatYaml(data: unknown): string {
+  return YAML.stringify(data ?? null, { sortMapEntries: true, indentSeq: false, lineWidth: 0 });
+}
+
+/** Keys in one colour, scalar values in another (az's yamlc highlights with Pygments; this is its gist). */
+function colorizeYaml(text: string): string {
+  return text.split('\n').map((line) => line.replace(/^(\s*(?:- )?)([^\s:#][^:]*?)(:)(\s|$)(.*)$/, (_, lead: string, key: string, colon: string, space: string, rest: string) =>
+    `${lead}\x1b[94m${key}\x1b[39m${colon}${space}${rest ? `\x1b[33m${rest}\x1b[39m` : ''}`)).join('\n');
 }
 
 /** Python's `str()` of a JSON value, which is what knack writes into tsv cells and tables. */
