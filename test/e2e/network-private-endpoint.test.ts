@@ -1,0 +1,176 @@
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import https from 'node:https';
+import type { LookupFunction } from 'node:net';
+import { SecretClient } from '@azure/keyvault-secrets';
+import { startTestServer, type TestServer } from '../support/server.js';
+import { freshDatabase } from '../support/postgres.js';
+import { armClient } from '../support/arm.js';
+import { startCoffer, type Coffer } from '../../src/server.js';
+
+// Private endpoints, end to end: creating one makes every node listen on its address (same port); a client reaches
+// it the way Azure's private DNS zone sends it there — the vault's name resolves to the endpoint's address.
+let server: TestServer;
+let secondNode: Coffer;
+const NETWORK_API = '2024-05-01';
+const VAULT_API = '2025-05-01';
+const PE_ADDRESS = '127.20.0.5';
+
+const arm = (method: string, path: string, body?: unknown, apiVersion = NETWORK_API) => armClient(server, server.adminCredential)(method, path, body, apiVersion);
+const rg = () => `/subscriptions/${server.admin.subscriptionId}/resourceGroups/rg-test`;
+const vaultPath = (name: string) => `${rg()}/providers/Microsoft.KeyVault/vaults/${name}`;
+const endpointPath = (name: string) => `${rg()}/providers/Microsoft.Network/privateEndpoints/${name}`;
+
+/** An agent whose DNS says every vault name is at `address` (a private DNS zone), optionally from a source address. */
+const agentTo = (address: string, localAddress?: string) => {
+  const lookup = ((_host: string, options: { all?: boolean }, callback: (...args: unknown[]) => void) =>
+    (options?.all ? callback(null, [{ address, family: 4 }]) : callback(null, address, 4))) as unknown as LookupFunction;
+  return new https.Agent({ keepAlive: false, lookup, localAddress });
+};
+const viaEndpoint = (vault: string, port = server.coffer.port, address = PE_ADDRESS) =>
+  new SecretClient(server.vaultUrl(vault).replace(`:${server.coffer.port}`, `:${port}`), server.adminCredential, { retryOptions: { maxRetries: 0 }, agent: agentTo(address) });
+const publicly = (vault: string, localAddress = '127.0.0.1') =>
+  new SecretClient(server.vaultUrl(vault), server.adminCredential, { retryOptions: { maxRetries: 0 }, agent: new https.Agent({ keepAlive: false, localAddress }) });
+
+/** A raw GET through the private endpoint, for the exact denial. */
+async function rawViaEndpoint(vault: string, path: string) {
+  const token = await server.adminCredential.getToken(`${server.coffer.endpoints.dataPlaneAudiences[0]}/.default`);
+  const url = new URL(`${server.vaultUrl(vault).replace(/\/$/, '')}${path}?api-version=7.5`);
+  return new Promise<{ status: number; headers: Record<string, unknown>; body: any }>((resolve, reject) => {
+    https.get(url, { agent: agentTo(PE_ADDRESS), headers: { authorization: `Bearer ${token!.token}` } }, (res) => {
+      let text = '';
+      res.on('data', (c) => { text += c; }).on('end', () => resolve({ status: res.statusCode!, headers: res.headers, body: text ? JSON.parse(text) : undefined }));
+    }).on('error', reject);
+  });
+}
+
+const endpointBody = (vault: string, address = PE_ADDRESS, subnetId?: string) => ({
+  location: 'local',
+  properties: {
+    ...(subnetId ? { subnet: { id: subnetId } } : {}),
+    privateLinkServiceConnections: [{ name: `${vault}-conn`, properties: { privateLinkServiceId: vaultPath(vault), groupIds: ['vault'] } }],
+    ipConfigurations: [{ name: 'ipconfig', properties: { groupId: 'vault', memberName: 'default', privateIPAddress: address } }],
+  },
+});
+
+before(async () => {
+  const storageUrl = process.env.COFFER_TEST_STORAGE_URL ? await freshDatabase(process.env.COFFER_TEST_STORAGE_URL) : undefined;
+  server = await startTestServer({ storageUrl });
+  // A second node on the same database and data (root key, TLS), advertising the first's port as a node behind a load
+  // balancer does: it learns of endpoints by reconciling.
+  secondNode = await startCoffer({
+    host: '127.0.0.1', port: 0, publicPort: server.coffer.port, dataDir: server.dataDir, dnsSuffix: 'vault.localhost', seal: 'file', logLevel: 'silent', storageUrl,
+  });
+  await server.createVault('pevault');
+  await server.createVault('othervault');
+  await publicly('pevault').setSecret('p', 'private-value');
+  await publicly('othervault').setSecret('o', 'other-value');
+});
+after(async () => {
+  await secondNode?.close();
+  await server?.close();
+});
+
+test('before a private endpoint exists nothing listens on its address', async () => {
+  await assert.rejects(viaEndpoint('pevault').getSecret('p'), (err: any) => err.code === 'ECONNREFUSED');
+});
+
+test('a private endpoint is an ARM resource connected to the vault, and Coffer listens on its address', async () => {
+  const created = await arm('PUT', endpointPath('pe1'), endpointBody('pevault'));
+  assert.equal(created.status, 201, JSON.stringify(created.body));
+  assert.equal(created.body.type, 'Microsoft.Network/privateEndpoints');
+  const connection = created.body.properties.privateLinkServiceConnections[0];
+  assert.equal(connection.properties.privateLinkServiceId, vaultPath('pevault'));
+  assert.deepEqual(connection.properties.groupIds, ['vault']);
+  assert.equal(connection.properties.privateLinkServiceConnectionState.status, 'Approved');
+  assert.equal(created.body.properties.ipConfigurations[0].properties.privateIPAddress, PE_ADDRESS);
+
+  const vault = (await arm('GET', vaultPath('pevault'), undefined, VAULT_API)).body;
+  assert.deepEqual(vault.properties.privateEndpointConnections, [{
+    id: `${vaultPath('pevault')}/privateEndpointConnections/pevault-conn`,
+    etag: '',
+    properties: {
+      privateEndpoint: { id: endpointPath('pe1') },
+      privateLinkServiceConnectionState: { status: 'Approved', description: 'Auto-Approved', actionsRequired: 'None' },
+      provisioningState: 'Succeeded',
+    },
+  }]);
+  assert.deepEqual((await arm('GET', `${rg()}/providers/Microsoft.Network/privateEndpoints`)).body.value.map((e: any) => e.name), ['pe1']);
+  assert.equal((await viaEndpoint('pevault').getSecret('p')).value, 'private-value');
+});
+
+test('private-link requests pass with public access disabled and whatever the firewall says; public requests are refused', async () => {
+  const patched = await arm('PATCH', vaultPath('pevault'), { properties: { publicNetworkAccess: 'Disabled', networkAcls: { defaultAction: 'Deny', bypass: 'None' } } }, VAULT_API);
+  assert.equal(patched.status, 200);
+  assert.equal((await viaEndpoint('pevault').getSecret('p')).value, 'private-value');
+  await viaEndpoint('pevault').setSecret('p2', 'written-privately');
+
+  const refused = await publicly('pevault').getSecret('p').catch((err) => err);
+  assert.equal(refused.statusCode, 403);
+  const token = await server.adminCredential.getToken(`${server.coffer.endpoints.dataPlaneAudiences[0]}/.default`);
+  const raw = await new Promise<any>((resolve, reject) => {
+    https.get(new URL(`${server.vaultUrl('pevault')}/secrets/p?api-version=7.5`), { headers: { authorization: `Bearer ${token!.token}` } }, (res) => {
+      let text = '';
+      res.on('data', (c) => { text += c; }).on('end', () => resolve(JSON.parse(text)));
+    }).on('error', reject);
+  });
+  assert.equal(raw.error.innererror.code, 'ForbiddenByConnection');
+  assert.equal(raw.error.message.split('\r\n')[0], 'Public network access is disabled and request is not from a trusted service nor via an approved private link.');
+});
+
+test('requests for another vault arriving on a vault\'s private endpoint are refused', async () => {
+  const res = await rawViaEndpoint('othervault', '/secrets/o');
+  assert.equal(res.status, 403);
+  assert.equal(res.body.error.code, 'Forbidden');
+  assert.equal(res.body.error.innererror.code, 'ForbiddenByConnection');
+  assert.match(res.body.error.message, /^The private endpoint this request arrived on \(address: 127\.20\.0\.5\) is not connected to this vault\./);
+  assert.match(String(res.headers['x-ms-keyvault-network-info']), /^conn_type=IPv4;addr=127\.0\.0\.1;/);
+  assert.equal((await publicly('othervault').getSecret('o')).value, 'other-value', 'the other vault is unaffected publicly');
+});
+
+test('every node listens on the endpoint: another node picks it up from the database', async () => {
+  const deadline = Date.now() + 15_000;
+  for (;;) {
+    try {
+      assert.equal((await viaEndpoint('pevault', secondNode.port).getSecret('p')).value, 'private-value');
+      break;
+    } catch (err) {
+      if ((err as any).code !== 'ECONNREFUSED' || Date.now() > deadline) throw err;
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  }
+});
+
+test('private endpoints are validated: address in use, bad address, unknown vault, subnet range', async () => {
+  const inUse = await arm('PUT', endpointPath('pe2'), endpointBody('othervault'));
+  assert.equal(inUse.status, 409);
+  assert.equal(inUse.body.error.code, 'PrivateIPAddressInUse');
+  const bad = await arm('PUT', endpointPath('pe2'), endpointBody('othervault', '0.0.0.0'));
+  assert.equal(bad.body.error.code, 'InvalidPrivateIPAddress');
+  const unknown = await arm('PUT', endpointPath('pe2'), endpointBody('novault'));
+  assert.equal(unknown.body.error.code, 'PrivateLinkServiceNotFound');
+  await arm('PUT', `${rg()}/providers/Microsoft.Network/virtualNetworks/pevnet`, {
+    location: 'local', properties: { addressSpace: { addressPrefixes: ['127.21.0.0/16'] }, subnets: [{ name: 'pe', properties: { addressPrefix: '127.21.1.0/24' } }] },
+  });
+  const subnetId = `${rg()}/providers/Microsoft.Network/virtualNetworks/pevnet/subnets/pe`;
+  const outside = await arm('PUT', endpointPath('pe2'), endpointBody('othervault', '127.21.2.5', subnetId));
+  assert.equal(outside.body.error.code, 'PrivateIPAddressNotInSubnet');
+  assert.equal((await arm('GET', endpointPath('pe2'))).status, 404, 'nothing was created');
+
+  const inSubnet = await arm('PUT', endpointPath('pe2'), endpointBody('othervault', '127.21.1.5', subnetId));
+  assert.equal(inSubnet.status, 201, JSON.stringify(inSubnet.body));
+  const used = await arm('DELETE', `${rg()}/providers/Microsoft.Network/virtualNetworks/pevnet/subnets/pe`);
+  assert.equal(used.status, 400);
+  assert.equal(used.body.error.code, 'InUseSubnetCannotBeDeleted');
+  assert.equal((await viaEndpoint('othervault', server.coffer.port, '127.21.1.5').getSecret('o')).value, 'other-value');
+  assert.equal((await arm('DELETE', endpointPath('pe2'))).status, 200);
+});
+
+test('deleting the private endpoint stops its listener and disconnects the vault', async () => {
+  assert.equal((await arm('DELETE', endpointPath('pe1'))).status, 200);
+  assert.equal((await arm('DELETE', endpointPath('pe1'))).status, 204);
+  await assert.rejects(viaEndpoint('pevault').getSecret('p'), (err: any) => err.code === 'ECONNREFUSED');
+  const vault = (await arm('GET', vaultPath('pevault'), undefined, VAULT_API)).body;
+  assert.equal(vault.properties.privateEndpointConnections, undefined);
+  await assert.rejects(publicly('pevault').getSecret('p'), (err: any) => err.statusCode === 403);
+});
