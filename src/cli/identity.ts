@@ -1,7 +1,8 @@
 import type { Command } from 'commander';
 import { action, group, type ActionEnv } from './command.js';
+import { usageError } from './errors.js';
 
-/** `coffer identity …`: user-assigned managed identities (ARM resources), printed like az (properties flattened). */
+/** `coffer identity …`: managed identities (ARM resources), printed like az (properties flattened). */
 
 export const MANAGED_IDENTITY_API_VERSION = '2023-01-31';
 
@@ -25,29 +26,44 @@ export async function showIdentity(env: ActionEnv, name: string, resourceGroup: 
   return toAz(await env.context().management<ArmIdentity>('GET', identityPath(env, name, resourceGroup)));
 }
 
+interface Target { name?: string; resourceGroup?: string; systemAssignedFor?: string }
+
+/** A user-assigned identity by name and group, or the system-assigned identity of the resource `--system-assigned-for` names. */
+function targetPath(env: ActionEnv, opts: Target) {
+  if (opts.systemAssignedFor) {
+    if (opts.name || opts.resourceGroup) throw usageError('--system-assigned-for names the identity by its owner; leave out --name and --resource-group');
+    if (!/^\/subscriptions\/[^/]+\/resourceGroups\/[^/]+\/providers\/[^/]+\/[^/]+\/[^/]+$/i.test(opts.systemAssignedFor)) {
+      throw usageError('--system-assigned-for takes a resource id: /subscriptions/{s}/resourceGroups/{rg}/providers/{namespace}/{type}/{name}');
+    }
+    return `${opts.systemAssignedFor}/providers/Microsoft.ManagedIdentity/identities/default?api-version=${MANAGED_IDENTITY_API_VERSION}`;
+  }
+  if (!opts.name || !opts.resourceGroup) throw usageError('name the identity with --name and --resource-group (or --system-assigned-for RESOURCE_ID)');
+  return identityPath(env, opts.name, opts.resourceGroup);
+}
+
+/** The options that name one identity: user-assigned by name and group, or system-assigned by its owner. */
+const targetOptions = (command: Command) => command
+  .option('-n, --name <name>', 'name of the user-assigned identity')
+  .option('-g, --resource-group <group>', 'resource group of the user-assigned identity')
+  .option('--system-assigned-for <resourceId>', 'the resource owning a system-assigned identity (e.g. an app\'s Microsoft.Web/sites id)');
+
 export function registerIdentityCommands(program: Command) {
-  const identity = group(program, 'identity', 'Manage user-assigned managed identities');
-  identity.command('create').description('Create a user-assigned managed identity')
-    .requiredOption('-n, --name <name>', 'name of the identity')
-    .requiredOption('-g, --resource-group <group>', 'resource group')
+  const identity = group(program, 'identity', 'Manage managed identities (user-assigned, and system-assigned ones of a resource)');
+  targetOptions(identity.command('create').description('Create a user-assigned managed identity, or the system-assigned identity of a resource'))
     .option('-l, --location <location>', 'location', 'local')
-    .action(action(async (opts: { name: string; resourceGroup: string; location: string }, env) =>
-      toAz(await env.context().management<ArmIdentity>('PUT', identityPath(env, opts.name, opts.resourceGroup), { body: { location: opts.location } }))));
-  identity.command('show').description('Show a user-assigned managed identity')
-    .requiredOption('-n, --name <name>', 'name of the identity')
-    .requiredOption('-g, --resource-group <group>', 'resource group')
-    .action(action(async (opts: { name: string; resourceGroup: string }, env) => showIdentity(env, opts.name, opts.resourceGroup)));
+    .action(action(async (opts: Target & { location: string }, env) =>
+      toAz(await env.context().management<ArmIdentity>('PUT', targetPath(env, opts), { body: { location: opts.location } }))));
+  targetOptions(identity.command('show').description('Show a managed identity'))
+    .action(action(async (opts: Target, env) => toAz(await env.context().management<ArmIdentity>('GET', targetPath(env, opts)))));
   identity.command('list').description('List user-assigned managed identities')
     .option('-g, --resource-group <group>', 'resource group (default: the whole subscription)')
     .action(action(async (opts: { resourceGroup?: string }, env) => {
       const { value } = await env.context().management<{ value: ArmIdentity[] }>('GET', `${identitiesPath(env, opts.resourceGroup)}?api-version=${MANAGED_IDENTITY_API_VERSION}`);
       return value.map(toAz);
     }));
-  identity.command('delete').description('Delete a user-assigned managed identity (its tokens stop working at once)')
-    .requiredOption('-n, --name <name>', 'name of the identity')
-    .requiredOption('-g, --resource-group <group>', 'resource group')
-    .action(action(async (opts: { name: string; resourceGroup: string }, env) => {
-      await env.context().management('DELETE', identityPath(env, opts.name, opts.resourceGroup));
+  targetOptions(identity.command('delete').description('Delete a managed identity (its tokens stop working at once)'))
+    .action(action(async (opts: Target, env) => {
+      await env.context().management('DELETE', targetPath(env, opts));
       return undefined;
     }));
 }

@@ -2,6 +2,7 @@ import crypto from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Directory, Principal } from './directory.js';
 import { KeyVaultError } from '../http/errors.js';
+import { isUserAssigned } from './managed-identity.js';
 
 const GRAPH = 'https://graph.microsoft.com/v1.0';
 const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -28,7 +29,8 @@ function toGraph(p: Principal) {
         ...common, appId: p.appId, accountEnabled: p.enabled, appOwnerOrganizationId: p.tenantId,
         servicePrincipalType: p.kind === 'ManagedIdentity' ? 'ManagedIdentity' : 'Application',
         servicePrincipalNames: [p.appId, ...(p.resourceId ? [p.resourceId] : [])],
-        alternativeNames: p.resourceId ? [`isExplicit=True`, p.resourceId] : [],
+        // As Graph: isExplicit=True marks a user-assigned identity, isExplicit=False a system-assigned one.
+        alternativeNames: p.resourceId ? [`isExplicit=${isUserAssigned(p) ? 'True' : 'False'}`, p.resourceId] : [],
       };
   }
 }

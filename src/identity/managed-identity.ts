@@ -46,6 +46,10 @@ export function createManagedIdentityBindings(deps: { db: Kysely<Database>; dire
 }
 
 const IDENTITY_TYPE = 'Microsoft.ManagedIdentity/userAssignedIdentities';
+const SYSTEM_ASSIGNED_TYPE = 'Microsoft.ManagedIdentity/identities';
+
+/** User-assigned identities are resources of their own; a system-assigned one's resource id is its owner's. */
+export const isUserAssigned = (p: Principal) => Boolean(p.resourceId?.includes(`/providers/${IDENTITY_TYPE.toLowerCase()}/`));
 const NAME = /^[a-zA-Z0-9][a-zA-Z0-9_-]{2,127}$/;
 
 interface IdentityParams { subscriptionId: string; resourceGroup: string; name: string }
@@ -122,7 +126,7 @@ export function managedIdentityRoutes(app: FastifyInstance, deps: {
     checkSubscription(subscriptionId);
     const all = await directory.listPrincipals('ManagedIdentity');
     const inGroup = resourceGroup ? `/subscriptions/${deps.subscriptionId}/resourcegroups/${resourceGroup.toLowerCase()}/` : '';
-    return { value: all.filter((p) => p.resourceId?.startsWith(inGroup.toLowerCase())).map(toArm) };
+    return { value: all.filter((p) => isUserAssigned(p) && p.resourceId!.startsWith(inGroup.toLowerCase())).map(toArm) };
   };
   app.get<{ Params: { subscriptionId: string; resourceGroup: string } }>(base, config('UserAssignedIdentityList'), async (req) => {
     requireAdmin(req);
@@ -131,6 +135,60 @@ export function managedIdentityRoutes(app: FastifyInstance, deps: {
   app.get<{ Params: { subscriptionId: string } }>(`/subscriptions/:subscriptionId/providers/${IDENTITY_TYPE}`, config('UserAssignedIdentityList'), async (req) => {
     requireAdmin(req);
     return list(req.params.subscriptionId);
+  });
+
+  /*
+   * System-assigned identities, as ARM's `{owner}/providers/Microsoft.ManagedIdentity/identities/default` extension
+   * resource. Coffer hosts no compute, so the owner (an app such as Microsoft.Web/sites/NAME) is a resource id in a
+   * resource group of this subscription that Coffer does not otherwise know: PUT stands for setting
+   * `identity.type = SystemAssigned` on it, DELETE for removing that identity (or the owner). The principal's
+   * display name is the owner's name and its `xms_mirid` the owner's id, as in Azure.
+   */
+  const ownerPath = '/subscriptions/:subscriptionId/resourceGroups/:resourceGroup/providers/:namespace/:type/:name';
+  interface OwnerParams extends IdentityParams { namespace: string; type: string }
+  const ownerIdOf = (p: OwnerParams) => `/subscriptions/${p.subscriptionId}/resourceGroups/${p.resourceGroup}/providers/${p.namespace}/${p.type}/${p.name}`;
+  const toSystemAssigned = (ownerId: string, p: Principal) => ({
+    id: `${ownerId}/providers/${SYSTEM_ASSIGNED_TYPE}/default`, name: 'default', type: SYSTEM_ASSIGNED_TYPE, location: 'local', tags: {},
+    properties: { tenantId: p.tenantId, principalId: p.objectId, clientId: p.appId },
+  });
+  const checkOwner = (p: OwnerParams) => {
+    checkSubscription(p.subscriptionId);
+    if (p.namespace.toLowerCase() === 'microsoft.managedidentity' || !/^[A-Za-z0-9.]+$/.test(p.namespace) || !/^[A-Za-z0-9]+$/.test(p.type) || !NAME.test(p.name)) {
+      throw armError(400, 'InvalidResourceId', `'${ownerIdOf(p)}' cannot own a system-assigned identity: it must name a resource as {namespace}/{type}/{name}, not a managed identity.`);
+    }
+  };
+  const findSystemAssigned = async (p: OwnerParams) => {
+    const principal = await directory.getByResourceId(ownerIdOf(p));
+    return principal && !isUserAssigned(principal) ? principal : undefined;
+  };
+  const systemAssigned = `${ownerPath}/providers/${SYSTEM_ASSIGNED_TYPE}/default`;
+  app.put<{ Params: OwnerParams }>(systemAssigned, config('SystemAssignedIdentityPut'), async (req, reply) => {
+    requireAdmin(req);
+    checkOwner(req.params);
+    const group = await (deps.db as Kysely<Database>).selectFrom('resource_groups').select('name')
+      .where('subscription_id', '=', deps.subscriptionId).where('name_key', '=', req.params.resourceGroup.toLowerCase()).executeTakeFirst();
+    if (!group) throw armError(404, 'ResourceGroupNotFound', `Resource group '${req.params.resourceGroup}' could not be found.`);
+    const ownerId = ownerIdOf(req.params);
+    const existing = await findSystemAssigned(req.params);
+    if (existing) return toSystemAssigned(ownerId, existing);
+    const created = await directory.createManagedIdentity({ tenantId: deps.tenantId, resourceId: ownerId, displayName: req.params.name });
+    reply.code(201);
+    return toSystemAssigned(ownerId, created);
+  });
+  app.get<{ Params: OwnerParams }>(systemAssigned, config('SystemAssignedIdentityGet'), async (req) => {
+    requireAdmin(req);
+    checkOwner(req.params);
+    const principal = await findSystemAssigned(req.params);
+    if (!principal) throw armError(404, 'ResourceNotFound', `The resource '${ownerIdOf(req.params)}' has no system-assigned identity.`);
+    return toSystemAssigned(ownerIdOf(req.params), principal);
+  });
+  app.delete<{ Params: OwnerParams }>(systemAssigned, config('SystemAssignedIdentityDelete'), async (req, reply) => {
+    requireAdmin(req);
+    checkOwner(req.params);
+    const principal = await findSystemAssigned(req.params);
+    if (!principal) return reply.code(204).send();
+    await directory.deletePrincipal(principal.objectId);
+    return {};
   });
 
   // Mints an IDENTITY_HEADER for one identity (by resource id, client id or principal id): what `coffer run` hands its child.
@@ -154,7 +212,7 @@ export function managedIdentityRoutes(app: FastifyInstance, deps: {
     return {
       identityEndpoint: `${deps.endpoints.authorityHost}${APP_SERVICE_TOKEN_PATH}`, identityHeader, expiresOn,
       podIdentityAuthorityHost: podIdentityAuthorityHost(deps.endpoints, identityHeader),
-      clientId: principal.appId, principalId: principal.objectId, resourceId: toArm(principal).id,
+      clientId: principal.appId, principalId: principal.objectId, resourceId: isUserAssigned(principal) ? toArm(principal).id : principal.resourceId,
     };
   });
 }

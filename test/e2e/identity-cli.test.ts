@@ -153,3 +153,31 @@ test('run forwards signals to the child and exits with its code', async () => {
   assert.equal(r.code, 0, r.stderr);
   assert.deepEqual(r.stdout.trim().split('\n'), ['child got SIGTERM', 'exit=42']);
 });
+
+test('identity create|show|delete --system-assigned-for an app, and `coffer run --identity APP_RESOURCE_ID`', async () => {
+  const owner = `/subscriptions/${server.admin.subscriptionId}/resourceGroups/rg-test/providers/Microsoft.Web/sites/cli-app`;
+  const created = await json(['identity', 'create', '--system-assigned-for', owner]);
+  assert.equal(created.id, `${owner}/providers/Microsoft.ManagedIdentity/identities/default`);
+  assert.equal((await json(['identity', 'show', '--system-assigned-for', owner])).principalId, created.principalId);
+  await fails(['identity', 'create', '--system-assigned-for', 'not-a-resource-id'], 2, /takes a resource id/);
+  await fails(['identity', 'show'], 2, /--name and --resource-group/);
+  const assignment = await fetch(`${server.admin.managementEndpoint}${vaultScope()}/providers/Microsoft.Authorization/roleAssignments/${crypto.randomUUID()}?api-version=2022-04-01`, {
+    method: 'PUT',
+    headers: { authorization: `Bearer ${(await server.adminCredential.getToken(`${server.admin.managementEndpoint}/.default`))!.token}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ properties: { roleDefinitionId: `/subscriptions/${server.admin.subscriptionId}/providers/Microsoft.Authorization/roleDefinitions/${ROLE_IDS.keyVaultSecretsUser}`, principalId: created.principalId } }),
+  });
+  assert.equal(assignment.status, 201);
+  const app = `
+    import { DefaultAzureCredential } from '@azure/identity';
+    import { SecretClient } from '@azure/keyvault-secrets';
+    const credential = new DefaultAzureCredential();
+    const ok = (await new SecretClient(process.env.VAULT_URL, credential).getSecret('app-secret')).value === 's3cr3t-value';
+    const token = (await credential.getToken(process.env.VAULT_URL.replace(/^https:\\/\\/[^.]+\\./, 'https://') + '/.default')).token;
+    console.log(JSON.stringify({ ok, mirid: JSON.parse(Buffer.from(token.split('.')[1], 'base64url').toString()).xms_mirid }));`;
+  const r = await coffer(['run', '--identity', owner, '--', 'node', '--import', './dist/net/register-localhost.js', '--input-type=module', '-e', app],
+    { VAULT_URL: server.vaultUrl(VAULT), ...trustTestCa });
+  assert.equal(r.code, 0, r.stderr);
+  assert.deepEqual(JSON.parse(r.stdout), { ok: true, mirid: owner.toLowerCase() });
+  await ok(['identity', 'delete', '--system-assigned-for', owner]);
+  await fails(['identity', 'show', '--system-assigned-for', owner], 3, /has no system-assigned identity/);
+});

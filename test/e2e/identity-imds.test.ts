@@ -99,3 +99,58 @@ test('ManagedIdentityCredential (IMDS shape via AZURE_POD_IDENTITY_AUTHORITY_HOS
   assert.match(audit, /coffer\/imds\/REDACTED\/metadata\/identity\/oauth2\/token/);
   for (const secret of [binding.identityHeader, otherBinding.identityHeader]) assert.equal(audit.includes(secret), false);
 });
+
+test('system-assigned identity of an app resource: ARM extension resource, tokens with xms_mirid = the owner, gone with it', async () => {
+  const owner = `/subscriptions/${server.admin.subscriptionId}/resourceGroups/rg-test/providers/Microsoft.Web/sites/my-app`;
+  const url = `${owner}/providers/Microsoft.ManagedIdentity/identities/default?api-version=2023-01-31`;
+  const created = await mgmt('PUT', url, {});
+  assert.equal(created.status, 201, JSON.stringify(created.body));
+  assert.equal(created.body.id, `${owner}/providers/Microsoft.ManagedIdentity/identities/default`);
+  assert.equal(created.body.type, 'Microsoft.ManagedIdentity/identities');
+  assert.equal((await mgmt('PUT', url, {})).body.properties.principalId, created.body.properties.principalId, 'PUT is idempotent');
+  assert.equal((await mgmt('GET', url)).body.properties.clientId, created.body.properties.clientId);
+  // A system-assigned identity is no user-assigned resource, and Graph marks it isExplicit=False.
+  assert.equal((await mgmt('GET', `${identities()}?api-version=2023-01-31`)).body.value.some((i: any) => i.properties.principalId === created.body.properties.principalId), false);
+  const sp = (await mgmt('GET', `/v1.0/servicePrincipals/${created.body.properties.principalId}`)).body;
+  assert.deepEqual([sp.servicePrincipalType, sp.displayName, sp.alternativeNames], ['ManagedIdentity', 'my-app', ['isExplicit=False', owner.toLowerCase()]]);
+
+  const scope = `/subscriptions/${server.admin.subscriptionId}/resourceGroups/rg-test/providers/Microsoft.KeyVault/vaults/${VAULT}`;
+  await mgmt('PUT', `${scope}/providers/Microsoft.Authorization/roleAssignments/${crypto.randomUUID()}?api-version=2022-04-01`, {
+    properties: { roleDefinitionId: `/subscriptions/${server.admin.subscriptionId}/providers/Microsoft.Authorization/roleDefinitions/${ROLE_IDS.keyVaultSecretsUser}`, principalId: created.body.properties.principalId },
+  });
+  // The app is bound by its own resource id (what `coffer run --identity RESOURCE_ID` does).
+  const binding = (await mgmt('POST', '/coffer/managed-identity/bindings', { identity: owner })).body;
+  assert.equal(binding.resourceId, owner.toLowerCase());
+  // A credential that asks the IMDS shape itself, as an app without the SDK would.
+  const imdsCredential: TokenCredential = {
+    async getToken(scopes) {
+      const resource = encodeURIComponent([scopes].flat()[0].replace(/\/\.default$/, ''));
+      const res = await fetch(`${binding.podIdentityAuthorityHost}/metadata/identity/oauth2/token?api-version=2018-02-01&resource=${resource}`, { headers: { Metadata: 'true' } });
+      const body = await res.json();
+      if (res.status !== 200) throw new Error(body.error_description);
+      return { token: body.access_token, expiresOnTimestamp: Number(body.expires_on) * 1000 };
+    },
+  };
+  assert.equal((await readWith(imdsCredential)).value, 's3cr3t-value');
+  const token = (await imdsCredential.getToken(`${server.admin.managementEndpoint}/.default`))!.token;
+  assert.equal(JSON.parse(Buffer.from(token.split('.')[1], 'base64url').toString()).xms_mirid, owner.toLowerCase());
+
+  // Bad owners are 4xx and create nothing.
+  for (const [bad, status] of [
+    [`${identities()}/x-id/providers/Microsoft.ManagedIdentity/identities/default`, 400],
+    [`/subscriptions/${server.admin.subscriptionId}/resourceGroups/no-such-rg/providers/Microsoft.Web/sites/my-app/providers/Microsoft.ManagedIdentity/identities/default`, 404],
+    [`/subscriptions/${crypto.randomUUID()}/resourceGroups/rg-test/providers/Microsoft.Web/sites/my-app/providers/Microsoft.ManagedIdentity/identities/default`, 404],
+  ] as const) {
+    const res = await mgmt('PUT', `${bad}?api-version=2023-01-31`, {});
+    assert.equal(res.status, status, JSON.stringify(res.body));
+    assert.equal(typeof res.body.error.code, 'string');
+  }
+
+  const dataToken = (await imdsCredential.getToken(`${server.coffer.endpoints.dataPlaneResource}/.default`))!.token;
+  // Removing the owner's identity deletes the principal: its token and its binding stop working at once.
+  assert.equal((await mgmt('DELETE', url)).status, 200);
+  assert.equal((await mgmt('GET', url)).status, 404);
+  const refused = await fetch(`${server.vaultUrl(VAULT)}/secrets/app-secret?api-version=7.5`, { headers: { authorization: `Bearer ${dataToken}` } });
+  assert.equal(refused.status, 401);
+  await assert.rejects(imdsCredential.getToken(`${server.coffer.endpoints.dataPlaneResource}/.default`), /no managed identity/);
+});
