@@ -17,6 +17,8 @@ import { bootstrap, refreshBootstrapFile } from './bootstrap.js';
 import { createHttpApp } from './http/app.js';
 import { installPipeline, createVaultResolver, apiVersionGate, objectNameGate } from './pipeline/pipeline.js';
 import { createAuditLog } from './audit/audit-log.js';
+import { createMonitor, type MonitorOptions } from './monitor/monitor.js';
+import { azureMetricsRoutes } from './metrics/azure-metrics.js';
 import { createVaultsService } from './control-plane/vaults.js';
 import { controlPlaneRoutes, createAuthorization, ensureBootstrapOwner } from './control-plane/routes.js';
 import { createAuthorizationGate } from './gates/authorization/gate.js';
@@ -60,6 +62,8 @@ export interface CofferOptions {
   throttle?: ThrottleProfile;
   /** Also serve /metrics unauthenticated over plain HTTP on 127.0.0.1 at this port (0: any free port). */
   metricsPort?: number;
+  /** Diagnostic settings' delivery: storage-account root, dead-letter file, webhook retries (tests shorten them). */
+  monitor?: MonitorOptions;
   /** The PKCS#11 token holding premium vaults' HSM keys (none: -HSM key types are refused). */
   pkcs11?: Pkcs11Options;
 }
@@ -110,7 +114,6 @@ export async function startCoffer(options: CofferOptions) {
   const store = createObjectStore({ storage, keyring, clock });
   const secrets = createSecretsService({ store, endpoints, keyring });
   const keyObjects = createKeysService({ store, endpoints, keyring, clock, hsm: options.pkcs11 && createPkcs11Hsm(options.pkcs11) });
-  const audit = createAuditLog({ storage });
   const nodeId = options.nodeId ?? crypto.randomUUID();
   const scheduler = createScheduler({
     storage, clock, nodeId, intervalMs: options.schedulerIntervalMs,
@@ -130,6 +133,18 @@ export async function startCoffer(options: CofferOptions) {
     keyKind: async (vault, name, version) => keyKindOf((await keyObjects.get(vault, name, version)).key),
   });
   const metrics = createMetrics({ saturation: throttle.saturation });
+  const monitor = createMonitor({
+    storage, clock, dataDir, nodeId, subscriptionId: deployment.subscriptionId, tenantId: deployment.tenantId,
+    authorizer: authorization.authorizer, vaults, registry: metrics.registry, options: options.monitor,
+    onError: (route, err) => app.log.error({ route, err: (err as Error).message }, 'audit delivery failed'),
+  });
+  const audit = createAuditLog({
+    storage, origin: nodeId, onCommitted: () => monitor.router.kick(),
+    vaultIdForHost: async (host) => {
+      const name = endpoints.vaultFromHost(host);
+      return name === undefined ? undefined : (await vaults.getByName(name))?.resourceId;
+    },
+  });
   installPipeline(app, {
     endpoints,
     audit,
@@ -156,11 +171,14 @@ export async function startCoffer(options: CofferOptions) {
     });
     scope.get('/healthz', { config: { plane: 'public', operation: 'Health' } }, async () => ({ status: 'ok', node: nodeId }));
     metrics.routes(scope, { adminObjectId: deployment.adminObjectId });
+    monitor.routes(scope);
+    azureMetricsRoutes(scope, { arm: monitor.arm, registry: metrics.registry, vaults, startedAt: Date.now(), now: () => clock.now() });
   });
   await app.listen({ host: options.host, port });
   await networking.start();
   const metricsListener = options.metricsPort === undefined ? undefined : await metrics.listen(options.metricsPort);
   scheduler.start();
+  monitor.router.start();
 
   return {
     app,
@@ -179,6 +197,7 @@ export async function startCoffer(options: CofferOptions) {
       await networking.close();
       await app.close();
       await audit.flush();
+      await monitor.router.stop();
       await storage.close();
     },
   };

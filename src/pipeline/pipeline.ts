@@ -94,7 +94,7 @@ export function installPipeline(app: FastifyInstance, deps: { endpoints: Endpoin
   });
 
   app.addHook('onSend', async (req, reply, payload) => {
-    await audit.record(req, reply.statusCode);
+    await audit.record(req, reply.statusCode, payload);
     return payload;
   });
 }

@@ -193,6 +193,53 @@ function migrationsFor(dialect: StorageDialect): Record<string, Migration> {
         await db.schema.createIndex('federated_credentials_identity').unique().on('federated_credentials').columns(['principal_id', 'name']).execute();
       },
     },
+    '0007_monitor': {
+      // Audit routing (diagnostic settings): each audit record names the node that wrote it (`origin`) and the vault
+      // it concerns (`resource_key`); each destination keeps a cursor per origin, and origins are leased to one
+      // delivering node at a time. Workspaces, storage accounts and event-hub namespaces are ARM resources.
+      async up(db: Kysely<any>) {
+        await db.schema.alterTable('audit_events').addColumn('origin', 'text').execute();
+        await db.schema.alterTable('audit_events').addColumn('resource_key', 'text').execute();
+        await db.schema.createIndex('audit_events_routing').on('audit_events').columns(['resource_key', 'origin', 'seq']).execute();
+        await db.schema.createTable('monitor_resources')
+          .addColumn('id_key', 'text', (c) => c.primaryKey())
+          .addColumn('type', 'text', (c) => c.notNull())
+          .addColumn('resource_group', 'text', (c) => c.notNull())
+          .addColumn('name', 'text', (c) => c.notNull())
+          .addColumn('location', 'text', (c) => c.notNull())
+          .addColumn('tags', 'text', (c) => c.notNull())
+          .addColumn('properties', 'text', (c) => c.notNull())
+          .addColumn('created_at', int, (c) => c.notNull())
+          .execute();
+        await db.schema.createTable('diagnostic_settings')
+          .addColumn('id_key', 'text', (c) => c.primaryKey())
+          .addColumn('resource_key', 'text', (c) => c.notNull())
+          .addColumn('name', 'text', (c) => c.notNull())
+          .addColumn('properties', 'text', (c) => c.notNull())
+          .addColumn('start_seq', int, (c) => c.notNull())
+          .addColumn('created_at', int, (c) => c.notNull())
+          .execute();
+        await db.schema.createIndex('diagnostic_settings_resource').on('diagnostic_settings').column('resource_key').execute();
+        await db.schema.createTable('audit_origins')
+          .addColumn('origin', 'text', (c) => c.primaryKey())
+          .addColumn('holder', 'text', (c) => c.notNull())
+          .addColumn('expires_at', int, (c) => c.notNull())
+          .execute();
+        await db.schema.createTable('audit_cursors')
+          .addColumn('route', 'text', (c) => c.notNull())
+          .addColumn('origin', 'text', (c) => c.notNull())
+          .addColumn('seq', int, (c) => c.notNull())
+          .addPrimaryKeyConstraint('audit_cursors_pk', ['route', 'origin'])
+          .execute();
+        await db.schema.createTable('workspace_records')
+          .$call(serialPk('seq'))
+          .addColumn('workspace_key', 'text', (c) => c.notNull())
+          .addColumn('time', int, (c) => c.notNull())
+          .addColumn('record', 'text', (c) => c.notNull())
+          .execute();
+        await db.schema.createIndex('workspace_records_time').on('workspace_records').columns(['workspace_key', 'time']).execute();
+      },
+    },
     '0006_network': {
       // Virtual networks and subnets (real address ranges a vault's virtual-network rule admits), private endpoints
       // (an address Coffer listens on for one vault) and the principals an administrator marked as trusted services.

@@ -63,7 +63,8 @@ export interface Database {
     updated_at: number;
   };
   leases: { name: string; holder: string; expires_at: number };
-  audit_events: { seq: Generated<number>; time: number; record: string };
+  /** `origin`: the node that wrote the record; `resource_key`: the vault it concerns, lower-cased (for diagnostic settings). */
+  audit_events: { seq: Generated<number>; time: number; record: string; origin: string | null; resource_key: string | null };
   resource_groups: { subscription_id: string; name_key: string; name: string; location: string; tags: string; created_at: number };
   /** Custom role definitions (built-ins live in code); `document` is the definition's ARM properties as JSON. */
   role_definitions: { id: string; scope: string; role_name: string; document: string; created_at: number };
