@@ -40,6 +40,7 @@ import { createIntegratedCa } from './objects/certificates/integrated-ca.js';
 import { certificatesRoutes } from './objects/certificates/routes.js';
 import { createPkcs11Hsm, type Pkcs11Options } from './objects/keys/hsm.js';
 import { createScheduler } from './scheduler/scheduler.js';
+import { createEventGrid } from './events/event-grid.js';
 
 export interface CofferOptions {
   host: string;
@@ -104,7 +105,8 @@ export async function startCoffer(options: CofferOptions) {
     verifyDataPlane: createTokenVerifier({ keys, issuer, audiences: endpoints.dataPlaneAudiences, tenantId: deployment.tenantId }),
     verifyManagement: createTokenVerifier({ keys, issuer, audiences: [endpoints.managementEndpoint, `${endpoints.managementEndpoint}/`], tenantId: deployment.tenantId }),
   });
-  const vaults = createVaultsService({ storage, keyring, clock, endpoints });
+  const eventGrid = createEventGrid({ storage, clock, endpoints, dataDir, onError: (err) => app.log.error({ err: (err as Error).message }, 'event delivery failed') });
+  const vaults = createVaultsService({ storage, keyring, clock, endpoints, events: eventGrid.hooks });
   const authorization = createAuthorization({ db: storage.db, clock, memberships: directory.memberGroupsOf });
   const networking = createNetworking({
     db: storage.db, clock, endpoints, directory, vaults, authorization, app, tls, host: options.host, port,
@@ -112,8 +114,8 @@ export async function startCoffer(options: CofferOptions) {
   });
   await ensureBootstrapOwner(storage.db, authorization.assignments, deployment);
   const store = createObjectStore({ storage, keyring, clock });
-  const secrets = createSecretsService({ store, endpoints, keyring });
-  const keyObjects = createKeysService({ store, endpoints, keyring, clock, hsm: options.pkcs11 && createPkcs11Hsm(options.pkcs11) });
+  const secrets = createSecretsService({ store, endpoints, keyring, events: eventGrid.hooks });
+  const keyObjects = createKeysService({ store, endpoints, keyring, clock, hsm: options.pkcs11 && createPkcs11Hsm(options.pkcs11), events: eventGrid.hooks });
   const nodeId = options.nodeId ?? crypto.randomUUID();
   const scheduler = createScheduler({
     storage, clock, nodeId, intervalMs: options.schedulerIntervalMs,
@@ -123,8 +125,9 @@ export async function startCoffer(options: CofferOptions) {
   scheduler.add({ name: 'purge-deleted-objects', run: (now) => store.purgeDue(now) });
   scheduler.add({ name: 'purge-deleted-vaults', run: (now) => vaults.purgeDue(now) });
   scheduler.add(createKeyRotationJob({ storage, keys: keyObjects }));
-  const certificates = createCertificatesService({ store, endpoints, keyring, clock, ca: createIntegratedCa({ settings, keyring, clock }) });
+  const certificates = createCertificatesService({ store, endpoints, keyring, clock, ca: createIntegratedCa({ settings, keyring, clock }), events: eventGrid.hooks });
   scheduler.add(createCertificateRenewalJob({ storage, certificates }));
+  eventGrid.schedule(scheduler);
 
   const throttle = createThrottle({
     // `coffer server start` defaults to azure; embedders (and the test harness, whose suites create keys faster than
@@ -163,6 +166,7 @@ export async function startCoffer(options: CofferOptions) {
       clock, settings, runScheduler: () => scheduler.runNow(),
     });
     networking.routes(scope);
+    eventGrid.routes(scope, { vaults, authorizer: authorization.authorizer, subscriptionId: deployment.subscriptionId, tenantId: deployment.tenantId });
     secretsRoutes(scope, { secrets, endpoints });
     keysRoutes(scope, { keys: keyObjects, endpoints });
     certificatesRoutes(scope, {

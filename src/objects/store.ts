@@ -1,6 +1,8 @@
 import crypto from 'node:crypto';
 import { sql } from 'kysely';
-import { inTransaction, type Storage } from '../storage/engine.js';
+import type { Storage } from '../storage/engine.js';
+import { groupCommit } from '../storage/group-commit.js';
+import { precompile } from '../storage/prepared.js';
 import type { Keyring } from '../crypto/envelope.js';
 import type { Clock } from '../clock.js';
 
@@ -121,50 +123,70 @@ export function createObjectStore(deps: { storage: Storage; keyring: Keyring; cl
 
   const versionColumns = ['n.name', 'n.name_key', 'v.version', 'v.seq', 'v.meta', 'v.payload', 'v.created_at', 'v.updated_at'] as const;
 
-  /** Live (not deleted) name joined with one of its versions: the current one unless `version` is given. */
-  function liveVersionQuery(executor: typeof db, vault: VaultRef, collection: Collection, nameKey: string, version?: string) {
+  /** Live (not deleted) name joined with one of its versions: the current one unless `version` (lower-case) is given. */
+  function liveVersionQuery(executor: typeof db, vaultId: string, collection: Collection, nameKey: string, version?: string) {
     let q = executor.selectFrom('object_names as n')
       .innerJoin('object_versions as v', (j) => j.onRef('v.vault_id', '=', 'n.vault_id')
         .onRef('v.collection', '=', 'n.collection').onRef('v.name_key', '=', 'n.name_key'))
       .select(versionColumns)
-      .where('n.vault_id', '=', vault.id).where('n.collection', '=', collection).where('n.name_key', '=', nameKey)
+      .where('n.vault_id', '=', vaultId).where('n.collection', '=', collection).where('n.name_key', '=', nameKey)
       .where('n.deleted_at', 'is', null);
-    q = version ? q.where('v.version', '=', version.toLowerCase()) : q.whereRef('v.seq', '=', 'n.current_seq');
+    q = version !== undefined ? q.where('v.version', '=', version) : q.whereRef('v.seq', '=', 'n.current_seq');
     return q;
   }
+
+  // The statements of every read and write of one object, built and compiled once (see precompile).
+  const statements = {
+    current: precompile<VersionRow, [string, Collection, string]>(db, (p) => liveVersionQuery(db, p(0), p(1), p(2))),
+    atVersion: precompile<VersionRow, [string, Collection, string, string]>(db, (p) => liveVersionQuery(db, p(0), p(1), p(2), p(3))),
+    insertName: precompile<unknown, [string, Collection, string, string]>(db, (p) => db.insertInto('object_names').values({
+      vault_id: p(0), collection: p(1), name_key: p(2), name: p(3), current_seq: null, deleted_at: null, scheduled_purge_at: null,
+    }).onConflict((oc) => oc.columns(['vault_id', 'collection', 'name_key']).doNothing())),
+    // Locks the name row for the rest of the transaction and tells its state.
+    lockName: precompile<{ name: string; current_seq: number | null; deleted_at: number | null }, [string, Collection, string]>(db, (p) =>
+      db.updateTable('object_names').set({ name: sql`name` })
+        .where('vault_id', '=', p(0)).where('collection', '=', p(1)).where('name_key', '=', p(2))
+        .returning(['name', 'current_seq', 'deleted_at'])),
+    versionAtSeq: precompile<{ version: string }, [number]>(db, (p) =>
+      db.selectFrom('object_versions').select('version').where('seq', '=', p<number>(0))),
+    insertVersion: precompile<{ seq: number }, [string, Collection, string, string, Buffer, string, number, number]>(db, (p) =>
+      db.insertInto('object_versions').values({
+        vault_id: p(0), collection: p(1), name_key: p(2), version: p(3), payload: p<Buffer>(4), meta: p(5), created_at: p<number>(6), updated_at: p<number>(7),
+      }).returning('seq')),
+    setCurrent: precompile<unknown, [number, string, Collection, string]>(db, (p) =>
+      db.updateTable('object_names').set({ current_seq: p<number>(0) })
+        .where('vault_id', '=', p(1)).where('collection', '=', p(2)).where('name_key', '=', p(3))),
+  };
+  const readVersion = async (executor: typeof db, vault: VaultRef, collection: Collection, nameKey: string, version?: string) =>
+    (version === undefined
+      ? await statements.current(executor, vault.id, collection, nameKey)
+      : await statements.atVersion(executor, vault.id, collection, nameKey, version.toLowerCase()))[0];
+  // Object writes share the storage's group commit (one transaction and fsync per batch on SQLite).
+  const commits = groupCommit(storage);
 
   async function insertVersions(trx: typeof db, vault: VaultRef, collection: Collection, name: string,
     versions: { version: string; meta: VersionMeta; created: number; updated: number; payload: Buffer }[], mustBeNew: boolean) {
     const nameKey = name.toLowerCase();
-    await trx.insertInto('object_names').values({
-      vault_id: vault.id, collection, name_key: nameKey, name, current_seq: null, deleted_at: null, scheduled_purge_at: null,
-    }).onConflict((oc) => oc.columns(['vault_id', 'collection', 'name_key']).doNothing()).execute();
-    // Lock the name row for the rest of the transaction and learn its state.
-    const locked = await trx.updateTable('object_names').set({ name: sql`name` })
-      .where('vault_id', '=', vault.id).where('collection', '=', collection).where('name_key', '=', nameKey)
-      .returning(['name', 'current_seq', 'deleted_at']).executeTakeFirstOrThrow();
+    await statements.insertName(trx, vault.id, collection, nameKey, name);
+    const [locked] = await statements.lockName(trx, vault.id, collection, nameKey);
     if (locked.deleted_at !== null) {
       throw new StoreError('DeletedButRecoverable', `${name} is currently in a deleted but recoverable state`);
     }
     if (mustBeNew && locked.current_seq !== null) throw new StoreError('AlreadyExists', `${name} already exists`);
     if (!mustBeNew && locked.current_seq !== null) {
       // Read under the lock: a concurrent writer's version is either fully before ours or fully after.
-      const previous = await trx.selectFrom('object_versions').select('version').where('seq', '=', locked.current_seq).executeTakeFirstOrThrow();
+      const [previous] = await statements.versionAtSeq(trx, Number(locked.current_seq));
       versions = versions.map((v, i) => (i === 0 ? { ...v, meta: { ...v.meta, previousVersion: previous.version } } : v));
     }
-    let lastSeq = 0;
+    let last: VersionRow | undefined;
     for (const v of versions) {
       const sealed = keyring.sealValue(vault.id, vault.wrappedDataKey, identity(vault, collection, nameKey, v.version), v.payload);
-      const inserted = await trx.insertInto('object_versions').values({
-        vault_id: vault.id, collection, name_key: nameKey, version: v.version, payload: sealed,
-        meta: JSON.stringify(v.meta), created_at: v.created, updated_at: v.updated,
-      }).returning('seq').executeTakeFirstOrThrow();
-      lastSeq = Number(inserted.seq);
+      const meta = JSON.stringify(v.meta);
+      const [inserted] = await statements.insertVersion(trx, vault.id, collection, nameKey, v.version, sealed, meta, v.created, v.updated);
+      last = { name: locked.name, name_key: nameKey, version: v.version, seq: Number(inserted.seq), meta, payload: sealed, created_at: v.created, updated_at: v.updated };
     }
-    await trx.updateTable('object_names').set({ current_seq: lastSeq })
-      .where('vault_id', '=', vault.id).where('collection', '=', collection).where('name_key', '=', nameKey).execute();
-    const row = await liveVersionQuery(trx, vault, collection, nameKey).executeTakeFirstOrThrow();
-    return toVersion(vault, collection, row as VersionRow);
+    await statements.setCurrent(trx, last!.seq, vault.id, collection, nameKey);
+    return toVersion(vault, collection, last!);
   }
 
   async function deletedRow(executor: typeof db, vault: VaultRef, collection: Collection, nameKey: string) {
@@ -185,23 +207,23 @@ export function createObjectStore(deps: { storage: Storage; keyring: Keyring; cl
   return {
     async create(vault, collection, name, payload, meta, version) {
       const now = clock.now();
-      return inTransaction(storage, (trx) =>
+      return commits.run((trx) =>
         insertVersions(trx, vault, collection, name, [{ version: version ?? newVersionId(), meta, created: now, updated: now, payload }], false));
     },
 
     async get(vault, collection, name, version) {
-      const row = await liveVersionQuery(db, vault, collection, name.toLowerCase(), version).executeTakeFirst();
-      return row && toVersion(vault, collection, row as VersionRow);
+      const row = await readVersion(db, vault, collection, name.toLowerCase(), version);
+      return row && toVersion(vault, collection, row);
     },
 
     async updateMeta(vault, collection, name, version, patch) {
-      return inTransaction(storage, async (trx) => {
-        const row = await liveVersionQuery(trx, vault, collection, name.toLowerCase(), version).executeTakeFirst();
+      return commits.run(async (trx) => {
+        const row = await readVersion(trx, vault, collection, name.toLowerCase(), version);
         if (!row) return undefined;
         const meta = JSON.stringify(patch(JSON.parse(row.meta)));
         const updated = clock.now();
         await trx.updateTable('object_versions').set({ meta, updated_at: updated }).where('seq', '=', row.seq).execute();
-        return toVersion(vault, collection, { ...(row as VersionRow), meta, updated_at: updated });
+        return toVersion(vault, collection, { ...row, meta, updated_at: updated });
       });
     },
 
@@ -238,7 +260,7 @@ export function createObjectStore(deps: { storage: Storage; keyring: Keyring; cl
     async softDelete(vault, collection, name, retentionDays) {
       const now = clock.now();
       const nameKey = name.toLowerCase();
-      return inTransaction(storage, async (trx) => {
+      return commits.run(async (trx) => {
         const result = await trx.updateTable('object_names')
           .set({ deleted_at: now, scheduled_purge_at: now + retentionDays * 86_400_000 })
           .where('vault_id', '=', vault.id).where('collection', '=', collection).where('name_key', '=', nameKey)
@@ -270,13 +292,13 @@ export function createObjectStore(deps: { storage: Storage; keyring: Keyring; cl
 
     async recover(vault, collection, name) {
       const nameKey = name.toLowerCase();
-      return inTransaction(storage, async (trx) => {
+      return commits.run(async (trx) => {
         const result = await trx.updateTable('object_names').set({ deleted_at: null, scheduled_purge_at: null })
           .where('vault_id', '=', vault.id).where('collection', '=', collection).where('name_key', '=', nameKey)
           .where('deleted_at', 'is not', null).executeTakeFirst();
         if (Number(result.numUpdatedRows) === 0) return undefined;
-        const row = await liveVersionQuery(trx, vault, collection, nameKey).executeTakeFirstOrThrow();
-        return toVersion(vault, collection, row as VersionRow);
+        const row = await readVersion(trx, vault, collection, nameKey);
+        return toVersion(vault, collection, row);
       });
     },
 
@@ -303,7 +325,7 @@ export function createObjectStore(deps: { storage: Storage; keyring: Keyring; cl
     },
 
     async importVersions(vault, collection, name, versions) {
-      return inTransaction(storage, (trx) => insertVersions(trx, vault, collection, name, versions, true));
+      return commits.run((trx) => insertVersions(trx, vault, collection, name, versions, true));
     },
 
     async purgeDue(now) {

@@ -284,6 +284,136 @@ function migrationsFor(dialect: StorageDialect): Record<string, Migration> {
           .execute();
       },
     },
+    '0008_events': {
+      // Event Grid: subscriptions on vaults, the delivery outbox (one row per event and subscription, deleted once
+      // delivered or dead-lettered), and the expiry notices already fired (so each fires once per object version).
+      async up(db: Kysely<any>) {
+        await db.schema.createTable('event_subscriptions')
+          .addColumn('id', 'text', (c) => c.primaryKey())
+          .addColumn('vault_id', 'text', (c) => c.notNull())
+          .addColumn('name', 'text', (c) => c.notNull())
+          .addColumn('name_key', 'text', (c) => c.notNull())
+          .addColumn('document', 'text', (c) => c.notNull())
+          .addColumn('created_at', int, (c) => c.notNull())
+          .addColumn('updated_at', int, (c) => c.notNull())
+          .execute();
+        await db.schema.createIndex('event_subscriptions_identity').unique().on('event_subscriptions').columns(['vault_id', 'name_key']).execute();
+        await db.schema.createTable('event_deliveries')
+          .$call(serialPk('seq'))
+          .addColumn('subscription_id', 'text', (c) => c.notNull().references('event_subscriptions.id').onDelete('cascade'))
+          .addColumn('event', 'text', (c) => c.notNull())
+          .addColumn('attempts', int, (c) => c.notNull())
+          .addColumn('next_attempt_at', int, (c) => c.notNull())
+          .addColumn('expires_at', int, (c) => c.notNull())
+          .addColumn('claimed_until', int)
+          .addColumn('last_error', 'text')
+          .addColumn('created_at', int, (c) => c.notNull())
+          .execute();
+        await db.schema.createIndex('event_deliveries_due').on('event_deliveries').column('next_attempt_at').execute();
+        await db.schema.createTable('event_expiry_notices')
+          .addColumn('vault_id', 'text', (c) => c.notNull())
+          .addColumn('collection', 'text', (c) => c.notNull())
+          .addColumn('name_key', 'text', (c) => c.notNull())
+          .addColumn('version', 'text', (c) => c.notNull())
+          .addColumn('kind', 'text', (c) => c.notNull())
+          .addColumn('exp', int, (c) => c.notNull())
+          .addColumn('fired_at', int, (c) => c.notNull())
+          .addPrimaryKeyConstraint('event_expiry_notices_pk', ['vault_id', 'collection', 'name_key', 'version', 'kind', 'exp'])
+          .execute();
+      },
+    },
+    '0011_cache_generation': {
+      // The counter the gates' caches are validated by, bumped by triggers on every table a gate reads (generation.ts).
+      async up(db: Kysely<any>) {
+        await createCacheGeneration(db, dialect);
+      },
+    },
+    '0006_network': {
+      // Virtual networks and subnets (real address ranges a vault's virtual-network rule admits), private endpoints
+      // (an address Coffer listens on for one vault) and the principals an administrator marked as trusted services.
+      async up(db: Kysely<any>) {
+        await db.schema.createTable('virtual_networks')
+          .addColumn('id', 'text', (c) => c.primaryKey())
+          .addColumn('subscription_id', 'text', (c) => c.notNull())
+          .addColumn('resource_group', 'text', (c) => c.notNull())
+          .addColumn('name', 'text', (c) => c.notNull())
+          .addColumn('location', 'text', (c) => c.notNull())
+          .addColumn('address_prefixes', 'text', (c) => c.notNull())
+          .addColumn('tags', 'text', (c) => c.notNull())
+          .addColumn('created_at', int, (c) => c.notNull())
+          .execute();
+        await db.schema.createTable('subnets')
+          .addColumn('vnet_id', 'text', (c) => c.notNull().references('virtual_networks.id').onDelete('cascade'))
+          .addColumn('name_key', 'text', (c) => c.notNull())
+          .addColumn('name', 'text', (c) => c.notNull())
+          .addColumn('address_prefix', 'text', (c) => c.notNull())
+          .addColumn('created_at', int, (c) => c.notNull())
+          .addPrimaryKeyConstraint('subnets_pk', ['vnet_id', 'name_key'])
+          .execute();
+        await db.schema.createTable('private_endpoints')
+          .addColumn('id', 'text', (c) => c.primaryKey())
+          .addColumn('subscription_id', 'text', (c) => c.notNull())
+          .addColumn('resource_group', 'text', (c) => c.notNull())
+          .addColumn('name', 'text', (c) => c.notNull())
+          .addColumn('location', 'text', (c) => c.notNull())
+          .addColumn('vault_id', 'text', (c) => c.notNull())
+          .addColumn('vault_resource_id', 'text', (c) => c.notNull())
+          .addColumn('connection_name', 'text', (c) => c.notNull())
+          .addColumn('ip_address', 'text', (c) => c.notNull().unique())
+          .addColumn('subnet_id', 'text')
+          .addColumn('tags', 'text', (c) => c.notNull())
+          .addColumn('created_at', int, (c) => c.notNull())
+          .execute();
+        await db.schema.createIndex('private_endpoints_vault').on('private_endpoints').column('vault_id').execute();
+        await db.schema.createTable('trusted_services')
+          .addColumn('principal_id', 'text', (c) => c.primaryKey().references('principals.object_id').onDelete('cascade'))
+          .addColumn('created_by', 'text', (c) => c.notNull())
+          .addColumn('created_at', int, (c) => c.notNull())
+          .execute();
+      },
+    },
+    '0010_certificates': {
+      // Certificate contacts and issuers belong to their vault and go with it when it is purged (cascade); the
+      // notices already sent for a certificate version (each lifetime-action email goes out once per version).
+      async up(db: Kysely<any>) {
+        const vaultId = (c: any) => c.notNull().references('vaults.id').onDelete('cascade');
+        await db.schema.createTable('certificate_contacts')
+          .addColumn('vault_id', 'text', (c) => vaultId(c).primaryKey())
+          .addColumn('contacts', 'text', (c) => c.notNull())
+          .execute();
+        await db.schema.createTable('certificate_issuers')
+          .addColumn('vault_id', 'text', vaultId)
+          .addColumn('name_key', 'text', (c) => c.notNull())
+          .addColumn('record', 'text', (c) => c.notNull())
+          .addPrimaryKeyConstraint('certificate_issuers_pk', ['vault_id', 'name_key'])
+          .execute();
+        await db.schema.createTable('certificate_notices')
+          .addColumn('vault_id', 'text', vaultId)
+          .addColumn('name_key', 'text', (c) => c.notNull())
+          .addColumn('version', 'text', (c) => c.notNull())
+          .addColumn('kind', 'text', (c) => c.notNull())
+          .addColumn('sent_at', int, (c) => c.notNull())
+          .addPrimaryKeyConstraint('certificate_notices_pk', ['vault_id', 'name_key', 'version', 'kind'])
+          .execute();
+        // Earlier versions kept contacts and issuers in settings under the vault's id: move those of live vaults.
+        const vaultIds = new Set((await db.selectFrom('vaults').select('id').execute()).map((v) => v.id as string));
+        const rows = await db.selectFrom('settings').select(['key', 'value'])
+          .where((eb) => eb.or([eb('key', 'like', 'certificate-contacts:%'), eb('key', 'like', 'certificate-issuers:%')])).execute();
+        for (const { key, value } of rows as { key: string; value: string }[]) {
+          const [kind, id] = [key.slice(0, key.indexOf(':')), key.slice(key.indexOf(':') + 1)];
+          if (!vaultIds.has(id)) continue;
+          if (kind === 'certificate-contacts' && JSON.parse(value).length) {
+            await db.insertInto('certificate_contacts').values({ vault_id: id, contacts: value }).execute();
+          }
+          if (kind === 'certificate-issuers') {
+            for (const [nameKey, record] of Object.entries(JSON.parse(value))) {
+              await db.insertInto('certificate_issuers').values({ vault_id: id, name_key: nameKey, record: JSON.stringify(record) }).execute();
+            }
+          }
+        }
+        await db.deleteFrom('settings').where((eb) => eb.or([eb('key', 'like', 'certificate-contacts:%'), eb('key', 'like', 'certificate-issuers:%')])).execute();
+      },
+    },
   };
 }
 

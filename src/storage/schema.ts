@@ -63,6 +63,8 @@ export interface Database {
     updated_at: number;
   };
   leases: { name: string; holder: string; expires_at: number };
+  /** One row (id 1): bumped by triggers on every table a gate reads; the gates' caches are valid while it stands still. */
+  cache_generation: { id: number; generation: number };
   /** `origin`: the node that wrote the record; `resource_key`: the vault it concerns, lower-cased (for diagnostic settings). */
   audit_events: { seq: Generated<number>; time: number; record: string; origin: string | null; resource_key: string | null };
   resource_groups: { subscription_id: string; name_key: string; name: string; location: string; tags: string; created_at: number };

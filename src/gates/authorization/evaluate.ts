@@ -37,7 +37,8 @@ export interface Authorizer {
 /**
  * RBAC evaluation as Azure does it: the assignments of the principal (and of the groups it belongs to) at the
  * resource and every enclosing scope; a permission grants an action when one of its actions matches and none of
- * its notActions does. Nothing is cached, so role and assignment changes take effect at once.
+ * its notActions does. Nothing is cached here; the pipeline caches data-plane decisions only under the database's
+ * cache generation (src/pipeline/gate-cache.ts), so role and assignment changes still take effect at once.
  */
 export function createAuthorizer(deps: {
   assignmentsFor(principalIds: string[]): Promise<AssignmentForEvaluation[]>;

@@ -32,7 +32,8 @@ const vaultDescription = (vault: Vault) => `${vault.name};location=${vault.locat
 
 /**
  * The data plane's authorization step. A vault is governed by exactly one model — the one its
- * `enableRbacAuthorization` selects, read afresh on every request — and grants in the other model are ignored.
+ * `enableRbacAuthorization` selects, current on every request (the vault step's cache is validated by the database's
+ * cache generation) — and grants in the other model are ignored.
  */
 export function createAuthorizationGate(deps: {
   authorizer: Authorizer;

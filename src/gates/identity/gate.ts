@@ -11,7 +11,7 @@ type Verify = (token: string) => Promise<TokenClaims>;
  * Gate 1, identity: every vault and management request carries a valid bearer token of this tenant, for this
  * plane's audience, from a principal that exists and is enabled now. A data-plane 401 carries Key Vault's challenge.
  */
-export function createIdentityGate(deps: { endpoints: Endpoints; tenantId: string; directory: Directory; verifyDataPlane: Verify; verifyManagement: Verify }) {
+export function createIdentityGate(deps: { endpoints: Endpoints; tenantId: string; directory: Pick<Directory, 'getPrincipal'>; verifyDataPlane: Verify; verifyManagement: Verify }) {
   const { endpoints, tenantId, directory } = deps;
   const challenge = `Bearer authorization="${endpoints.authorityHost}/${tenantId}", resource="${endpoints.dataPlaneResource}"`;
 
