@@ -187,6 +187,38 @@ const stringList = (value: unknown, field: string): string[] => {
   return value as string[];
 };
 
+/** The --role-definition (or --custom-role-definition) argument, parsed. */
+function roleDefinitionArgument(opts: { roleDefinition?: string; customRoleDefinition?: string }) {
+  const text = opts.roleDefinition ?? opts.customRoleDefinition;
+  if (!text) throw new CliError('the following arguments are required: --role-definition', 2);
+  return parseRoleDefinition(text);
+}
+
+/**
+ * A role definition document as ARM properties. Permissions come from `Permissions` or from the flat
+ * `Actions`/`NotActions`/`DataActions`/`NotDataActions` of az's samples; undefined when the document names none.
+ */
+function definitionProperties(doc: Record<string, unknown>) {
+  const roleName = doc.roleName ?? (typeof doc.name === 'string' && !GUID.test(doc.name) ? doc.name : undefined);
+  const flat = ['actions', 'notActions', 'dataActions', 'notDataActions'].some((k) => doc[k] !== undefined);
+  const permissions = doc.permissions !== undefined
+    ? (doc.permissions as Record<string, unknown>[]).map((p) => ({
+      actions: stringList(p.actions, 'actions'), notActions: stringList(p.notActions, 'notActions'),
+      dataActions: stringList(p.dataActions, 'dataActions'), notDataActions: stringList(p.notDataActions, 'notDataActions'),
+    }))
+    : flat ? [{
+      actions: stringList(doc.actions, 'Actions'), notActions: stringList(doc.notActions, 'NotActions'),
+      dataActions: stringList(doc.dataActions, 'DataActions'), notDataActions: stringList(doc.notDataActions, 'NotDataActions'),
+    }] : undefined;
+  return {
+    roleName: typeof roleName === 'string' ? roleName : '',
+    description: typeof doc.description === 'string' ? doc.description : undefined,
+    type: 'CustomRole',
+    assignableScopes: stringList(doc.assignableScopes, 'AssignableScopes'),
+    permissions,
+  };
+}
+
 export function registerRoleCommands(program: Command) {
   const role = group(program, 'role', 'Manage Azure role-based access control (RBAC)');
   const definition = group(role, 'definition', 'Manage role definitions');
@@ -206,29 +238,36 @@ export function registerRoleCommands(program: Command) {
     .addOption(new Option('--role-definition <json>', 'the role as JSON, or @file (Name, Description, Actions, NotActions, DataActions, NotDataActions, AssignableScopes)'))
     .addOption(new Option('--custom-role-definition <json>', 'same as --role-definition').hideHelp())
     .action(action(async (opts: { roleDefinition?: string; customRoleDefinition?: string }, env) => {
-      const text = opts.roleDefinition ?? opts.customRoleDefinition;
-      if (!text) throw new CliError('the following arguments are required: --role-definition', 2);
-      const doc = parseRoleDefinition(text);
-      const roleName = doc.name ?? doc.roleName;
-      if (typeof roleName !== 'string' || !roleName) throw new CliError("please provide role name", 2);
-      const assignableScopes = stringList(doc.assignableScopes, 'AssignableScopes');
-      if (!assignableScopes.length) throw new CliError("please provide 'assignableScopes'", 2);
-      const permissions = doc.permissions !== undefined
-        ? (doc.permissions as Record<string, unknown>[]).map((p) => ({
-          actions: stringList(p.actions, 'actions'), notActions: stringList(p.notActions, 'notActions'),
-          dataActions: stringList(p.dataActions, 'dataActions'), notDataActions: stringList(p.notDataActions, 'notDataActions'),
-        }))
-        : [{
-          actions: stringList(doc.actions, 'Actions'), notActions: stringList(doc.notActions, 'NotActions'),
-          dataActions: stringList(doc.dataActions, 'DataActions'), notDataActions: stringList(doc.notDataActions, 'NotDataActions'),
-        }];
-      const body = {
-        properties: {
-          roleName, description: typeof doc.description === 'string' ? doc.description : undefined, type: 'CustomRole', assignableScopes, permissions,
-        },
-      };
-      const created = await env.context().management<ArmRoleDefinition>('PUT', withVersion(`${definitionsPath(assignableScopes[0])}/${crypto.randomUUID()}`), { body });
+      const doc = roleDefinitionArgument(opts);
+      const properties = definitionProperties(doc);
+      if (!properties.roleName) throw new CliError('please provide role name', 2);
+      if (!properties.assignableScopes.length) throw new CliError("please provide 'assignableScopes'", 2);
+      const permissions = properties.permissions ?? [{ actions: [], notActions: [], dataActions: [], notDataActions: [] }];
+      const created = await env.context().management<ArmRoleDefinition>('PUT', withVersion(`${definitionsPath(properties.assignableScopes[0])}/${crypto.randomUUID()}`), { body: { properties: { ...properties, permissions } } });
       return definitionOutput(created);
+    }));
+
+  definition.command('update')
+    .description('Update a custom role definition (found by its id or name; fields left out keep their values)')
+    .addOption(new Option('--role-definition <json>', 'the role as JSON, or @file, with its Id or Name and the fields to change'))
+    .addOption(new Option('--custom-role-definition <json>', 'same as --role-definition').hideHelp())
+    .action(action(async (opts: { roleDefinition?: string; customRoleDefinition?: string }, env) => {
+      const doc = roleDefinitionArgument(opts);
+      const key = typeof doc.id === 'string' && doc.id ? doc.id : (doc.name ?? doc.roleName);
+      if (typeof key !== 'string' || !key) throw new CliError('please provide the role\'s Id or Name', 2);
+      const [existing] = await searchDefinitions(env, subscriptionScope(env), key, true);
+      if (!existing) throw new CliError(`Role '${key}' doesn't exist.`, 3);
+      const given = definitionProperties(doc);
+      const current = existing.properties;
+      const properties = {
+        roleName: given.roleName || current.roleName,
+        description: given.description ?? current.description,
+        type: 'CustomRole',
+        assignableScopes: given.assignableScopes.length ? given.assignableScopes : current.assignableScopes,
+        permissions: given.permissions ?? current.permissions,
+      };
+      const updated = await env.context().management<ArmRoleDefinition>('PUT', withVersion(`${definitionsPath(properties.assignableScopes[0])}/${existing.name}`), { body: { properties } });
+      return definitionOutput(updated);
     }));
 
   definition.command('delete')

@@ -152,7 +152,7 @@ test('keyvault set-policy and delete-policy', async () => {
   assert.deepEqual(await json(['keyvault', 'delete-policy', '--name', 'cli-cp-policies', '--object-id', principal.objectId]), removed);
 });
 
-test('role definition list, create and delete', async () => {
+test('role definition list, create, update and delete', async () => {
   const [admin] = await json(['role', 'definition', 'list', '--name', 'Key Vault Administrator']);
   assert.deepEqual(Object.keys(admin), ['assignableScopes', 'createdBy', 'createdOn', 'description', 'id', 'name', 'permissions', 'roleName', 'roleType', 'type', 'updatedBy', 'updatedOn']);
   assert.equal(admin.name, ROLE_IDS.keyVaultAdministrator);
@@ -180,6 +180,20 @@ test('role definition list, create and delete', async () => {
   await fails(['role', 'definition', 'create', '--role-definition', fs.readFileSync(file, 'utf8')], 1, /^ERROR: \(RoleDefinitionWithSameNameExists\)/);
   await fails(['role', 'definition', 'create', '--role-definition', '{"Name": '], 2, /^ERROR: Failed to parse/);
   await fails(['role', 'definition', 'create', '--role-definition', '{"Name": "x"}'], 2, /assignableScopes/);
+
+  // update: found by name, the fields given replace, the rest stay; the id stays.
+  const updated = await json(['role', 'definition', 'update', '--role-definition', JSON.stringify({
+    Name: 'CLI Secret Reader', Description: 'Reads secrets, writes none', DataActions: ['Microsoft.KeyVault/vaults/secrets/getSecret/action'],
+  })]);
+  assert.equal(updated.id, custom.id);
+  assert.equal(updated.description, 'Reads secrets, writes none');
+  assert.deepEqual(updated.assignableScopes, custom.assignableScopes);
+  assert.deepEqual(updated.permissions, [{ actions: [], notActions: [], dataActions: ['Microsoft.KeyVault/vaults/secrets/getSecret/action'], notDataActions: [] }]);
+  const renamed = await json(['role', 'definition', 'update', '--role-definition', JSON.stringify({ Id: custom.id, Name: 'CLI Secret Getter' })]);
+  assert.equal(renamed.roleName, 'CLI Secret Getter');
+  assert.deepEqual(renamed.permissions, updated.permissions);
+  await fails(['role', 'definition', 'update', '--role-definition', JSON.stringify({ Name: 'Key Vault Administrator', Description: 'mine now' })], 3, /Role 'Key Vault Administrator' doesn't exist\./);
+  await ok(['role', 'definition', 'update', '--role-definition', JSON.stringify({ Id: custom.id, Name: 'CLI Secret Reader' })]);
 
   assert.equal((await ok(['role', 'definition', 'delete', '--name', 'CLI Secret Reader'])).stdout, '');
   assert.deepEqual(await json(['role', 'definition', 'list', '--custom-role-only']), []);
