@@ -5,6 +5,7 @@ import type { Clock } from '../clock.js';
 import type { Endpoints } from '../endpoints.js';
 import { KeyVaultError } from '../http/errors.js';
 import type { VaultRef } from '../objects/store.js';
+import type { VaultEventHooks } from '../events/event-grid.js';
 
 export interface AccessPolicyEntry {
   tenantId: string;
@@ -151,7 +152,7 @@ export function applyAccessPolicyChange(current: AccessPolicyEntry[], kind: Acce
   return result;
 }
 
-export function createVaultsService(deps: { storage: Storage; keyring: Keyring; clock: Clock; endpoints: Endpoints }): VaultsService {
+export function createVaultsService(deps: { storage: Storage; keyring: Keyring; clock: Clock; endpoints: Endpoints; events?: VaultEventHooks }): VaultsService {
   const { storage, keyring, clock, endpoints } = deps;
   const db = storage.db;
   const toVault = (row: VaultRow): Vault => ({
@@ -263,6 +264,7 @@ export function createVaultsService(deps: { storage: Storage; keyring: Keyring; 
         ...(settings.publicNetworkAccess ? { publicNetworkAccess: settings.publicNetworkAccess } : {}),
       };
       await saveProperties(vault.id, next, tags ?? vault.tags);
+      if (settings.accessPolicies && JSON.stringify(settings.accessPolicies) !== JSON.stringify(p.accessPolicies)) await deps.events?.accessPolicyChanged(vault);
       return (await getByName(name))!;
     },
 
@@ -328,6 +330,7 @@ export function createVaultsService(deps: { storage: Storage; keyring: Keyring; 
       if (!vault) throw new KeyVaultError(404, 'ResourceNotFound', `The Resource 'Microsoft.KeyVault/vaults/${name}' was not found.`);
       const accessPolicies = applyAccessPolicyChange(vault.properties.accessPolicies, kind, entries);
       await saveProperties(vault.id, { ...stored(vault.properties), accessPolicies }, vault.tags);
+      await deps.events?.accessPolicyChanged(vault);
       return (await getByName(name))!;
     },
 

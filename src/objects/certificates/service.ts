@@ -14,6 +14,7 @@ import {
 import { INTEGRATED_CA, type IntegratedCa } from './integrated-ca.js';
 import { addMonths, policyFromCertificate, resolvePolicy, type CertificatePolicy, type PolicyInput } from './policy.js';
 import { checkObjectName } from '../names.js';
+import type { VaultEventHooks } from '../../events/event-grid.js';
 
 /** Azure's limits for certificates. */
 
@@ -75,7 +76,7 @@ const MANAGED_KEY_OPS: Record<string, string[]> = {
   EC: ['sign', 'verify'],
 };
 
-export function createCertificatesService(deps: { store: ObjectStore; endpoints: Endpoints; keyring: Keyring; clock: Clock; ca?: IntegratedCa }) {
+export function createCertificatesService(deps: { store: ObjectStore; endpoints: Endpoints; keyring: Keyring; clock: Clock; ca?: IntegratedCa; events?: VaultEventHooks }) {
   const { store, endpoints, keyring, clock } = deps;
   const base = (vault: VaultLike) => endpoints.vaultUrl(vault.name);
   const errors = objectErrors('Certificate');
@@ -157,7 +158,10 @@ export function createCertificatesService(deps: { store: ObjectStore; endpoints:
     await store.create(vault, 'secrets', name, Buffer.from(value, 'utf8'), { enabled, nbf: facts.nbf, exp: facts.exp, managed: true, contentType, kid }, version)
       .catch((e) => errors.rethrow(e, name));
     const certMeta: CertificateMeta = { enabled, nbf: facts.nbf, exp: facts.exp, tags: input.tags, x5t: facts.x5t, policy, ...(operation ? { operation } : {}) };
-    return store.create(vault, 'certificates', name, chain[0], certMeta, version).catch((e) => errors.rethrow(e, name));
+    const created = await store.create(vault, 'certificates', name, chain[0], certMeta, version).catch((e) => errors.rethrow(e, name));
+    // Every issued version (create, import, merge, renewal) is a CertificateNewVersionCreated.
+    await deps.events?.objectVersionCreated(vault, 'Certificate', created);
+    return created;
   }
 
   /** The managed secret's value (PFX or PEM; the private key only when exportable). */

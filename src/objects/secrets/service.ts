@@ -6,6 +6,7 @@ import type { ObjectStore, StoredVersion, VersionMeta } from '../store.js';
 import { applyAttributes, checkTags, versionAttributes, type AttributesInput } from '../collection-helpers.js';
 import { createLifecycleOperations, objectErrors } from '../lifecycle.js';
 import { checkObjectName } from '../names.js';
+import type { VaultEventHooks } from '../../events/event-grid.js';
 
 /** Azure's limits for secrets. */
 export const MAX_VALUE_CHARS = 25_600;
@@ -21,7 +22,7 @@ export interface SetSecretInput {
 
 export type UpdateSecretInput = Omit<SetSecretInput, 'value'>;
 
-export function createSecretsService(deps: { store: ObjectStore; endpoints: Endpoints; keyring: Keyring }) {
+export function createSecretsService(deps: { store: ObjectStore; endpoints: Endpoints; keyring: Keyring; events?: VaultEventHooks }) {
   const { store, endpoints, keyring } = deps;
   const base = (vault: Vault) => endpoints.vaultUrl(vault.name);
 
@@ -68,6 +69,7 @@ export function createSecretsService(deps: { store: ObjectStore; endpoints: Endp
       checkTags(input.tags);
       const meta = metaFrom(input);
       const created = await store.create(vault, 'secrets', name, Buffer.from(input.value, 'utf8'), meta).catch((e) => rethrow(e, name));
+      await deps.events?.objectVersionCreated(vault, 'Secret', created);
       return bundle(vault, created, true);
     },
 
