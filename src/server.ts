@@ -67,6 +67,8 @@ export interface CofferOptions {
   monitor?: MonitorOptions;
   /** The PKCS#11 token holding premium vaults' HSM keys (none: -HSM key types are refused). */
   pkcs11?: Pkcs11Options;
+  /** Attestation authorities trusted by key release policies (secure key release of exportable keys). */
+  attestationAuthorities?: string[];
 }
 
 export const DEFAULTS = { host: '127.0.0.1', port: 8443, dataDir: '.coffer', dnsSuffix: 'vault.localhost', seal: 'file' as SealKind };
@@ -115,7 +117,8 @@ export async function startCoffer(options: CofferOptions) {
   await ensureBootstrapOwner(storage.db, authorization.assignments, deployment);
   const store = createObjectStore({ storage, keyring, clock });
   const secrets = createSecretsService({ store, endpoints, keyring, events: eventGrid.hooks });
-  const keyObjects = createKeysService({ store, endpoints, keyring, clock, hsm: options.pkcs11 && createPkcs11Hsm(options.pkcs11), events: eventGrid.hooks });
+  const keyObjects = createKeysService({ store, endpoints, keyring, clock, hsm: options.pkcs11 && createPkcs11Hsm(options.pkcs11), events: eventGrid.hooks,
+    release: { authorities: options.attestationAuthorities ?? [], signingKey: () => keys.current() } });
   const nodeId = options.nodeId ?? crypto.randomUUID();
   const scheduler = createScheduler({
     storage, clock, nodeId, intervalMs: options.schedulerIntervalMs,

@@ -58,7 +58,8 @@ export function createLifecycleOperations(deps: { store: ObjectStore; endpoints:
     deletedObjectFields(endpoints.vaultUrl(vault.name), deletedPath, d);
 
   return {
-    async list(vault: Vault, maxResults: number, continuation: string | undefined, nextLink: NextLink) {
+    /** `_query`: the request's query, for collections whose list has filters of its own (certificates' includePending). */
+    async list(vault: Vault, maxResults: number, continuation: string | undefined, nextLink: NextLink, _query?: ListQuery) {
       const p = await store.list(vault, collection, { maxResults, continuation }).catch((e) => errors.rethrow(e, ''));
       return listPage(p, (v) => item(vault, v, false), nextLink);
     },
@@ -140,7 +141,7 @@ export function lifecycleRoutes(app: FastifyInstance, deps: {
     ...route('List'), schema: { querystring: shared.listQuery, response: { 200: schemas.list } },
   }, (req) => {
     const size = pageSize(req.query);
-    return service.list(vault(req), size, req.query.$skiptoken, nextLink(req, `/${collection}`, size));
+    return service.list(vault(req), size, req.query.$skiptoken, nextLink(req, `/${collection}`, size), req.query);
   });
 
   app.get<{ Params: Params; Querystring: ListQuery }>(`/${collection}/:name/versions`, {

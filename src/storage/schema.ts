@@ -63,6 +63,11 @@ export interface Database {
     updated_at: number;
   };
   leases: { name: string; holder: string; expires_at: number };
+  /** A vault's certificate contacts (JSON array) and issuers (one JSON record each); they go with the vault. */
+  certificate_contacts: { vault_id: string; contacts: string };
+  certificate_issuers: { vault_id: string; name_key: string; record: string };
+  /** Lifetime-action notices already sent, one per certificate version and kind. */
+  certificate_notices: { vault_id: string; name_key: string; version: string; kind: string; sent_at: number };
   /** One row (id 1): bumped by triggers on every table a gate reads; the gates' caches are valid while it stands still. */
   cache_generation: { id: number; generation: number };
   /** `origin`: the node that wrote the record; `resource_key`: the vault it concerns, lower-cased (for diagnostic settings). */

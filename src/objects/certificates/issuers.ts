@@ -2,14 +2,15 @@ import type { Vault } from '../../control-plane/vaults.js';
 import type { Endpoints } from '../../endpoints.js';
 import type { Keyring } from '../../crypto/envelope.js';
 import type { Clock } from '../../clock.js';
-import type { SettingsRepository } from '../../storage/settings.js';
+import type { Kysely } from 'kysely';
+import type { Database } from '../../storage/schema.js';
 import { badParameter, notFound } from '../../http/errors.js';
 import { listPage, seconds } from '../collection-helpers.js';
 import { checkObjectName } from '../names.js';
 
 /**
- * The vault's certificate issuers (a CA provider with account credentials and organization details). The records
- * live in the settings table under the vault's id; the account password is sealed with the vault's data key and never
+ * The vault's certificate issuers (a CA provider with account credentials and organization details). One row per
+ * issuer, keyed by the vault's id (they go when the vault is purged); the account password is sealed with the vault's data key and never
  * returned. Issuance through external providers is not available in Coffer: `Self` and `Unknown` need no issuer.
  */
 export interface IssuerInput {
@@ -33,13 +34,20 @@ interface StoredIssuer {
 /** `Self` and `Unknown` are the built-in issuer names a policy uses; they cannot be configured. */
 const RESERVED = ['self', 'unknown'];
 
-export function createCertificateIssuers(deps: { settings: SettingsRepository; endpoints: Endpoints; keyring: Keyring; clock: Clock }) {
-  const { settings, endpoints, keyring, clock } = deps;
-  const settingKey = (vault: Vault) => `certificate-issuers:${vault.id}`;
+export function createCertificateIssuers(deps: { db: Kysely<Database>; endpoints: Endpoints; keyring: Keyring; clock: Clock }) {
+  const { db, endpoints, keyring, clock } = deps;
   const url = (vault: Vault, name: string) => `${endpoints.vaultUrl(vault.name)}/certificates/issuers/${name}`;
   const passwordIdentity = (vault: Vault, name: string) => `${vault.id}/certificate-issuers/${name.toLowerCase()}`;
-  const read = async (vault: Vault): Promise<Record<string, StoredIssuer>> => JSON.parse((await settings.get(settingKey(vault))) ?? '{}');
-  const write = (vault: Vault, all: Record<string, StoredIssuer>) => settings.put(settingKey(vault), JSON.stringify(all));
+  const rows = () => db.selectFrom('certificate_issuers').select('record');
+  const find = async (vault: Vault, name: string): Promise<StoredIssuer | undefined> => {
+    const row = await rows().where('vault_id', '=', vault.id).where('name_key', '=', name.toLowerCase()).executeTakeFirst();
+    return row && JSON.parse(row.record);
+  };
+  const write = async (vault: Vault, issuer: StoredIssuer) => {
+    const record = JSON.stringify(issuer);
+    await db.insertInto('certificate_issuers').values({ vault_id: vault.id, name_key: issuer.name.toLowerCase(), record })
+      .onConflict((oc) => oc.columns(['vault_id', 'name_key']).doUpdateSet({ record })).execute();
+  };
   const issuerNotFound = (name: string) => notFound('CertificateIssuerNotFound', `Issuer not found: ${name}`);
 
   const checkName = (name: string) => {
@@ -76,42 +84,38 @@ export function createCertificateIssuers(deps: { settings: SettingsRepository; e
 
   return {
     async list(vault: Vault) {
-      const all = Object.values(await read(vault)).sort((a, b) => a.name.localeCompare(b.name));
+      const all = (await rows().where('vault_id', '=', vault.id).orderBy('name_key').execute()).map((r) => JSON.parse(r.record) as StoredIssuer);
       return listPage({ items: all }, (i) => ({ id: url(vault, i.name), provider: i.provider }), () => '');
     },
 
     async get(vault: Vault, name: string) {
       checkName(name);
-      const found = (await read(vault))[name.toLowerCase()];
+      const found = await find(vault, name);
       if (!found) throw issuerNotFound(name);
       return out(vault, found);
     },
 
     async set(vault: Vault, name: string, input: IssuerInput) {
       checkName(name);
-      const all = await read(vault);
-      all[name.toLowerCase()] = apply(vault, name, input);
-      await write(vault, all);
-      return out(vault, all[name.toLowerCase()]);
+      const issuer = apply(vault, name, input);
+      await write(vault, issuer);
+      return out(vault, issuer);
     },
 
     async update(vault: Vault, name: string, input: IssuerInput) {
       checkName(name);
-      const all = await read(vault);
-      const prior = all[name.toLowerCase()];
+      const prior = await find(vault, name);
       if (!prior) throw issuerNotFound(name);
-      all[name.toLowerCase()] = apply(vault, name, input, prior);
-      await write(vault, all);
-      return out(vault, all[name.toLowerCase()]);
+      const issuer = apply(vault, name, input, prior);
+      await write(vault, issuer);
+      return out(vault, issuer);
     },
 
     async delete(vault: Vault, name: string) {
       checkName(name);
-      const all = await read(vault);
-      const found = all[name.toLowerCase()];
+      const found = await find(vault, name);
       if (!found) throw issuerNotFound(name);
-      delete all[name.toLowerCase()];
-      await write(vault, all);
+      await db.deleteFrom('certificate_issuers').where('vault_id', '=', vault.id).where('name_key', '=', name.toLowerCase()).execute();
       return out(vault, found);
     },
   };

@@ -1,12 +1,14 @@
 import type { Storage } from '../../storage/engine.js';
 import type { CertificatesService } from './service.js';
+import type { CertificateNotifications } from './notifications.js';
 
 /**
- * The scheduler job for automatic renewal: every live certificate whose policy has an AutoRenew action is offered to
- * the certificates service, which renews it if the action is due. Returns how many were renewed.
+ * The scheduler job for certificates' lifetime actions: every live certificate whose policy has one is offered to the
+ * certificates service, which says whether an email notice is due (sent to the contacts' outbox first, so it names
+ * the expiring version) and renews the certificate if its AutoRenew action is due. Returns what it did.
  */
-export function createCertificateRenewalJob(deps: { storage: Storage; certificates: CertificatesService }) {
-  const { storage, certificates } = deps;
+export function createCertificateRenewalJob(deps: { storage: Storage; certificates: CertificatesService; notifications?: CertificateNotifications }) {
+  const { storage, certificates, notifications } = deps;
   return {
     name: 'renew-certificates',
     async run(now: number) {
@@ -16,14 +18,17 @@ export function createCertificateRenewalJob(deps: { storage: Storage; certificat
         .select(['n.name', 'vaults.id', 'vaults.name as vault_name', 'vaults.wrapped_data_key'])
         .where('n.collection', '=', 'certificates').where('n.deleted_at', 'is', null).where('vaults.deleted_at', 'is', null)
         // A cheap pre-filter; the service reads the policy itself.
-        .where('v.meta', 'like', '%"AutoRenew"%')
+        .where((eb) => eb.or([eb('v.meta', 'like', '%"AutoRenew"%'), eb('v.meta', 'like', '%"EmailContacts"%')]))
         .execute();
       let renewed = 0;
+      let emailed = 0;
       for (const c of candidates) {
         const vault = { id: c.id, name: c.vault_name, wrappedDataKey: c.wrapped_data_key };
+        const notice = notifications && (await certificates.noticeDue(vault, c.name, now));
+        if (notice) emailed += await notifications.send(vault, notice, now);
         if (await certificates.renewIfDue(vault, c.name, now)) renewed++;
       }
-      return renewed;
+      return { renewed, emailed };
     },
   };
 }

@@ -14,6 +14,10 @@ import {
 import { INTEGRATED_CA, type IntegratedCa } from './integrated-ca.js';
 import { addMonths, policyFromCertificate, resolvePolicy, type CertificatePolicy, type PolicyInput } from './policy.js';
 import { checkObjectName } from '../names.js';
+import type { Kysely } from 'kysely';
+import type { Database } from '../../storage/schema.js';
+import { listPage, type ListQuery } from '../collection-helpers.js';
+import type { CertificateNotice } from './notifications.js';
 import type { VaultEventHooks } from '../../events/event-grid.js';
 
 /** Azure's limits for certificates. */
@@ -67,6 +71,12 @@ interface CertificateMeta extends VersionMeta {
 }
 
 const meta = (v: StoredVersion) => v.meta as CertificateMeta;
+/** Whether a lifetime action's trigger (a lifetime percentage, or days before expiry) has passed at `now` (ms). */
+function triggerPassed(trigger: CertificatePolicy['lifetime_actions'][number]['trigger'], nbf: number, exp: number, now: number) {
+  const { lifetime_percentage: pct, days_before_expiry: days } = trigger;
+  const dueSeconds = pct !== undefined ? nbf + ((exp - nbf) * pct) / 100 : exp - (days ?? 0) * 86_400;
+  return now / 1000 >= dueSeconds;
+}
 /** What issuance needs of a vault: its keys for sealing and its name for identifiers (the scheduler has no more). */
 type VaultLike = Pick<Vault, 'id' | 'wrappedDataKey' | 'name'>;
 const newVersionId = () => crypto.randomBytes(16).toString('hex');
@@ -76,7 +86,9 @@ const MANAGED_KEY_OPS: Record<string, string[]> = {
   EC: ['sign', 'verify'],
 };
 
-export function createCertificatesService(deps: { store: ObjectStore; endpoints: Endpoints; keyring: Keyring; clock: Clock; ca?: IntegratedCa; events?: VaultEventHooks }) {
+export function createCertificatesService(deps: {
+  store: ObjectStore; endpoints: Endpoints; keyring: Keyring; clock: Clock; ca?: IntegratedCa; events?: VaultEventHooks; db: Kysely<Database>;
+}) {
   const { store, endpoints, keyring, clock } = deps;
   const base = (vault: VaultLike) => endpoints.vaultUrl(vault.name);
   const errors = objectErrors('Certificate');
@@ -246,6 +258,51 @@ export function createCertificatesService(deps: { store: ObjectStore; endpoints:
     return operationOut(vault, v.name, pending.operation);
   }
 
+  /**
+   * Certificates "not completely provisioned": names whose only object is a managed key still waiting for its merge
+   * (issuer Unknown). A certificate with issued versions is listed anyway, whatever its newest request.
+   */
+  async function pendingOnly(vault: Vault, afterNameKey: string | undefined, limit: number) {
+    let q = deps.db.selectFrom('object_names as n')
+      .innerJoin('object_versions as v', (j) => j.onRef('v.seq', '=', 'n.current_seq'))
+      .select(['n.name_key', 'n.name'])
+      .where('n.vault_id', '=', vault.id).where('n.collection', '=', 'keys').where('n.deleted_at', 'is', null)
+      // A cheap pre-filter; pendingKey reads the key's metadata itself.
+      .where('v.meta', 'like', '%"pending":%')
+      .where(({ not, exists, selectFrom }) => not(exists(selectFrom('object_names as c').select('c.name_key')
+        .where('c.vault_id', '=', vault.id).where('c.collection', '=', 'certificates').whereRef('c.name_key', '=', 'n.name_key'))))
+      .orderBy('n.name_key').limit(limit);
+    if (afterNameKey !== undefined) q = q.where('n.name_key', '>', afterNameKey);
+    const rows = await q.execute();
+    return Promise.all(rows.map(async (r) => ({ nameKey: r.name_key, waiting: await pendingKey(vault, r.name) })));
+  }
+
+  const pendingItem = (vault: Vault, { key, pending }: NonNullable<Awaited<ReturnType<typeof pendingKey>>>) => ({
+    id: `${base(vault)}/certificates/${key.name}`, attributes: { ...versionAttributes(vault, key), enabled: pending.enabled }, tags: pending.tags,
+  });
+
+  /**
+   * The list with `includePending=true`: pending-only certificates first (in name order), then the issued ones. Its
+   * continuation tokens say which part they continue: `pending.<name>` or `issued.<the store's token>`.
+   */
+  async function listWithPending(vault: Vault, maxResults: number, continuation: string | undefined, nextLink: (token: string) => string) {
+    const issued = async (token: string | undefined, size: number) => {
+      const p = await store.list(vault, 'certificates', { maxResults: size, continuation: token || undefined }).catch((e) => errors.rethrow(e, ''));
+      return { items: p.items.map((v) => item(vault, v, false)), next: p.next === undefined ? undefined : `issued.${p.next}` };
+    };
+    if (continuation?.startsWith('issued.')) return listPage(await issued(continuation.slice('issued.'.length), maxResults), (i) => i, nextLink);
+    const after = continuation?.startsWith('pending.') ? Buffer.from(continuation.slice('pending.'.length), 'base64url').toString('utf8') : undefined;
+    const pending = await pendingOnly(vault, after, maxResults + 1);
+    const page = pending.slice(0, maxResults);
+    const first = page.flatMap((p) => (p.waiting ? [pendingItem(vault, p.waiting)] : []));
+    if (pending.length > maxResults) {
+      return listPage({ items: first, next: `pending.${Buffer.from(page[page.length - 1].nameKey).toString('base64url')}` }, (i) => i, nextLink);
+    }
+    const room = maxResults - first.length;
+    const rest = room > 0 ? await issued(undefined, room) : { items: [], next: 'issued.' };
+    return listPage({ items: [...first, ...rest.items], next: rest.next }, (i) => i, nextLink);
+  }
+
   const backups = createBackupCodec(keyring, 'certificates');
 
   const lifecycle = createLifecycleOperations({ store, endpoints, keyring }, { collection: 'certificates', errors, checkName, bundle, item });
@@ -271,6 +328,16 @@ export function createCertificatesService(deps: { store: ObjectStore; endpoints:
   return {
     ...lifecycle,
     ...cascading,
+
+    /** Azure's `includePending`: certificates still waiting for their first certificate are listed only when asked. */
+    async list(vault: Vault, maxResults: number, continuation: string | undefined, nextLink: (token: string) => string, query?: ListQuery) {
+      const flag = (query as { includePending?: string } | undefined)?.includePending;
+      if (flag !== undefined && !['true', 'false'].includes(flag.toLowerCase())) throw badParameter(`Invalid includePending value: ${flag}.`);
+      if (flag?.toLowerCase() === 'true' || continuation?.startsWith('pending.') || continuation?.startsWith('issued.')) {
+        return listWithPending(vault, maxResults, continuation, nextLink);
+      }
+      return lifecycle.list(vault, maxResults, continuation, nextLink);
+    },
 
     async create(vault: Vault, name: string, input: CreateCertificateInput) {
       checkName(name);
@@ -372,11 +439,24 @@ export function createCertificatesService(deps: { store: ObjectStore; endpoints:
       const { policy, nbf, exp } = meta(v);
       const renew = policy.lifetime_actions.find((a) => a.action.action_type === 'AutoRenew');
       if (!renew || !issuesInternally(policy) || nbf === undefined || exp === undefined) return false;
-      const { lifetime_percentage: pct, days_before_expiry: days } = renew.trigger;
-      const dueSeconds = pct !== undefined ? nbf + ((exp - nbf) * pct) / 100 : exp - (days ?? 0) * 86_400;
-      if (now / 1000 < dueSeconds) return false;
+      if (!triggerPassed(renew.trigger, nbf, exp, now)) return false;
       await issueVersion(vault, v.name, await keyFor(vault, v.name, policy), policy, { tags: v.meta.tags });
       return true;
+    },
+
+    /**
+     * The email notice due for a certificate's current version, if any: its EmailContacts action's trigger has passed,
+     * or its AutoRenew action's has while the issuer is one Coffer cannot renew with by itself (an external CA).
+     */
+    async noticeDue(vault: VaultLike, name: string, now: number): Promise<CertificateNotice | undefined> {
+      const v = await store.get(vault, 'certificates', name);
+      if (!v || !v.meta.enabled) return undefined;
+      const { policy, nbf, exp } = meta(v);
+      if (nbf === undefined || exp === undefined) return undefined;
+      const due = policy.lifetime_actions.find((a) => (a.action.action_type === 'EmailContacts' || (a.action.action_type === 'AutoRenew' && !issuesInternally(policy)))
+        && triggerPassed(a.trigger, nbf, exp, now));
+      if (!due) return undefined;
+      return { vaultName: vault.name, certificate: v.name, id: ids(vault, v.name, v.version).id, version: v.version, expires: exp, action: due.action.action_type };
     },
 
     /** The integrated CA's root certificate (PEM), for clients to trust. */

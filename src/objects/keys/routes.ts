@@ -1,5 +1,5 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import type { KeysService, CreateKeyInput, ImportKeyInput, UpdateKeyInput, CryptoOperation } from './service.js';
+import type { KeysService, CreateKeyInput, ImportKeyInput, UpdateKeyInput, CryptoOperation, ReleaseKeyInput } from './service.js';
 import type { RotationPolicyInput } from './rotation-policy.js';
 import * as s from './schemas.js';
 import { lifecycleRoutes } from '../lifecycle.js';
@@ -67,6 +67,9 @@ export function keysRoutes(app: FastifyInstance, deps: { keys: KeysService; endp
     app.post<{ Params: Params; Body: OperationBody & { digest: string } }>(`${url}/verify`, {
       ...route('KeyVerify'), schema: { body: s.verifyBody, response: { 200: s.verifyResult } },
     }, (req) => keys.verify(vault(req), req.params.name, version(req), req.body.alg, req.body.digest, req.body.value));
+    app.post<{ Params: Params; Body: ReleaseKeyInput }>(`${url}/release`, {
+      ...route('KeyRelease'), schema: { body: s.releaseBody, response: { 200: s.operationResult } },
+    }, (req) => keys.release(vault(req), req.params.name, version(req), req.body));
   }
 
   app.post<{ Body: { count: number } }>('/rng', {

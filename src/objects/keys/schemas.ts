@@ -23,9 +23,15 @@ const keyAttributesIn = {
   properties: { ...attributesIn.properties, exportable: { type: 'boolean' } },
 } as const;
 
+/** Azure's KeyReleasePolicy: `data` is the base64url of the policy JSON. */
+const releasePolicy = {
+  type: 'object',
+  properties: { contentType: { type: 'string' }, data: base64url, immutable: { type: 'boolean' } },
+} as const;
+
 export const keyBundle = {
   type: 'object',
-  properties: { key: publicJwk, attributes: keyAttributesOut, tags, managed: { type: 'boolean' } },
+  properties: { key: publicJwk, attributes: keyAttributesOut, tags, managed: { type: 'boolean' }, release_policy: releasePolicy },
 } as const;
 
 export const deletedKeyBundle = { type: 'object', properties: { ...keyBundle.properties, ...deletedFields } } as const;
@@ -45,6 +51,7 @@ export const createBody = {
     key_ops: keyOps,
     attributes: keyAttributesIn,
     tags,
+    release_policy: releasePolicy,
   },
 } as const;
 
@@ -63,12 +70,19 @@ export const importBody = {
     },
     attributes: keyAttributesIn,
     tags,
+    release_policy: releasePolicy,
   },
 } as const;
 
 export const updateBody = {
   type: 'object',
-  properties: { key_ops: keyOps, attributes: attributesIn, tags },
+  properties: { key_ops: keyOps, attributes: attributesIn, tags, release_policy: releasePolicy },
+} as const;
+
+export const releaseBody = {
+  type: 'object',
+  required: ['target'],
+  properties: { target: { type: 'string', minLength: 1 }, nonce: { type: 'string' }, enc: { type: 'string' } },
 } as const;
 
 export const operationBody = {

@@ -1,4 +1,5 @@
 import crypto, { type KeyObject } from 'node:crypto';
+import { CompactSign } from 'jose';
 import { createCryptoPool, type CryptoPool } from './crypto-pool.js';
 import type { Hsm } from './hsm.js';
 import type { Vault } from '../../control-plane/vaults.js';
@@ -18,6 +19,10 @@ import { addIsoDuration, isRotationDue, parsePolicy, policyResponse, type Rotati
 import { checkObjectName } from '../names.js';
 import type { VaultEventHooks } from '../../events/event-grid.js';
 import { createLru } from './lru.js';
+import {
+  RELEASE_ENCRYPTIONS, createReleaseAuthority, wrapForRelease,
+  type ReleaseEncryption, type ReleasePolicyInput, type StoredReleasePolicy,
+} from './release.js';
 
 /** Azure's limits and defaults for keys. */
 export const KEY_OPERATIONS = ['encrypt', 'decrypt', 'sign', 'verify', 'wrapKey', 'unwrapKey', 'import', 'export'] as const;
@@ -38,6 +43,7 @@ export interface CreateKeyInput {
   key_ops?: string[];
   attributes?: AttributesInput & { exportable?: boolean };
   tags?: Record<string, string>;
+  release_policy?: ReleasePolicyInput;
 }
 
 export interface ImportKeyInput {
@@ -45,12 +51,20 @@ export interface ImportKeyInput {
   key: ImportJwk & { key_ops?: string[] };
   attributes?: AttributesInput & { exportable?: boolean };
   tags?: Record<string, string>;
+  release_policy?: ReleasePolicyInput;
 }
 
 export interface UpdateKeyInput {
   key_ops?: string[];
   attributes?: AttributesInput;
   tags?: Record<string, string>;
+  release_policy?: ReleasePolicyInput;
+}
+
+export interface ReleaseKeyInput {
+  target: string;
+  nonce?: string;
+  enc?: ReleaseEncryption;
 }
 
 /** What a key version records beside its sealed private key. */
@@ -59,6 +73,8 @@ interface KeyMeta extends VersionMeta {
   keyOps: string[];
   publicKey: PublicJwk;
   exportable?: boolean;
+  /** Under which attestation an exportable key may leave (secure key release). */
+  releasePolicy?: StoredReleasePolicy;
   /** The key's rotation policy, carried from version to version (a policy belongs to the name). */
   rotationPolicy?: StoredRotationPolicy;
 }
@@ -81,9 +97,15 @@ export function createKeysService(deps: {
   events?: VaultEventHooks;
   /** The PKCS#11 token for premium vaults' -HSM keys; without one they are refused. */
   hsm?: Hsm;
+  /**
+   * Secure key release: the attestation authorities the operator trusts, and the deployment key that signs the
+   * released-key JWS (the token service's signing key, published in its JWKS). Without it no key can be exportable.
+   */
+  release?: { authorities: string[]; signingKey: () => Promise<{ kid: string; privateKey: KeyObject }> };
 }) {
   const { store, endpoints, keyring, clock } = deps;
   const pool = deps.cryptoPool ?? createCryptoPool();
+  const releaseAuthority = createReleaseAuthority({ authorities: deps.release?.authorities ?? [] });
   /**
    * Parsed private keys by vault/name/version. A version's key material never changes, so an entry stays right for
    * the version's whole life; every request still reads the version's current attributes (enabled, nbf/exp,
@@ -135,6 +157,7 @@ export function createKeysService(deps: {
       attributes: attributes(vault, v),
       tags: meta.tags,
       managed: meta.managed,
+      ...(meta.releasePolicy ? { release_policy: meta.releasePolicy } : {}),
     };
   };
   const publicFields = (jwk: PublicJwk) => {
@@ -172,6 +195,21 @@ export function createKeysService(deps: {
   const hsmReference = (v: StoredVersion) => (JSON.parse(v.open().toString('utf8')) as HsmReference).pkcs11Id;
   const isHsm = (v: StoredVersion) => keyMeta(v).kty.endsWith('-HSM');
 
+  /**
+   * Azure's rules for exportable keys: an exportable key needs a release policy, and a policy belongs only to an
+   * exportable key. HSM keys here are non-extractable token objects, so they cannot be exportable.
+   */
+  const exportability = (kty: KeyType, exportable: boolean | undefined, policy: ReleasePolicyInput | undefined) => {
+    if (!exportable) {
+      if (policy) throw badParameter('A release policy can only be set on an exportable key (attributes.exportable: true).');
+      return exportable === undefined ? {} : { exportable };
+    }
+    if (kty.endsWith('-HSM')) throw badParameter('Exportable HSM keys are not supported by this Coffer deployment: its token keys are non-extractable.');
+    if (!policy) throw badParameter('An exportable key must have a release policy (release_policy).');
+    if (!deps.release) throw badParameter('Key release is not available: this Coffer deployment has no release signing key.');
+    return { exportable, releasePolicy: releaseAuthority.parsePolicy(policy) };
+  };
+
   const metaFrom = (input: UpdateKeyInput, prior: VersionMeta): VersionMeta => {
     const meta = { ...prior };
     if (input.tags !== undefined) meta.tags = input.tags;
@@ -186,9 +224,8 @@ export function createKeysService(deps: {
     return v;
   }
 
-  /** The private key of a version, after the checks Azure makes before any cryptographic operation. */
-  async function usableKey(vault: Vault, name: string, version: string | undefined, operation: string) {
-    const v = await getVersion(vault, name, version);
+  /** Enabled and within nbf/exp, as Azure checks before any use of a key's private part. */
+  function checkUsable(v: StoredVersion, operation: string) {
     const meta = keyMeta(v);
     if (!meta.enabled) throw forbidden(`Operation ${operation} is not allowed on a disabled key.`, 'KeyDisabled');
     const now = seconds(clock.now());
@@ -196,6 +233,13 @@ export function createKeysService(deps: {
       if (meta.exp !== undefined && now >= meta.exp) throw forbidden(`Operation ${operation} is not allowed on an expired key.`, 'KeyExpired');
       if (meta.nbf !== undefined && now < meta.nbf) throw forbidden(`Operation ${operation} is not allowed on a key that is not yet valid.`, 'KeyNotYetValid');
     }
+  }
+
+  /** The private key of a version, after the checks Azure makes before any cryptographic operation. */
+  async function usableKey(vault: Vault, name: string, version: string | undefined, operation: string) {
+    const v = await getVersion(vault, name, version);
+    const meta = keyMeta(v);
+    checkUsable(v, operation);
     if (!meta.keyOps.includes(operation)) {
       throw forbidden(`Operation ${operation} is not permitted on this key.`, 'KeyOperationForbidden');
     }
@@ -217,7 +261,7 @@ export function createKeysService(deps: {
     const expiry = meta.rotationPolicy?.expiryTime;
     const now = clock.now();
     return storeVersion(vault, current.name, key, {
-      enabled: true, kty: meta.kty, keyOps: meta.keyOps, tags: meta.tags, exportable: meta.exportable,
+      enabled: true, kty: meta.kty, keyOps: meta.keyOps, tags: meta.tags, exportable: meta.exportable, releasePolicy: meta.releasePolicy,
       ...(expiry ? { exp: seconds(addIsoDuration(now, expiry)) } : {}),
     });
   }
@@ -259,11 +303,11 @@ export function createKeysService(deps: {
       } else if (input.crv !== undefined && !CURVE_NAMES.includes(input.crv as CurveName)) {
         throw badParameter(`Invalid curve name: ${input.crv}. Valid curves are ${CURVE_NAMES.join(', ')}.`);
       }
+      const release = exportability(kty, input.attributes?.exportable, input.release_policy);
       const key = await generate(kty, { size: input.key_size, publicExponent: input.public_exponent, curve: input.crv as CurveName | undefined }, hsm);
       const meta = applyAttributes({ enabled: true }, input.attributes);
       const created = await storeVersion(vault, name, key, {
-        ...meta, kty, keyOps: input.key_ops ?? DEFAULT_OPS[family], tags: input.tags,
-        ...(input.attributes?.exportable !== undefined ? { exportable: input.attributes.exportable } : {}),
+        ...meta, kty, keyOps: input.key_ops ?? DEFAULT_OPS[family], tags: input.tags, ...release,
       });
       return bundle(vault, created);
     },
@@ -277,10 +321,11 @@ export function createKeysService(deps: {
       }
       checkOps(input.key.key_ops);
       checkTags(input.tags);
+      const release = exportability(kty, input.attributes?.exportable, input.release_policy);
       const key = software(privateKeyFromJwk(input.key));
       const meta = applyAttributes({ enabled: true }, input.attributes);
       const created = await storeVersion(vault, name, key, {
-        ...meta, kty, keyOps: input.key.key_ops ?? DEFAULT_OPS[baseKeyType(kty)], tags: input.tags,
+        ...meta, kty, keyOps: input.key.key_ops ?? DEFAULT_OPS[baseKeyType(kty)], tags: input.tags, ...release,
       });
       return bundle(vault, created);
     },
@@ -293,7 +338,18 @@ export function createKeysService(deps: {
       checkName(name);
       checkOps(input.key_ops);
       checkTags(input.tags);
-      const v = await store.updateMeta(vault, 'keys', name, version, (prior) => metaFrom(input, prior));
+      let releasePolicy: StoredReleasePolicy | undefined;
+      if (input.release_policy !== undefined) {
+        const current = keyMeta(await getVersion(vault, name, version));
+        if (!current.exportable) throw badParameter('A release policy can only be set on an exportable key.');
+        if (current.releasePolicy?.immutable) throw badParameter('The key release policy is immutable and cannot be changed.');
+        releasePolicy = releaseAuthority.parsePolicy(input.release_policy);
+      }
+      const v = await store.updateMeta(vault, 'keys', name, version, (prior) => {
+        const next = metaFrom(input, prior);
+        // Re-checked inside the write: an immutable policy set meanwhile is never replaced.
+        return releasePolicy && !(prior as KeyMeta).releasePolicy?.immutable ? { ...next, releasePolicy } : next;
+      });
       if (!v) throw keyNotFound(name, version);
       return bundle(vault, v);
     },
@@ -356,6 +412,37 @@ export function createKeysService(deps: {
       const { software, hsm } = await usableKey(vault, name, version, 'verify');
       if (hsm) return { value: await verifyDigest(alg, hsm.publicKey, bytes(digest), bytes(signature)) };
       return { value: await pool.run({ op: 'verify', alg, ...software!, input: bytes(digest), signature: bytes(signature) }) };
+    },
+
+    /**
+     * Secure key release: the key version's private key, wrapped under the key that the target attestation token
+     * vouches for, inside a JWS signed by this deployment. The policy is evaluated on every call.
+     */
+    async release(vault: Vault, name: string, version: string | undefined, input: ReleaseKeyInput) {
+      const v = await getVersion(vault, name, version);
+      checkUsable(v, 'release');
+      const meta = keyMeta(v);
+      if (!meta.exportable || !meta.releasePolicy || !deps.release) throw badParameter('The key is not exportable: only an exportable key with a release policy can be released.');
+      const enc = input.enc ?? 'CKM_RSA_AES_KEY_WRAP';
+      if (!RELEASE_ENCRYPTIONS.includes(enc)) throw badParameter(`Invalid key encryption algorithm: ${enc}. Valid algorithms are ${RELEASE_ENCRYPTIONS.join(', ')}.`);
+      const target = await releaseAuthority.authorize(meta.releasePolicy, input.target);
+      const pkcs8 = v.open();
+      let keyHsm: string;
+      try {
+        keyHsm = wrapForRelease(pkcs8, target, enc);
+      } finally {
+        pkcs8.fill(0);
+      }
+      const released = bundle(vault, v);
+      const payload = {
+        request: { enc, kid: released.key.kid, ...(input.nonce !== undefined ? { nonce: input.nonce } : {}) },
+        response: { key: { ...released, key: { ...released.key, key_hsm: keyHsm } } },
+      };
+      const signer = await deps.release.signingKey();
+      const value = await new CompactSign(Buffer.from(JSON.stringify(payload)))
+        .setProtectedHeader({ alg: 'RS256', kid: signer.kid })
+        .sign(signer.privateKey);
+      return { value };
     },
 
     randomBytes(count: number) {
