@@ -18,7 +18,7 @@ const CREATOR_PERMISSIONS = {
   storage: ['get', 'list', 'delete', 'set', 'update', 'regeneratekey', 'setsas', 'listsas', 'getsas', 'deletesas'],
 };
 
-interface ArmVault {
+export interface ArmVault {
   id: string;
   name: string;
   type: string;
@@ -60,7 +60,7 @@ const deletedVaultOutput = (v: ArmDeletedVault) => ({
   },
 });
 
-const subscriptionPath = (env: ActionEnv) => `/subscriptions/${env.context().subscriptionId()}`;
+export const subscriptionPath = (env: ActionEnv) => `/subscriptions/${env.context().subscriptionId()}`;
 
 const vaultsPath = (env: ActionEnv, resourceGroup?: string) =>
   `${subscriptionPath(env)}${resourceGroup ? `/resourceGroups/${encodeURIComponent(resourceGroup)}` : ''}/providers/Microsoft.KeyVault/vaults`;
@@ -68,7 +68,7 @@ const vaultsPath = (env: ActionEnv, resourceGroup?: string) =>
 const notFound = (type: string, name: string) => new CliError(`(ResourceNotFound) The Resource 'Microsoft.KeyVault/${type}/${name}' was not found.`, 3, 'ResourceNotFound');
 
 /** A vault by name: in the given group, else wherever it is in the subscription (as az finds it). */
-async function findVault(env: ActionEnv, name: string, resourceGroup?: string): Promise<ArmVault> {
+export async function findVault(env: ActionEnv, name: string, resourceGroup?: string): Promise<ArmVault> {
   const management = env.context().management;
   if (resourceGroup) return management<ArmVault>('GET', `${vaultsPath(env, resourceGroup)}/${encodeURIComponent(name)}?api-version=${MANAGEMENT_API_VERSION}`);
   const { value } = await management<{ value: ArmVault[] }>('GET', `${vaultsPath(env)}?api-version=${MANAGEMENT_API_VERSION}`);
@@ -100,7 +100,7 @@ const policyOf = (vault: ArmVault, objectId: string) => ((vault.properties.acces
 const getVault = async (env: ActionEnv, id: string) => withResourceGroup(await env.context().management<ArmVault>('GET', `${id}?api-version=${MANAGEMENT_API_VERSION}`));
 
 /** A resource group's location, or undefined when the group does not exist. */
-async function groupLocation(env: ActionEnv, resourceGroup: string): Promise<string | undefined> {
+export async function groupLocation(env: ActionEnv, resourceGroup: string): Promise<string | undefined> {
   try {
     const rg = await env.context().management<{ location: string }>('GET', `${subscriptionPath(env)}/resourcegroups/${encodeURIComponent(resourceGroup)}?api-version=${RESOURCE_GROUPS_API_VERSION}`);
     return rg.location;

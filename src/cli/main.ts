@@ -13,6 +13,8 @@ import { registerDebugCommands } from './debug.js';
 import { registerAdCommands } from './ad.js';
 import { registerIdentityCommands } from './identity.js';
 import { registerRunCommands } from './run.js';
+import { registerEventGridCommands } from './eventgrid.js';
+import { registerNetworkCommands } from './network.js';
 
 installLocalhostResolver();
 
@@ -38,6 +40,8 @@ registerDebugCommands(program);
 registerAdCommands(program);
 registerIdentityCommands(program);
 registerRunCommands(program);
+registerEventGridCommands(program);
+registerNetworkCommands(program);
 applyGlobalOptions(program, ['server']);
 
 program.parseAsync(process.argv).catch((err) => {
