@@ -12,6 +12,7 @@ import { createDirectory } from './identity/directory.js';
 import { createSigningKeys } from './identity/signing-keys.js';
 import { createTokenVerifier, issuerFor } from './identity/tokens.js';
 import { identityRoutes } from './identity/routes.js';
+import { createTrustedIssuers } from './identity/trusted-issuers.js';
 import { createIdentityGate } from './gates/identity/gate.js';
 import { bootstrap, refreshBootstrapFile } from './bootstrap.js';
 import { createHttpApp } from './http/app.js';
@@ -106,6 +107,7 @@ export async function startCoffer(options: CofferOptions) {
     endpoints, tenantId: deployment.tenantId, directory,
     verifyDataPlane: createTokenVerifier({ keys, issuer, audiences: endpoints.dataPlaneAudiences, tenantId: deployment.tenantId }),
     verifyManagement: createTokenVerifier({ keys, issuer, audiences: [endpoints.managementEndpoint, `${endpoints.managementEndpoint}/`], tenantId: deployment.tenantId }),
+    verifyExternal: createTrustedIssuers({ db: storage.db, directory }).verify,
   });
   const eventGrid = createEventGrid({ storage, clock, endpoints, dataDir, onError: (err) => app.log.error({ err: (err as Error).message }, 'event delivery failed') });
   const vaults = createVaultsService({ storage, keyring, clock, endpoints, events: eventGrid.hooks });

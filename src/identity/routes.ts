@@ -8,8 +8,9 @@ import { tokenRoutes } from './token-routes.js';
 import { graphRoutes } from './graph-routes.js';
 import { createManagedIdentityBindings, managedIdentityRoutes } from './managed-identity.js';
 import { managedIdentityEndpoints } from './managed-identity-endpoints.js';
+import { createTrustedIssuers, trustedIssuerRoutes } from './trusted-issuers.js';
 
-/** Everything the identity area serves: the token service, the Graph-shaped directory API and managed identities. */
+/** Everything the identity area serves: the token service, the Graph-shaped directory API, managed identities and trusted issuers. */
 export function identityRoutes(app: FastifyInstance, deps: {
   db: Kysely<Database>; directory: Directory; keys: SigningKeys; endpoints: Endpoints;
   tenantId: string; subscriptionId: string; adminObjectId: string;
@@ -19,4 +20,5 @@ export function identityRoutes(app: FastifyInstance, deps: {
   managedIdentityEndpoints(app, { bindings, keys: deps.keys, endpoints: deps.endpoints });
   graphRoutes(app, deps);
   managedIdentityRoutes(app, { ...deps, bindings });
+  trustedIssuerRoutes(app, { trustedIssuers: createTrustedIssuers({ db: deps.db, directory: deps.directory }), directory: deps.directory, adminObjectId: deps.adminObjectId });
 }

@@ -152,7 +152,8 @@ export function createTokenVerifier(deps: { keys: SigningKeys; issuer: string; a
   };
 }
 
-function describeJoseError(err: unknown, deps: { issuer: string; audiences: string[] }): TokenRejected {
+/** A jose verification failure as Key Vault words it (AKV codes), never echoing the token. */
+export function describeJoseError(err: unknown, deps: { issuer: string; audiences: string[] }): TokenRejected {
   if (err instanceof joseErrors.JWTExpired) {
     return new TokenRejected('AKV10032', 'Token is expired.');
   }
@@ -164,6 +165,9 @@ function describeJoseError(err: unknown, deps: { issuer: string; audiences: stri
   }
   if (err instanceof joseErrors.JWSSignatureVerificationFailed) {
     return new TokenRejected('AKV10031', 'Token signature validation failed.');
+  }
+  if (err instanceof joseErrors.JWKSNoMatchingKey || err instanceof joseErrors.JWKSMultipleMatchingKeys) {
+    return new TokenRejected('AKV10031', 'Token signature validation failed: no signing key of the issuer matches.');
   }
   return new TokenRejected('AKV10000', 'Request is missing a Bearer or PoP token, or the token is malformed.');
 }

@@ -193,6 +193,38 @@ function migrationsFor(dialect: StorageDialect): Record<string, Migration> {
         await db.schema.createIndex('federated_credentials_identity').unique().on('federated_credentials').columns(['principal_id', 'name']).execute();
       },
     },
+    '0005_identity_trust': {
+      // Trusted external issuers whose tokens the data plane accepts, and the mapping of their subjects (oid or sub) to
+      // principals; used client-assertion ids (replay protection, kept until the assertion expires); failed
+      // password sign-ins (lockout).
+      async up(db: Kysely<any>) {
+        await db.schema.createTable('trusted_issuers')
+          .addColumn('id', 'text', (c) => c.primaryKey())
+          .addColumn('issuer', 'text', (c) => c.notNull().unique())
+          .addColumn('jwks_uri', 'text', (c) => c.notNull())
+          .addColumn('audience', 'text', (c) => c.notNull())
+          .addColumn('created_at', int, (c) => c.notNull())
+          .execute();
+        await db.schema.createTable('trusted_issuer_subjects')
+          .addColumn('issuer_id', 'text', (c) => c.notNull().references('trusted_issuers.id').onDelete('cascade'))
+          .addColumn('external_id', 'text', (c) => c.notNull())
+          .addColumn('principal_id', 'text', (c) => c.notNull().references('principals.object_id').onDelete('cascade'))
+          .addColumn('created_at', int, (c) => c.notNull())
+          .addPrimaryKeyConstraint('trusted_issuer_subjects_pk', ['issuer_id', 'external_id'])
+          .execute();
+        await db.schema.createIndex('trusted_issuer_subjects_principal').on('trusted_issuer_subjects').column('principal_id').execute();
+        await db.schema.createTable('used_assertions')
+          .addColumn('jti_hash', 'text', (c) => c.primaryKey())
+          .addColumn('expires_at', int, (c) => c.notNull())
+          .execute();
+        await db.schema.createIndex('used_assertions_expiry').on('used_assertions').column('expires_at').execute();
+        await db.schema.createTable('sign_in_failures')
+          .addColumn('principal_id', 'text', (c) => c.primaryKey().references('principals.object_id').onDelete('cascade'))
+          .addColumn('failures', int, (c) => c.notNull())
+          .addColumn('locked_until', int)
+          .execute();
+      },
+    },
     '0007_monitor': {
       // Audit routing (diagnostic settings): each audit record names the node that wrote it (`origin`) and the vault
       // it concerns (`resource_key`); each destination keeps a cursor per origin, and origins are leased to one
