@@ -446,48 +446,6 @@ function migrationsFor(dialect: StorageDialect): Record<string, Migration> {
         await db.deleteFrom('settings').where((eb) => eb.or([eb('key', 'like', 'certificate-contacts:%'), eb('key', 'like', 'certificate-issuers:%')])).execute();
       },
     },
-    '0010_certificates': {
-      // Certificate contacts and issuers belong to their vault and go with it when it is purged (cascade); the
-      // notices already sent for a certificate version (each lifetime-action email goes out once per version).
-      async up(db: Kysely<any>) {
-        const vaultId = (c: any) => c.notNull().references('vaults.id').onDelete('cascade');
-        await db.schema.createTable('certificate_contacts')
-          .addColumn('vault_id', 'text', (c) => vaultId(c).primaryKey())
-          .addColumn('contacts', 'text', (c) => c.notNull())
-          .execute();
-        await db.schema.createTable('certificate_issuers')
-          .addColumn('vault_id', 'text', vaultId)
-          .addColumn('name_key', 'text', (c) => c.notNull())
-          .addColumn('record', 'text', (c) => c.notNull())
-          .addPrimaryKeyConstraint('certificate_issuers_pk', ['vault_id', 'name_key'])
-          .execute();
-        await db.schema.createTable('certificate_notices')
-          .addColumn('vault_id', 'text', vaultId)
-          .addColumn('name_key', 'text', (c) => c.notNull())
-          .addColumn('version', 'text', (c) => c.notNull())
-          .addColumn('kind', 'text', (c) => c.notNull())
-          .addColumn('sent_at', int, (c) => c.notNull())
-          .addPrimaryKeyConstraint('certificate_notices_pk', ['vault_id', 'name_key', 'version', 'kind'])
-          .execute();
-        // Earlier versions kept contacts and issuers in settings under the vault's id: move those of live vaults.
-        const vaultIds = new Set((await db.selectFrom('vaults').select('id').execute()).map((v) => v.id as string));
-        const rows = await db.selectFrom('settings').select(['key', 'value'])
-          .where((eb) => eb.or([eb('key', 'like', 'certificate-contacts:%'), eb('key', 'like', 'certificate-issuers:%')])).execute();
-        for (const { key, value } of rows as { key: string; value: string }[]) {
-          const [kind, id] = [key.slice(0, key.indexOf(':')), key.slice(key.indexOf(':') + 1)];
-          if (!vaultIds.has(id)) continue;
-          if (kind === 'certificate-contacts' && JSON.parse(value).length) {
-            await db.insertInto('certificate_contacts').values({ vault_id: id, contacts: value }).execute();
-          }
-          if (kind === 'certificate-issuers') {
-            for (const [nameKey, record] of Object.entries(JSON.parse(value))) {
-              await db.insertInto('certificate_issuers').values({ vault_id: id, name_key: nameKey, record: JSON.stringify(record) }).execute();
-            }
-          }
-        }
-        await db.deleteFrom('settings').where((eb) => eb.or([eb('key', 'like', 'certificate-contacts:%'), eb('key', 'like', 'certificate-issuers:%')])).execute();
-      },
-    },
   };
 }
 
