@@ -20,6 +20,8 @@ import { installPipeline, createVaultResolver, apiVersionGate, objectNameGate } 
 import { createAuditLog } from './audit/audit-log.js';
 import { createMonitor, type MonitorOptions } from './monitor/monitor.js';
 import { azureMetricsRoutes } from './metrics/azure-metrics.js';
+import { createGateCache } from './pipeline/gate-cache.js';
+import { createGenerationCache, createGenerationReader } from './storage/generation.js';
 import { createVaultsService } from './control-plane/vaults.js';
 import { controlPlaneRoutes, createAuthorization, ensureBootstrapOwner } from './control-plane/routes.js';
 import { createAuthorizationGate } from './gates/authorization/gate.js';
@@ -39,6 +41,7 @@ import { createCertificateIssuers } from './objects/certificates/issuers.js';
 import { createCertificateRenewalJob } from './objects/certificates/renewal-job.js';
 import { createIntegratedCa } from './objects/certificates/integrated-ca.js';
 import { certificatesRoutes } from './objects/certificates/routes.js';
+import { createCertificateNotifications } from './objects/certificates/notifications.js';
 import { createPkcs11Hsm, type Pkcs11Options } from './objects/keys/hsm.js';
 import { createScheduler } from './scheduler/scheduler.js';
 import { createEventGrid } from './events/event-grid.js';
@@ -104,7 +107,7 @@ export async function startCoffer(options: CofferOptions) {
 
   const issuer = issuerFor(endpoints.authorityHost, deployment.tenantId);
   const identityGate = createIdentityGate({
-    endpoints, tenantId: deployment.tenantId, directory,
+    endpoints, tenantId: deployment.tenantId, directory: { getPrincipal: (objectId) => gateCache.getPrincipal(objectId) },
     verifyDataPlane: createTokenVerifier({ keys, issuer, audiences: endpoints.dataPlaneAudiences, tenantId: deployment.tenantId }),
     verifyManagement: createTokenVerifier({ keys, issuer, audiences: [endpoints.managementEndpoint, `${endpoints.managementEndpoint}/`], tenantId: deployment.tenantId }),
     verifyExternal: createTrustedIssuers({ db: storage.db, directory }).verify,
@@ -115,6 +118,11 @@ export async function startCoffer(options: CofferOptions) {
   const networking = createNetworking({
     db: storage.db, clock, endpoints, directory, vaults, authorization, app, tls, host: options.host, port,
     subscriptionId: deployment.subscriptionId, tenantId: deployment.tenantId, adminObjectId: deployment.adminObjectId,
+  });
+  // What the gates read per request, cached while the database's cache generation (bumped by triggers) stands still.
+  const gateCache = createGateCache({
+    cache: createGenerationCache({ readGeneration: createGenerationReader(storage) }),
+    getPrincipal: directory.getPrincipal, getVault: vaults.getByName, memberships: authorization.memberships, authorizer: authorization.authorizer,
   });
   await ensureBootstrapOwner(storage.db, authorization.assignments, deployment);
   const store = createObjectStore({ storage, keyring, clock });
@@ -130,8 +138,10 @@ export async function startCoffer(options: CofferOptions) {
   scheduler.add({ name: 'purge-deleted-objects', run: (now) => store.purgeDue(now) });
   scheduler.add({ name: 'purge-deleted-vaults', run: (now) => vaults.purgeDue(now) });
   scheduler.add(createKeyRotationJob({ storage, keys: keyObjects }));
-  const certificates = createCertificatesService({ store, endpoints, keyring, clock, ca: createIntegratedCa({ settings, keyring, clock }), events: eventGrid.hooks });
-  scheduler.add(createCertificateRenewalJob({ storage, certificates }));
+  const certificates = createCertificatesService({ store, endpoints, keyring, clock, ca: createIntegratedCa({ settings, keyring, clock }), events: eventGrid.hooks, db: storage.db });
+  const certificateContacts = createCertificateContacts({ db: storage.db, endpoints });
+  const certificateNotifications = createCertificateNotifications({ db: storage.db, contacts: certificateContacts, dataDir });
+  scheduler.add(createCertificateRenewalJob({ storage, certificates, notifications: certificateNotifications }));
   eventGrid.schedule(scheduler);
 
   const throttle = createThrottle({
@@ -139,6 +149,7 @@ export async function startCoffer(options: CofferOptions) {
     // Azure's 20 per 10 s) opt in.
     profile: options.throttle ?? 'off',
     keyKind: async (vault, name, version) => keyKindOf((await keyObjects.get(vault, name, version)).key),
+    liveNodes: () => scheduler.liveNodes(),
   });
   const metrics = createMetrics({ saturation: throttle.saturation });
   const monitor = createMonitor({
@@ -156,8 +167,8 @@ export async function startCoffer(options: CofferOptions) {
   installPipeline(app, {
     endpoints,
     audit,
-    gates: [identityGate, createVaultResolver({ endpoints, getVault: (name) => vaults.getByName(name) }), apiVersionGate, objectNameGate,
-      createAuthorizationGate({ authorizer: authorization.authorizer, memberships: authorization.memberships }),
+    gates: [gateCache.gate, identityGate, createVaultResolver({ endpoints, getVault: gateCache.getVault }), apiVersionGate, objectNameGate,
+      createAuthorizationGate({ authorizer: gateCache.authorizer, memberships: gateCache.memberships }),
       networking.gate, throttle.gate],
   });
   metrics.install(app);
@@ -175,8 +186,8 @@ export async function startCoffer(options: CofferOptions) {
     secretsRoutes(scope, { secrets, endpoints });
     keysRoutes(scope, { keys: keyObjects, endpoints });
     certificatesRoutes(scope, {
-      certificates, contacts: createCertificateContacts({ settings, endpoints }),
-      issuers: createCertificateIssuers({ settings, endpoints, keyring, clock }), endpoints,
+      certificates, contacts: certificateContacts,
+      issuers: createCertificateIssuers({ db: storage.db, endpoints, keyring, clock }), endpoints,
     });
     scope.get('/healthz', { config: { plane: 'public', operation: 'Health' } }, async () => ({ status: 'ok', node: nodeId }));
     metrics.routes(scope, { adminObjectId: deployment.adminObjectId });
