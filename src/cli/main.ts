@@ -13,6 +13,7 @@ import { registerDebugCommands } from './debug.js';
 import { registerAdCommands } from './ad.js';
 import { registerIdentityCommands } from './identity.js';
 import { registerRunCommands } from './run.js';
+import { registerEventGridCommands } from './eventgrid.js';
 import { registerNetworkCommands } from './network.js';
 
 installLocalhostResolver();
@@ -39,6 +40,7 @@ registerDebugCommands(program);
 registerAdCommands(program);
 registerIdentityCommands(program);
 registerRunCommands(program);
+registerEventGridCommands(program);
 registerNetworkCommands(program);
 applyGlobalOptions(program, ['server']);
 

@@ -78,6 +78,15 @@ export function eventSubscriptionRoutes(app: FastifyInstance, deps: { arm: Arm; 
     return toArmEventSubscription(subscription);
   });
 
+  // The full endpoint URL (its query may carry a key) is only ever returned here, to a caller holding getFullUrl.
+  app.post<{ Params: SubscriptionParams }>(`${base}/:name/getFullUrl`, arm.config('EventSubscriptionGetFullUrl'), async (req) => {
+    const vault = await liveVault(req.params);
+    await arm.requireAction(req, vault.resourceId, 'Microsoft.EventGrid/eventSubscriptions/getFullUrl/action');
+    const subscription = await subscriptions.get(vault.id, req.params.name);
+    if (!subscription) throw notFound(req.params.name);
+    return { endpointUrl: subscription.settings.endpointUrl };
+  });
+
   app.get<{ Params: VaultParams }>(base, arm.config('EventSubscriptionList'), async (req) => {
     const vault = await liveVault(req.params);
     await arm.requireAction(req, vault.resourceId, 'Microsoft.EventGrid/eventSubscriptions/read');

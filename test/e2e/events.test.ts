@@ -1,14 +1,13 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import http, { type IncomingHttpHeaders } from 'node:http';
 import path from 'node:path';
-import type { AddressInfo } from 'node:net';
 import { KeyClient } from '@azure/keyvault-keys';
 import { CertificateClient } from '@azure/keyvault-certificates';
 import { startTestServer, type TestServer } from '../support/server.js';
 import { armClient } from '../support/arm.js';
 import { managementToken, rawRequest } from '../support/raw-http.js';
+import { startWebhook, waitFor, type Webhook } from '../support/webhook.js';
 
 /**
  * Event Grid end to end: a real webhook receiver (plain HTTP on loopback, which Coffer allows for loopback only)
@@ -19,50 +18,6 @@ import { managementToken, rawRequest } from '../support/raw-http.js';
 const EVENTGRID = '2022-06-15';
 const SECRET_VALUE = 'never-in-an-event-7f3a9c';
 
-interface Received { path: string; method: string; headers: IncomingHttpHeaders; body: string }
-
-async function startWebhook() {
-  const received: Received[] = [];
-  const server = http.createServer((req, res) => {
-    let body = '';
-    req.on('data', (chunk) => { body += chunk; });
-    req.on('end', () => {
-      const url = req.url ?? '/';
-      received.push({ path: url, method: req.method ?? '', headers: req.headers, body });
-      if (req.method === 'OPTIONS') {
-        // CloudEvents abuse protection: allow the origin that asks (unless this endpoint plays deaf).
-        res.writeHead(200, url.startsWith('/silent') ? {} : { 'WebHook-Allowed-Origin': String(req.headers['webhook-request-origin']) });
-        return res.end();
-      }
-      if (req.headers['aeg-event-type'] === 'SubscriptionValidation') {
-        const [event] = JSON.parse(body);
-        res.writeHead(200, { 'content-type': 'application/json' });
-        return res.end(JSON.stringify(url.startsWith('/silent') ? {} : { validationResponse: event.data.validationCode }));
-      }
-      res.writeHead(url.startsWith('/fail') ? 500 : 200);
-      res.end();
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  /** Delivered events on `prefix`, unwrapped (Event Grid posts arrays, CloudEvents one event per request). */
-  const events = (prefix: string) => received
-    .filter((r) => r.path.startsWith(prefix) && r.method === 'POST' && r.headers['aeg-event-type'] === 'Notification')
-    .flatMap((r) => { const parsed = JSON.parse(r.body); return Array.isArray(parsed) ? parsed : [parsed]; });
-  return { received, base, events, close: () => new Promise<void>((resolve) => server.close(() => resolve())) };
-}
-
-type Webhook = Awaited<ReturnType<typeof startWebhook>>;
-
-async function waitFor<T>(what: string, probe: () => T | undefined | false, timeoutMs = 15_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = probe();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 async function advanceClock(server: TestServer, advance: string) {
   const res = await rawRequest(`${server.admin.managementEndpoint}/coffer/admin/clock/advance`, {
