@@ -22,6 +22,17 @@ async function resolveGroup(env: ActionEnv, nameOrId: string): Promise<string> {
   return matches[0].id;
 }
 
+const TRUSTED_ISSUERS = '/coffer/trusted-issuers';
+
+/** A trusted issuer by id or by its issuer URL. */
+async function resolveIssuer(env: ActionEnv, idOrIssuer: string): Promise<string> {
+  if (GUID.test(idOrIssuer)) return idOrIssuer;
+  const { value } = await graph(env)<{ value: { id: string; issuer: string }[] }>('GET', TRUSTED_ISSUERS);
+  const found = value.find((i) => i.issuer === idOrIssuer);
+  if (!found) throw new CliError(`The issuer '${idOrIssuer}' is not trusted.`, 3);
+  return found.id;
+}
+
 /** A command that acts on one directory object named by `--id`. */
 const byId = (parent: Command, name: string, description: string, method: 'GET' | 'DELETE', collection: string, idHelp: string) =>
   parent.command(name).description(description).requiredOption('--id <id>', idHelp)
@@ -128,6 +139,34 @@ export function registerAdCommands(program: Command) {
       const { value } = await graph(env)<{ value: string[] }>('POST', `/v1.0/directoryObjects/${encodeURIComponent(opts.memberId)}/checkMemberGroups`, { body: { groupIds: [groupId] } });
       return { value: value.map((v) => v.toLowerCase()).includes(groupId.toLowerCase()) };
     }));
+
+  const trust = group(ad, 'trusted-issuer', 'Manage external OIDC issuers whose tokens the data plane accepts');
+  trust.command('add').description('Trust an issuer\'s tokens (signed by a key of its JWKS, for this audience) on the data plane')
+    .requiredOption('--issuer <url>', 'the issuer, exactly as its tokens\' iss claim spells it')
+    .requiredOption('--jwks-uri <url>', 'where its signing keys are published (https; http only to a loopback host)')
+    .requiredOption('--audience <audience>', 'the aud its tokens must carry for Coffer')
+    .action(action(async (opts: { issuer: string; jwksUri: string; audience: string }, env) =>
+      graph(env)('POST', TRUSTED_ISSUERS, { body: { issuer: opts.issuer, jwksUri: opts.jwksUri, audience: opts.audience } })));
+  trust.command('list').description('List trusted issuers')
+    .action(action(async (_opts, env) => (await graph(env)<{ value: unknown[] }>('GET', TRUSTED_ISSUERS)).value));
+  trust.command('show').description('Show a trusted issuer and its mapped subjects')
+    .requiredOption('--issuer <issuer>', 'the trusted issuer: its id or its issuer URL')
+    .action(action(async (opts: { issuer: string }, env) => graph(env)('GET', `${TRUSTED_ISSUERS}/${await resolveIssuer(env, opts.issuer)}`)));
+  trust.command('delete').description('Stop trusting an issuer (its tokens stop working at once)')
+    .requiredOption('--issuer <issuer>', 'the trusted issuer: its id or its issuer URL')
+    .action(action(async (opts: { issuer: string }, env) => graph(env)('DELETE', `${TRUSTED_ISSUERS}/${await resolveIssuer(env, opts.issuer)}`)));
+  const subject = group(trust, 'subject', 'Map an issuer\'s subjects (oid, else sub) to principals');
+  subject.command('add').description('Accept the issuer\'s tokens for this subject as a principal of the directory')
+    .requiredOption('--issuer <issuer>', 'the trusted issuer: its id or its issuer URL')
+    .requiredOption('--external-id <id>', 'the oid (or sub) the issuer\'s tokens carry')
+    .requiredOption('--principal-id <id>', 'object id of the user, service principal or managed identity it stands for')
+    .action(action(async (opts: { issuer: string; externalId: string; principalId: string }, env) =>
+      graph(env)('PUT', `${TRUSTED_ISSUERS}/${await resolveIssuer(env, opts.issuer)}/subjects/${encodeURIComponent(opts.externalId)}`, { body: { principalId: opts.principalId } })));
+  subject.command('remove').description('Stop accepting the issuer\'s tokens for this subject')
+    .requiredOption('--issuer <issuer>', 'the trusted issuer: its id or its issuer URL')
+    .requiredOption('--external-id <id>', 'the oid (or sub)')
+    .action(action(async (opts: { issuer: string; externalId: string }, env) =>
+      graph(env)('DELETE', `${TRUSTED_ISSUERS}/${await resolveIssuer(env, opts.issuer)}/subjects/${encodeURIComponent(opts.externalId)}`)));
 
   group(ad, 'signed-in-user', 'The signed-in principal').command('show')
     .description('Show the signed-in principal')

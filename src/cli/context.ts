@@ -24,6 +24,8 @@ export interface CliProfile {
   userType?: 'servicePrincipal' | 'user';
   clientSecret?: string;
   refreshToken?: string;
+  /** A service principal signed in with a certificate: the PEM file (key and certificate) it signs assertions with. */
+  clientCertificatePath?: string;
   authorityHost: string;
   managementEndpoint: string;
   vaultDnsSuffix: string;

@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import https from 'node:https';
 import type { IncomingHttpHeaders } from 'node:http';
 import { CliError, httpError } from './errors.js';
+import { certificateAssertion } from './certificate-assertion.js';
 
 export interface HttpResponse {
   status: number;
@@ -54,8 +55,10 @@ export interface Credentials {
   clientId: string;
   /** A service principal's secret, or … */
   clientSecret?: string;
-  /** … a signed-in user's refresh token (the user's password is never stored). */
+  /** … a signed-in user's refresh token (the user's password is never stored), or … */
   refreshToken?: string;
+  /** … a PEM file with a service principal's certificate and private key (a signed client assertion per token). */
+  clientCertificatePath?: string;
   authorityHost: string;
 }
 
@@ -77,7 +80,12 @@ export function createTokenProvider(http: HttpClient, creds: Credentials): Token
         const scope = `${resource}/.default`;
         const body = new URLSearchParams(creds.refreshToken
           ? { grant_type: 'refresh_token', client_id: CLI_PUBLIC_CLIENT_ID, refresh_token: creds.refreshToken, scope }
-          : { grant_type: 'client_credentials', client_id: creds.clientId, client_secret: creds.clientSecret ?? '', scope }).toString();
+          : creds.clientCertificatePath
+            ? {
+              grant_type: 'client_credentials', client_id: creds.clientId, scope, client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer',
+              client_assertion: await certificateAssertion(creds.clientCertificatePath, creds.clientId, tokenEndpoint(creds)),
+            }
+            : { grant_type: 'client_credentials', client_id: creds.clientId, client_secret: creds.clientSecret ?? '', scope }).toString();
         const res = await http('POST', tokenEndpoint(creds), {
           headers: { 'content-type': 'application/x-www-form-urlencoded' }, body,
         });
@@ -160,7 +168,7 @@ export function createVaultClient(http: HttpClient, tokens: TokenProvider, vault
  */
 export async function listAll<T>(call: ApiCall, path: string, max?: number): Promise<T[]> {
   const items: T[] = [];
-  let next: string | undefined = max ? `${path}?maxresults=${Math.min(max, 25)}` : path;
+  let next: string | undefined = max ? `${path}${path.includes('?') ? '&' : '?'}maxresults=${Math.min(max, 25)}` : path;
   while (next && (max === undefined || items.length < max)) {
     const page: { value?: T[]; nextLink?: string | null } = await call('GET', next);
     items.push(...(page.value ?? []));

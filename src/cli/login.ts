@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import { action, group } from './command.js';
 import { createCliContext, removeSavedProfile, resolveProfile, saveProfile, type CliProfile } from './context.js';
 import { CliError, usageError } from './errors.js';
+import { readCertificatePem } from './certificate-assertion.js';
 import { CLI_PUBLIC_CLIENT_ID, createHttpClient, tokenEndpoint, type ApiCall } from './http.js';
 
 const DEFAULT_ENDPOINT = 'https://localhost:8443';
@@ -33,18 +34,22 @@ export function registerLoginCommands(program: Command) {
     .option('--service-principal', 'log in as a service principal (otherwise: a user with a password)')
     .option('-u, --username <name>', 'the user\'s UPN, or the service principal\'s client (application) id')
     .option('-p, --password <password>', 'the user\'s password, or the client secret')
+    .option('--certificate <file>', 'with --service-principal: a PEM file holding the certificate and its private key (instead of a secret)')
     .option('-t, --tenant <tenantId>', 'the tenant id')
     .option('--endpoint <url>', 'the Coffer token service and management endpoint', DEFAULT_ENDPOINT)
     .option('--ca-cert <file>', 'PEM CA certificate to trust for this Coffer (e.g. {data-dir}/tls/ca.crt)')
     .option('--subscription <id>', 'the subscription to use (default: the first one the endpoint lists)')
     .option('--vault-dns-suffix <suffix>', 'vault DNS suffix (default: vault.localhost, or vault.{endpoint host})')
     .action(action(async (opts: {
-      servicePrincipal?: boolean; username?: string; password?: string; tenant?: string; endpoint: string;
+      servicePrincipal?: boolean; username?: string; password?: string; certificate?: string; tenant?: string; endpoint: string;
       caCert?: string; subscription?: string; vaultDnsSuffix?: string; debug?: boolean;
     }) => {
-      if (!opts.username || !opts.password || !opts.tenant) {
-        throw usageError('coffer login [--service-principal] -u NAME -p PASSWORD --tenant TENANT [--endpoint URL]');
+      if (opts.certificate && (!opts.servicePrincipal || opts.password)) throw usageError('--certificate signs in a --service-principal, instead of -p');
+      if (!opts.username || !(opts.password || opts.certificate) || !opts.tenant) {
+        throw usageError('coffer login [--service-principal] -u NAME (-p PASSWORD | --certificate PEMFILE) --tenant TENANT [--endpoint URL]');
       }
+      // The file is read at every token request; a bad one is reported now, before anything is saved.
+      if (opts.certificate) readCertificatePem(opts.certificate);
       let endpoint: URL;
       try {
         endpoint = new URL(opts.endpoint);
@@ -58,14 +63,14 @@ export function registerLoginCommands(program: Command) {
         subscriptionId: opts.subscription,
         clientId: opts.username,
         userType: opts.servicePrincipal ? 'servicePrincipal' : 'user',
-        ...(opts.servicePrincipal ? { clientSecret: opts.password } : {}),
+        ...(opts.certificate ? { clientCertificatePath: path.resolve(opts.certificate) } : opts.servicePrincipal ? { clientSecret: opts.password } : {}),
         authorityHost: endpoint.origin,
         managementEndpoint: endpoint.origin,
         vaultDnsSuffix: opts.vaultDnsSuffix ?? defaultVaultDnsSuffix(endpoint),
         caCertPath: opts.caCert ? path.resolve(opts.caCert) : undefined,
       };
       // A user's password is exchanged once for a refresh token, which is what the profile keeps.
-      if (!opts.servicePrincipal) profile.refreshToken = await userRefreshToken(profile, opts.password, opts.debug);
+      if (!opts.servicePrincipal) profile.refreshToken = await userRefreshToken(profile, opts.password!, opts.debug);
       const context = createCliContext(profile, { debug: opts.debug });
       // Proves the credentials before anything is saved.
       await context.tokens(profile.managementEndpoint);
