@@ -13,6 +13,7 @@ import { registerDebugCommands } from './debug.js';
 import { registerAdCommands } from './ad.js';
 import { registerIdentityCommands } from './identity.js';
 import { registerRunCommands } from './run.js';
+import { registerMonitorCommands } from './monitor.js';
 import { registerEventGridCommands } from './eventgrid.js';
 import { registerNetworkCommands } from './network.js';
 
@@ -40,6 +41,7 @@ registerDebugCommands(program);
 registerAdCommands(program);
 registerIdentityCommands(program);
 registerRunCommands(program);
+registerMonitorCommands(program);
 registerEventGridCommands(program);
 registerNetworkCommands(program);
 applyGlobalOptions(program, ['server']);
