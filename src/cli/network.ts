@@ -10,8 +10,10 @@ interface ArmResource { id: string; name: string; type: string; location?: strin
 
 const networkPath = (env: ActionEnv, resourceGroup?: string) =>
   `${subscriptionPath(env)}${resourceGroup ? `/resourceGroups/${encodeURIComponent(resourceGroup)}` : ''}/providers/Microsoft.Network`;
-const vnetPath = (env: ActionEnv, resourceGroup: string, name: string) => `${networkPath(env, resourceGroup)}/virtualNetworks/${encodeURIComponent(name)}`;
-const endpointPath = (env: ActionEnv, resourceGroup: string, name: string) => `${networkPath(env, resourceGroup)}/privateEndpoints/${encodeURIComponent(name)}`;
+type NetworkType = 'virtualNetworks' | 'privateEndpoints';
+const resourcePath = (env: ActionEnv, type: NetworkType, resourceGroup: string, name: string) => `${networkPath(env, resourceGroup)}/${type}/${encodeURIComponent(name)}`;
+const vnetPath = (env: ActionEnv, resourceGroup: string, name: string) => resourcePath(env, 'virtualNetworks', resourceGroup, name);
+const endpointPath = (env: ActionEnv, resourceGroup: string, name: string) => resourcePath(env, 'privateEndpoints', resourceGroup, name);
 const subnetId = (env: ActionEnv, resourceGroup: string, vnet: string, subnet: string) =>
   `${subscriptionPath(env)}/resourceGroups/${resourceGroup}/providers/Microsoft.Network/virtualNetworks/${vnet}/subnets/${subnet}`;
 const versioned = (path: string) => `${path}?api-version=${NETWORK_API_VERSION}`;
@@ -24,6 +26,17 @@ const remove = async (env: ActionEnv, path: string) => {
   await env.context().management('DELETE', versioned(path));
   return undefined;
 };
+
+/** `show`, `list` and `delete` of a Microsoft.Network resource type, as az has them for each. */
+function showListDelete(parent: Command, named: (cmd: Command) => Command, type: NetworkType, what: { one: string; many: string; deleted: string }) {
+  named(parent.command('show').description(`Show ${what.one}`))
+    .action(action(async (opts: { resourceGroup: string; name: string }, env) => get(env, resourcePath(env, type, opts.resourceGroup, opts.name))));
+  parent.command('list').description(`List ${what.many}`)
+    .option('-g, --resource-group <group>', 'resource group (default: the whole subscription)')
+    .action(action(async (opts: { resourceGroup?: string }, env) => list(env, `${networkPath(env, opts.resourceGroup)}/${type}`)));
+  named(parent.command('delete').description(`Delete ${what.one} (${what.deleted})`))
+    .action(action(async (opts: { resourceGroup: string; name: string }, env) => remove(env, resourcePath(env, type, opts.resourceGroup, opts.name))));
+}
 
 /** Where a new resource goes: `--location`, else its resource group's location (which must exist), as az does. */
 async function locationFor(env: ActionEnv, resourceGroup: string, location?: string) {
@@ -71,13 +84,7 @@ function registerVnetCommands(network: Command) {
       return { newVNet: withResourceGroup(created) };
     }));
 
-  named(vnet.command('show').description('Show a virtual network'))
-    .action(action(async (opts: { resourceGroup: string; name: string }, env) => get(env, vnetPath(env, opts.resourceGroup, opts.name))));
-  vnet.command('list').description('List virtual networks')
-    .option('-g, --resource-group <group>', 'resource group (default: the whole subscription)')
-    .action(action(async (opts: { resourceGroup?: string }, env) => list(env, `${networkPath(env, opts.resourceGroup)}/virtualNetworks`)));
-  named(vnet.command('delete').description('Delete a virtual network and its subnets'))
-    .action(action(async (opts: { resourceGroup: string; name: string }, env) => remove(env, vnetPath(env, opts.resourceGroup, opts.name))));
+  showListDelete(vnet, named, 'virtualNetworks', { one: 'a virtual network', many: 'virtual networks', deleted: 'with its subnets' });
 
   const subnet = group(vnet, 'subnet', 'Manage the subnets of a virtual network');
   const subnetNamed = (cmd: Command) => cmd.requiredOption('-g, --resource-group <group>', 'resource group')
@@ -131,13 +138,7 @@ function registerPrivateEndpointCommands(network: Command) {
       };
       return withResourceGroup(await env.context().management<ArmResource>('PUT', versioned(endpointPath(env, opts.resourceGroup, opts.name)), { body }));
     }));
-  named(pe.command('show').description('Show a private endpoint'))
-    .action(action(async (opts: { resourceGroup: string; name: string }, env) => get(env, endpointPath(env, opts.resourceGroup, opts.name))));
-  pe.command('list').description('List private endpoints')
-    .option('-g, --resource-group <group>', 'resource group (default: the whole subscription)')
-    .action(action(async (opts: { resourceGroup?: string }, env) => list(env, `${networkPath(env, opts.resourceGroup)}/privateEndpoints`)));
-  named(pe.command('delete').description('Delete a private endpoint (every node stops listening on its address)'))
-    .action(action(async (opts: { resourceGroup: string; name: string }, env) => remove(env, endpointPath(env, opts.resourceGroup, opts.name))));
+  showListDelete(pe, named, 'privateEndpoints', { one: 'a private endpoint', many: 'private endpoints', deleted: 'every node stops listening on its address' });
 }
 
 /** az's subnet argument: an id, or a name with --vnet-name in the command's resource group. */

@@ -75,55 +75,45 @@ const toArmEndpoint = (e: PrivateEndpoint, fqdn: string) => {
 
 const tags = { type: 'object', additionalProperties: { type: 'string' } } as const;
 const subnetProperties = { type: 'object', required: ['addressPrefix'], properties: { addressPrefix: { type: 'string' } } } as const;
-const vnetBody = {
+/** A tracked ARM resource's PUT body: location, tags and the resource's own properties. */
+const trackedResourceBody = (properties: object) => ({
   type: 'object',
   required: ['location', 'properties'],
+  properties: { location: { type: 'string', minLength: 1 }, tags, properties },
+}) as const;
+const vnetBody = trackedResourceBody({
+  type: 'object',
+  required: ['addressSpace'],
   properties: {
-    location: { type: 'string', minLength: 1 },
-    tags,
-    properties: {
-      type: 'object',
-      required: ['addressSpace'],
-      properties: {
-        addressSpace: { type: 'object', required: ['addressPrefixes'], properties: { addressPrefixes: { type: 'array', items: { type: 'string' }, maxItems: 64 } } },
-        subnets: { type: 'array', maxItems: 256, items: { type: 'object', required: ['name', 'properties'], properties: { name: { type: 'string' }, properties: subnetProperties } } },
-      },
-    },
+    addressSpace: { type: 'object', required: ['addressPrefixes'], properties: { addressPrefixes: { type: 'array', items: { type: 'string' }, maxItems: 64 } } },
+    subnets: { type: 'array', maxItems: 256, items: { type: 'object', required: ['name', 'properties'], properties: { name: { type: 'string' }, properties: subnetProperties } } },
   },
-} as const;
+});
 const subnetBody = { type: 'object', required: ['properties'], properties: { properties: subnetProperties } } as const;
-const endpointBody = {
+const endpointBody = trackedResourceBody({
   type: 'object',
-  required: ['location', 'properties'],
+  required: ['privateLinkServiceConnections', 'ipConfigurations'],
   properties: {
-    location: { type: 'string', minLength: 1 },
-    tags,
-    properties: {
-      type: 'object',
-      required: ['privateLinkServiceConnections', 'ipConfigurations'],
-      properties: {
-        subnet: { type: 'object', required: ['id'], properties: { id: { type: 'string' } } },
-        privateLinkServiceConnections: {
-          type: 'array', minItems: 1, maxItems: 1,
-          items: {
-            type: 'object', required: ['name', 'properties'],
-            properties: {
-              name: { type: 'string', minLength: 1, maxLength: 80 },
-              properties: {
-                type: 'object', required: ['privateLinkServiceId'],
-                properties: { privateLinkServiceId: { type: 'string' }, groupIds: { type: 'array', items: { type: 'string' } } },
-              },
-            },
+    subnet: { type: 'object', required: ['id'], properties: { id: { type: 'string' } } },
+    privateLinkServiceConnections: {
+      type: 'array', minItems: 1, maxItems: 1,
+      items: {
+        type: 'object', required: ['name', 'properties'],
+        properties: {
+          name: { type: 'string', minLength: 1, maxLength: 80 },
+          properties: {
+            type: 'object', required: ['privateLinkServiceId'],
+            properties: { privateLinkServiceId: { type: 'string' }, groupIds: { type: 'array', items: { type: 'string' } } },
           },
         },
-        ipConfigurations: {
-          type: 'array', minItems: 1, maxItems: 1,
-          items: { type: 'object', required: ['properties'], properties: { name: { type: 'string' }, properties: { type: 'object', required: ['privateIPAddress'], properties: { privateIPAddress: { type: 'string' } } } } },
-        },
       },
     },
+    ipConfigurations: {
+      type: 'array', minItems: 1, maxItems: 1,
+      items: { type: 'object', required: ['properties'], properties: { name: { type: 'string' }, properties: { type: 'object', required: ['privateIPAddress'], properties: { privateIPAddress: { type: 'string' } } } } },
+    },
   },
-} as const;
+});
 
 type VnetBody = { location: string; tags?: Record<string, string>; properties: { addressSpace: { addressPrefixes: string[] }; subnets?: { name: string; properties: { addressPrefix: string } }[] } };
 type EndpointBody = {

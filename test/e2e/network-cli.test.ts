@@ -1,14 +1,12 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import https from 'node:https';
 import os from 'node:os';
 import path from 'node:path';
-import type { LookupFunction } from 'node:net';
-import { SecretClient } from '@azure/keyvault-secrets';
 import { startTestServer, type TestServer } from '../support/server.js';
 import { cliRunner } from '../support/cli.js';
 import { createPrincipal } from '../support/arm.js';
+import { agentFrom, agentTo, refusedByNetwork as refused, secretClientWith } from '../support/network.js';
 
 /**
  * The network commands of the az-compatible CLI end to end (`network vnet`, `network vnet subnet`,
@@ -23,13 +21,8 @@ const VAULT = 'clinetvault';
 const sub = () => `/subscriptions/${server.admin.subscriptionId}`;
 const subnetId = (vnet: string, subnet: string) => `${sub()}/resourceGroups/${RG}/providers/Microsoft.Network/virtualNetworks/${vnet}/subnets/${subnet}`;
 
-const clientFrom = (localAddress: string) =>
-  new SecretClient(server.vaultUrl(VAULT), server.adminCredential, { retryOptions: { maxRetries: 0 }, agent: new https.Agent({ localAddress, keepAlive: false }) });
-const clientVia = (address: string) => {
-  const lookup = ((_h: string, o: { all?: boolean }, cb: (...a: unknown[]) => void) => (o?.all ? cb(null, [{ address, family: 4 }]) : cb(null, address, 4))) as unknown as LookupFunction;
-  return new SecretClient(server.vaultUrl(VAULT), server.adminCredential, { retryOptions: { maxRetries: 0 }, agent: new https.Agent({ lookup, keepAlive: false }) });
-};
-const refused = (err: any) => err.statusCode === 403;
+const clientFrom = (localAddress: string) => secretClientWith(server, VAULT, agentFrom(localAddress));
+const clientVia = (address: string) => secretClientWith(server, VAULT, agentTo(address));
 
 before(async () => {
   server = await startTestServer();
@@ -117,7 +110,7 @@ test('keyvault trusted-service add/list/remove: a trusted principal passes the f
   const service = await createPrincipal(server, 'cli-trusted');
   await ok(['role', 'assignment', 'create', '--assignee', service.objectId, '--role', 'Key Vault Secrets User', '--scope', `${sub()}/resourceGroups/${RG}/providers/Microsoft.KeyVault/vaults/${VAULT}`]);
   await ok(['keyvault', 'update', '-n', VAULT, '--bypass', 'AzureServices']);
-  const asService = () => new SecretClient(server.vaultUrl(VAULT), service.credential, { retryOptions: { maxRetries: 0 }, agent: new https.Agent({ localAddress: '127.0.9.9', keepAlive: false }) });
+  const asService = () => secretClientWith(server, VAULT, agentFrom('127.0.9.9'), service.credential);
   await assert.rejects(asService().getSecret('s'), refused);
 
   const added = await json(['keyvault', 'trusted-service', 'add', '--id', service.appId]);

@@ -1,48 +1,23 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import https from 'node:https';
-import type { LookupFunction } from 'node:net';
 import { SecretClient } from '@azure/keyvault-secrets';
 import { startTestServer, type TestServer } from '../support/server.js';
 import { freshDatabase } from '../support/postgres.js';
-import { armClient } from '../support/arm.js';
+import { VAULT_API, agentFrom, agentTo, networkArm, rawVaultGet, secretClientWith } from '../support/network.js';
 import { startCoffer, type Coffer } from '../../src/server.js';
 
 // Private endpoints, end to end: creating one makes every node listen on its address (same port); a client reaches
 // it the way Azure's private DNS zone sends it there — the vault's name resolves to the endpoint's address.
 let server: TestServer;
 let secondNode: Coffer;
-const NETWORK_API = '2024-05-01';
-const VAULT_API = '2025-05-01';
 const PE_ADDRESS = '127.20.0.5';
 
-const arm = (method: string, path: string, body?: unknown, apiVersion = NETWORK_API) => armClient(server, server.adminCredential)(method, path, body, apiVersion);
-const rg = () => `/subscriptions/${server.admin.subscriptionId}/resourceGroups/rg-test`;
-const vaultPath = (name: string) => `${rg()}/providers/Microsoft.KeyVault/vaults/${name}`;
-const endpointPath = (name: string) => `${rg()}/providers/Microsoft.Network/privateEndpoints/${name}`;
-
-/** An agent whose DNS says every vault name is at `address` (a private DNS zone), optionally from a source address. */
-const agentTo = (address: string, localAddress?: string) => {
-  const lookup = ((_host: string, options: { all?: boolean }, callback: (...args: unknown[]) => void) =>
-    (options?.all ? callback(null, [{ address, family: 4 }]) : callback(null, address, 4))) as unknown as LookupFunction;
-  return new https.Agent({ keepAlive: false, lookup, localAddress });
-};
+const { arm, rg, vaultPath, endpointPath } = networkArm(() => server);
+/** Through a private endpoint (of this node, or another node's port). */
 const viaEndpoint = (vault: string, port = server.coffer.port, address = PE_ADDRESS) =>
   new SecretClient(server.vaultUrl(vault).replace(`:${server.coffer.port}`, `:${port}`), server.adminCredential, { retryOptions: { maxRetries: 0 }, agent: agentTo(address) });
-const publicly = (vault: string, localAddress = '127.0.0.1') =>
-  new SecretClient(server.vaultUrl(vault), server.adminCredential, { retryOptions: { maxRetries: 0 }, agent: new https.Agent({ keepAlive: false, localAddress }) });
-
-/** A raw GET through the private endpoint, for the exact denial. */
-async function rawViaEndpoint(vault: string, path: string) {
-  const token = await server.adminCredential.getToken(`${server.coffer.endpoints.dataPlaneAudiences[0]}/.default`);
-  const url = new URL(`${server.vaultUrl(vault).replace(/\/$/, '')}${path}?api-version=7.5`);
-  return new Promise<{ status: number; headers: Record<string, unknown>; body: any }>((resolve, reject) => {
-    https.get(url, { agent: agentTo(PE_ADDRESS), headers: { authorization: `Bearer ${token!.token}` } }, (res) => {
-      let text = '';
-      res.on('data', (c) => { text += c; }).on('end', () => resolve({ status: res.statusCode!, headers: res.headers, body: text ? JSON.parse(text) : undefined }));
-    }).on('error', reject);
-  });
-}
+const publicly = (vault: string, localAddress = '127.0.0.1') => secretClientWith(server, vault, agentFrom(localAddress));
+const rawViaEndpoint = (vault: string, path: string) => rawVaultGet(server, vault, path, agentTo(PE_ADDRESS));
 
 const endpointBody = (vault: string, address = PE_ADDRESS, subnetId?: string) => ({
   location: 'local',
@@ -107,13 +82,7 @@ test('private-link requests pass with public access disabled and whatever the fi
 
   const refused = await publicly('pevault').getSecret('p').catch((err) => err);
   assert.equal(refused.statusCode, 403);
-  const token = await server.adminCredential.getToken(`${server.coffer.endpoints.dataPlaneAudiences[0]}/.default`);
-  const raw = await new Promise<any>((resolve, reject) => {
-    https.get(new URL(`${server.vaultUrl('pevault')}/secrets/p?api-version=7.5`), { headers: { authorization: `Bearer ${token!.token}` } }, (res) => {
-      let text = '';
-      res.on('data', (c) => { text += c; }).on('end', () => resolve(JSON.parse(text)));
-    }).on('error', reject);
-  });
+  const raw = (await rawVaultGet(server, 'pevault', '/secrets/p', agentFrom('127.0.0.1'))).body;
   assert.equal(raw.error.innererror.code, 'ForbiddenByConnection');
   assert.equal(raw.error.message.split('\r\n')[0], 'Public network access is disabled and request is not from a trusted service nor via an approved private link.');
 });

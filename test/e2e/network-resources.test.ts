@@ -1,42 +1,19 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import https from 'node:https';
-import { SecretClient } from '@azure/keyvault-secrets';
 import { startTestServer, type TestServer } from '../support/server.js';
 import { armClient, assignRole, createPrincipal, type TestPrincipal } from '../support/arm.js';
+import { VAULT_API, agentFrom, networkArm, rawVaultGet, refusedByNetwork as refused, secretClientWith } from '../support/network.js';
 
 // Virtual networks, subnets and trusted services, end to end: each client binds its own loopback address (the whole
 // of 127.0.0.0/8 is local), so the firewall judges real source addresses.
 let server: TestServer;
 let service: TestPrincipal;
-const NETWORK_API = '2024-05-01';
-const VAULT_API = '2025-05-01';
 const SECRETS_USER = '4633458b-17de-408a-b874-0445c86b69e6';
 
-const arm = (method: string, path: string, body?: unknown, apiVersion = NETWORK_API) => armClient(server, server.adminCredential)(method, path, body, apiVersion);
-const rg = () => `/subscriptions/${server.admin.subscriptionId}/resourceGroups/rg-test`;
-const vnetPath = (name: string) => `${rg()}/providers/Microsoft.Network/virtualNetworks/${name}`;
-const vaultPath = (name: string) => `${rg()}/providers/Microsoft.KeyVault/vaults/${name}`;
-const agentFrom = (localAddress: string) => new https.Agent({ localAddress, keepAlive: false });
-const clientFrom = (localAddress: string, vault: string, credential = server.adminCredential) =>
-  new SecretClient(server.vaultUrl(vault), credential, { retryOptions: { maxRetries: 0 }, agent: agentFrom(localAddress) });
-
-/** A raw data-plane GET from a source address, for the exact denial body and headers. */
-async function rawGet(localAddress: string, vault: string, path: string) {
-  const token = await server.adminCredential.getToken(`${server.coffer.endpoints.dataPlaneAudiences[0]}/.default`);
-  const url = new URL(`${server.vaultUrl(vault).replace(/\/$/, '')}${path}?api-version=7.5`);
-  return new Promise<{ status: number; headers: Record<string, unknown>; body: any }>((resolve, reject) => {
-    https.get(url, { agent: agentFrom(localAddress), headers: { authorization: `Bearer ${token!.token}` } }, (res) => {
-      let text = '';
-      res.on('data', (c) => { text += c; }).on('end', () => resolve({ status: res.statusCode!, headers: res.headers, body: text ? JSON.parse(text) : undefined }));
-    }).on('error', reject);
-  });
-}
-
-async function patchVault(name: string, properties: Record<string, unknown>) {
-  return arm('PATCH', vaultPath(name), { properties }, VAULT_API);
-}
-const refused = (err: any) => err.statusCode === 403;
+const { arm, rg, vaultPath, vnetPath } = networkArm(() => server);
+const clientFrom = (localAddress: string, vault: string, credential = server.adminCredential) => secretClientWith(server, vault, agentFrom(localAddress), credential);
+const rawGet = (localAddress: string, vault: string, path: string) => rawVaultGet(server, vault, path, agentFrom(localAddress));
+const patchVault = (name: string, properties: Record<string, unknown>) => arm('PATCH', vaultPath(name), { properties }, VAULT_API);
 
 before(async () => {
   server = await startTestServer();

@@ -7,11 +7,11 @@ import { KeyVaultError } from '../../http/errors.js';
 import { createNetworkGate } from './gate.js';
 
 const SUBNET = '/subscriptions/s/resourceGroups/rg/providers/Microsoft.Network/virtualNetworks/vnet/subnets/app';
-const from = (remoteAddress: string) => ({ socket: { remoteAddress } }) as unknown as FastifyRequest;
+const from = (remoteAddress: string, localAddress = '127.0.0.1') => ({ socket: { remoteAddress, localAddress } }) as unknown as FastifyRequest;
 const ctx = (networkAcls: NetworkRuleSet, publicNetworkAccess = 'Enabled') => ({
   plane: 'vault',
   caller: { claims: { appid: 'app', oid: 'oid', iss: 'https://issuer/' } },
-  vault: { name: 'v', location: 'local', properties: { networkAcls, publicNetworkAccess } },
+  vault: { id: 'vault-id', name: 'v', location: 'local', properties: { networkAcls, publicNetworkAccess } },
 }) as unknown as RequestContext;
 const denied = (code: string) => (err: KeyVaultError) => err.status === 403 && err.innerCode === code;
 
@@ -38,4 +38,15 @@ test('no networkAcls, or defaultAction Allow, admits every address', async () =>
   await gate.check(from('203.0.113.7'), ctx(undefined as unknown as NetworkRuleSet));
   await gate.check(from('203.0.113.7'), ctx({ defaultAction: 'Allow', ipRules: [{ value: '10.0.0.1' }] }));
   assert.equal(gate.appliesTo({ plane: 'management' } as RequestContext), false);
+});
+
+test('private link: a request on an endpoint of this vault passes everything; on another vault\'s endpoint it is refused', async () => {
+  const gate = createNetworkGate({
+    privateLink: { arrivedAt: (req) => (req.socket.localAddress === '127.20.0.5' ? '127.20.0.5' : undefined), vaultAt: async (a) => (a === '127.20.0.5' ? 'vault-id' : undefined) },
+  });
+  const locked: NetworkRuleSet = { defaultAction: 'Deny', bypass: 'None' };
+  await gate.check(from('10.0.0.1', '127.20.0.5'), ctx(locked, 'Disabled'));
+  await assert.rejects(async () => gate.check(from('10.0.0.1'), ctx(locked, 'Disabled')), denied('ForbiddenByConnection'));
+  const other = { ...ctx(locked), vault: { id: 'other-id', name: 'o', location: 'local', properties: { networkAcls: {}, publicNetworkAccess: 'Enabled' } } } as unknown as RequestContext;
+  await assert.rejects(async () => gate.check(from('10.0.0.1', '127.20.0.5'), other), denied('ForbiddenByConnection'));
 });
