@@ -87,7 +87,17 @@ export interface Directory {
   /** The app trusting this issuer and subject, with the audiences it accepts. */
   findFederatedCredential(appId: string, issuer: string, subject: string): Promise<{ principal: Principal; credential: FederatedCredential } | undefined>;
   findClientCertificate(appId: string, thumbprint: { sha1?: string; sha256?: string }): Promise<{ principal: Principal; certificate: ClientCertificate } | undefined>;
+  /** Until when (service clock, ms) a user's password sign-ins are locked out, if they are now. */
+  signInLockedUntil(objectId: string): Promise<number | undefined>;
+  /** Counts a failed password sign-in; the LOCKOUT_THRESHOLD-th in a row locks the user out for LOCKOUT_SECONDS. */
+  recordSignInFailure(objectId: string): Promise<void>;
+  /** A successful sign-in (or a password reset) starts the count afresh and lifts a lockout. */
+  clearSignInFailures(objectId: string): Promise<void>;
 }
+
+/** Entra's smart lockout defaults: 10 failed sign-ins in a row lock the account for 60 seconds. */
+export const LOCKOUT_THRESHOLD = 10;
+export const LOCKOUT_SECONDS = 60;
 
 const hash = (secret: string) => crypto.createHash('sha256').update(secret, 'utf8').digest('hex');
 
@@ -107,6 +117,7 @@ export interface IdentityTables {
   };
   identity_bindings: { id: string; secret_hash: string; principal_id: string; created_by: string; created_at: number; expires_at: number };
   federated_credentials: { id: string; principal_id: string; name: string; issuer: string; subject: string; audiences: string; created_at: number };
+  sign_in_failures: { principal_id: string; failures: number; locked_until: number | null };
 }
 
 export interface FederatedCredential { id: string; name: string; issuer: string; subject: string; audiences: string[] }
@@ -179,6 +190,9 @@ export function createDirectory(deps: { db: Kysely<Database>; clock: Clock }): D
   const bumpGeneration = async (objectId: string) => {
     await db.updateTable('principals').set((eb) => ({ credential_generation: eb('credential_generation', '+', 1) })).where('object_id', '=', objectId).execute();
   };
+  const clearSignInFailures = async (objectId: string) => {
+    await db.deleteFrom('sign_in_failures').where('principal_id', '=', objectId).execute();
+  };
   const getByAppId = async (appId: string) => {
     const row = await db.selectFrom('principals').selectAll().where('app_id', '=', appId).executeTakeFirst();
     return row && toPrincipal(row);
@@ -238,7 +252,21 @@ export function createDirectory(deps: { db: Kysely<Database>; clock: Clock }): D
     async setPassword(objectId, password) {
       await db.updateTable('principals').set({ password_hash: await hashPassword(password) }).where('object_id', '=', objectId).execute();
       await bumpGeneration(objectId);
+      await clearSignInFailures(objectId);
     },
+    async signInLockedUntil(objectId) {
+      const row = await db.selectFrom('sign_in_failures').select('locked_until').where('principal_id', '=', objectId).executeTakeFirst();
+      const until = row?.locked_until === null || row?.locked_until === undefined ? undefined : Number(row.locked_until);
+      return until !== undefined && until > deps.clock.now() ? until : undefined;
+    },
+    async recordSignInFailure(objectId) {
+      await db.insertInto('sign_in_failures').values({ principal_id: objectId, failures: 1, locked_until: null })
+        .onConflict((oc) => oc.column('principal_id').doUpdateSet((eb) => ({ failures: eb('sign_in_failures.failures', '+', 1) }))).execute();
+      // The threshold-th failure locks the account and starts a new count (so each lockout takes another full series).
+      await db.updateTable('sign_in_failures').set({ failures: 0, locked_until: deps.clock.now() + LOCKOUT_SECONDS * 1000 })
+        .where('principal_id', '=', objectId).where('failures', '>=', LOCKOUT_THRESHOLD).execute();
+    },
+    clearSignInFailures,
     createGroup: ({ tenantId, displayName, mailNickname }) =>
       insertPrincipal({ tenant_id: tenantId, kind: 'Group', display_name: displayName, mail_nickname: mailNickname }),
     async addMember(groupId, memberId) {

@@ -181,8 +181,17 @@ export function tokenRoutes(app: FastifyInstance, deps: {
   async function passwordGrant(body: Record<string, string>): Promise<Authenticated> {
     if (!body.client_id) throw new OAuthError(400, 'invalid_request', 900144, "The request body must contain the following parameter: 'client_id'.");
     if (!body.username || !body.password) throw new OAuthError(400, 'invalid_request', 900144, "The request body must contain the following parameters: 'username' and 'password'.");
+    // A locked-out user is refused before the password is even checked, so guessing goes no further (Entra's smart lockout).
+    const user = await directory.getByUserPrincipalName(body.username);
+    if (user?.kind === 'User' && await directory.signInLockedUntil(user.objectId)) {
+      throw new OAuthError(400, 'invalid_grant', 50053, 'The account is locked, you\'ve tried to sign in too many times with an incorrect user ID or password.');
+    }
     const principal = await directory.verifyPassword(body.username, body.password);
-    if (!principal) throw new OAuthError(400, 'invalid_grant', 50126, 'Error validating credentials due to invalid username or password.');
+    if (!principal) {
+      if (user?.kind === 'User') await directory.recordSignInFailure(user.objectId);
+      throw new OAuthError(400, 'invalid_grant', 50126, 'Error validating credentials due to invalid username or password.');
+    }
+    await directory.clearSignInFailures(principal.objectId);
     return { principal, clientAppId: body.client_id, interactive: true };
   }
 
