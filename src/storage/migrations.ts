@@ -195,8 +195,7 @@ function migrationsFor(dialect: StorageDialect): Record<string, Migration> {
     },
     '0005_identity_trust': {
       // Trusted external issuers whose tokens the data plane accepts, and the mapping of their subjects (oid or sub) to
-      // principals; used client-assertion ids (replay protection, kept until the assertion expires); failed
-      // password sign-ins (lockout).
+      // principals; failed password sign-ins (lockout).
       async up(db: Kysely<any>) {
         await db.schema.createTable('trusted_issuers')
           .addColumn('id', 'text', (c) => c.primaryKey())
@@ -213,11 +212,6 @@ function migrationsFor(dialect: StorageDialect): Record<string, Migration> {
           .addPrimaryKeyConstraint('trusted_issuer_subjects_pk', ['issuer_id', 'external_id'])
           .execute();
         await db.schema.createIndex('trusted_issuer_subjects_principal').on('trusted_issuer_subjects').column('principal_id').execute();
-        await db.schema.createTable('used_assertions')
-          .addColumn('jti_hash', 'text', (c) => c.primaryKey())
-          .addColumn('expires_at', int, (c) => c.notNull())
-          .execute();
-        await db.schema.createIndex('used_assertions_expiry').on('used_assertions').column('expires_at').execute();
         await db.schema.createTable('sign_in_failures')
           .addColumn('principal_id', 'text', (c) => c.primaryKey().references('principals.object_id').onDelete('cascade'))
           .addColumn('failures', int, (c) => c.notNull())
