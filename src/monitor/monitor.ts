@@ -25,6 +25,8 @@ export interface MonitorOptions {
   deadLetterFile?: string;
   webhook?: WebhookOptions;
   routerIntervalMs?: number;
+  /** false: this node delivers no audit records (the other nodes of the cluster deliver its records). */
+  deliver?: boolean;
 }
 
 /**
@@ -43,7 +45,7 @@ export function createMonitor(deps: {
   const storageRoot = deps.options?.storageRoot ?? path.join(deps.dataDir, 'storage-accounts');
   const deadLetterFile = deps.options?.deadLetterFile ?? path.join(deps.dataDir, 'monitor', 'dead-letter.jsonl');
   const router = createAuditRouter({
-    storage, nodeId: deps.nodeId, settings, intervalMs: deps.options?.routerIntervalMs, onError: deps.onError,
+    storage, nodeId: deps.nodeId, settings, intervalMs: deps.options?.routerIntervalMs, deliver: deps.options?.deliver, onError: deps.onError,
     sinks: {
       workspace: workspaceSink({ storage, metrics }),
       storageAccount: storageAccountSink({ storage, root: storageRoot, metrics }),

@@ -27,6 +27,8 @@ export interface Sink {
 export function createAuditRouter(deps: {
   storage: Storage; nodeId: string; settings: DiagnosticSettings; sinks: Record<Route['kind'], Sink>;
   intervalMs?: number; leaseMs?: number; batchSize?: number;
+  /** false: this node writes audit records but delivers none; another node adopts them at once. */
+  deliver?: boolean;
   onError: (route: string, err: unknown) => void;
 }) {
   const { storage, nodeId } = deps;
@@ -96,6 +98,8 @@ export function createAuditRouter(deps: {
       if (routes.every((r) => caughtUp.has(`${r.key}|${origin}`) && !running.has(`${r.key}|${origin}`))) {
         await db.deleteFrom('audit_origins').where('origin', '=', origin).where('holder', '=', nodeId).execute();
         origins.splice(origins.indexOf(origin), 1);
+        // Should the origin be offered again (a node that writes but does not deliver), it is drained afresh first.
+        for (const r of routes) caughtUp.delete(`${r.key}|${origin}`);
       }
     }
     for (const route of routes) {
@@ -108,13 +112,24 @@ export function createAuditRouter(deps: {
   }
 
   const runTick = () => {
-    if (stopped || ticking) return;
+    if (stopped || deps.deliver === false || ticking) return;
     ticking = tick().catch((err) => deps.onError('audit-router', err)).finally(() => { ticking = undefined; });
   };
   let kicked: NodeJS.Timeout | undefined;
 
   return {
     start() {
+      if (deps.deliver === false) {
+        // An expired lease on its own records, so the delivering nodes adopt them; offered again should an adopter
+        // release them once caught up.
+        const offer = () => db.insertInto('audit_origins').values({ origin: nodeId, holder: nodeId, expires_at: 0 })
+          .onConflict((oc) => oc.column('origin').doNothing()).execute()
+          .then(() => undefined, (err) => deps.onError('audit-router', err));
+        timer = setInterval(offer, intervalMs);
+        timer.unref();
+        void offer();
+        return;
+      }
       timer = setInterval(runTick, intervalMs);
       timer.unref();
       runTick();
