@@ -266,50 +266,6 @@ function migrationsFor(dialect: StorageDialect): Record<string, Migration> {
         await db.schema.createIndex('workspace_records_time').on('workspace_records').columns(['workspace_key', 'time']).execute();
       },
     },
-    '0006_network': {
-      // Virtual networks and subnets (real address ranges a vault's virtual-network rule admits), private endpoints
-      // (an address Coffer listens on for one vault) and the principals an administrator marked as trusted services.
-      async up(db: Kysely<any>) {
-        await db.schema.createTable('virtual_networks')
-          .addColumn('id', 'text', (c) => c.primaryKey())
-          .addColumn('subscription_id', 'text', (c) => c.notNull())
-          .addColumn('resource_group', 'text', (c) => c.notNull())
-          .addColumn('name', 'text', (c) => c.notNull())
-          .addColumn('location', 'text', (c) => c.notNull())
-          .addColumn('address_prefixes', 'text', (c) => c.notNull())
-          .addColumn('tags', 'text', (c) => c.notNull())
-          .addColumn('created_at', int, (c) => c.notNull())
-          .execute();
-        await db.schema.createTable('subnets')
-          .addColumn('vnet_id', 'text', (c) => c.notNull().references('virtual_networks.id').onDelete('cascade'))
-          .addColumn('name_key', 'text', (c) => c.notNull())
-          .addColumn('name', 'text', (c) => c.notNull())
-          .addColumn('address_prefix', 'text', (c) => c.notNull())
-          .addColumn('created_at', int, (c) => c.notNull())
-          .addPrimaryKeyConstraint('subnets_pk', ['vnet_id', 'name_key'])
-          .execute();
-        await db.schema.createTable('private_endpoints')
-          .addColumn('id', 'text', (c) => c.primaryKey())
-          .addColumn('subscription_id', 'text', (c) => c.notNull())
-          .addColumn('resource_group', 'text', (c) => c.notNull())
-          .addColumn('name', 'text', (c) => c.notNull())
-          .addColumn('location', 'text', (c) => c.notNull())
-          .addColumn('vault_id', 'text', (c) => c.notNull())
-          .addColumn('vault_resource_id', 'text', (c) => c.notNull())
-          .addColumn('connection_name', 'text', (c) => c.notNull())
-          .addColumn('ip_address', 'text', (c) => c.notNull().unique())
-          .addColumn('subnet_id', 'text')
-          .addColumn('tags', 'text', (c) => c.notNull())
-          .addColumn('created_at', int, (c) => c.notNull())
-          .execute();
-        await db.schema.createIndex('private_endpoints_vault').on('private_endpoints').column('vault_id').execute();
-        await db.schema.createTable('trusted_services')
-          .addColumn('principal_id', 'text', (c) => c.primaryKey().references('principals.object_id').onDelete('cascade'))
-          .addColumn('created_by', 'text', (c) => c.notNull())
-          .addColumn('created_at', int, (c) => c.notNull())
-          .execute();
-      },
-    },
     '0008_events': {
       // Event Grid: subscriptions on vaults, the delivery outbox (one row per event and subscription, deleted once
       // delivered or dead-lettered), and the expiry notices already fired (so each fires once per object version).
