@@ -107,7 +107,7 @@ export function registerMonitorCommands(program: Command) {
       .option('--sku <sku>', 'accepted for az compatibility (PerGB2018)'),
   });
   logAnalytics.command('query')
-    .description('Query a workspace in Coffer\'s KQL subset (see docs/monitoring.md), e.g. "AzureDiagnostics | where OperationName == \'SecretGet\'"')
+    .description('Query a workspace in Coffer\'s KQL subset (see docs/MONITORING.md), e.g. "AzureDiagnostics | where OperationName == \'SecretGet\'"')
     .requiredOption('-w, --workspace <id>', 'the workspace id (its customerId GUID) or its ARM id')
     .requiredOption('--analytics-query <query>', 'the query')
     .option('-t, --timespan <timespan>', 'ISO 8601 timespan: PT1H, P1D, start/end or start/duration')
@@ -200,7 +200,7 @@ export function registerMonitorCommands(program: Command) {
       return env.context().management('GET', `${vaultResource(env, o)}/providers/Microsoft.Insights/metrics?${query}`);
     }));
 
-  // The destinations, as az creates them (storage accounts and event-hub namespaces; see docs/monitoring.md).
+  // The destinations, as az creates them (storage accounts and event-hub namespaces; see docs/MONITORING.md).
   resourceCommands(group(group(program, 'storage', 'Storage accounts (audit log files under the server\'s data dir)'), 'account', 'Manage storage accounts'), {
     type: 'Microsoft.Storage/storageAccounts', apiVersion: API.storageAccounts, noun: 'storage account',
     createOptions: (cmd) => cmd.option('--sku <sku>', 'accepted for az compatibility (Standard_LRS)').option('--kind <kind>', 'accepted for az compatibility (StorageV2)'),
