@@ -1,7 +1,7 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import { Option, type Command } from 'commander';
-import { action, boolOption, group, parseTags, type ActionEnv } from './command.js';
+import { action, boolOption, group, parsePositiveInt, parseTags, type ActionEnv } from './command.js';
 import { CliError } from './errors.js';
 import { listAll } from './http.js';
 import {
@@ -173,8 +173,10 @@ export function registerKeyVaultCertificateCommands(program: Command) {
   withCreateAttributes(withTarget(certificate.command('create'), undefined))
     .description('Create a certificate (or a new version of it) and wait for its issuance')
     .requiredOption('-p, --policy <policy>', 'the management policy: JSON, or @file with it')
-    .action(action(async (opts: TargetOptions & AttributeOptions & { policy: string }, env) => {
+    .option('--validity <months>', 'number of months the certificate is valid for (overrides the policy\'s)', (v: string) => parsePositiveInt(v, '--validity'))
+    .action(action(async (opts: TargetOptions & AttributeOptions & { policy: string; validity?: number }, env) => {
       const policy = policyBody(jsonValue(opts.policy, '--policy'));
+      if (opts.validity !== undefined) policy.x509_props = { ...policy.x509_props, validity_months: opts.validity };
       const { vault, name } = certificateTarget(opts, env);
       let operation = await vault<WireOperation>('POST', `/certificates/${name}/create`, { body: { policy, ...createAttributes(opts) } });
       // An `Unknown` issuer's operation waits for `pending merge`: there is nothing to wait for.
@@ -288,8 +290,9 @@ interface IssuerOptions { vaultName?: string; id?: string; issuerName: string; p
 /** `certificate issuer create|update|show|list|delete`, with az's flags. */
 function registerIssuerCommands(certificate: Command) {
   const issuer = group(certificate, 'issuer', 'Manage certificate issuers');
-  const issuerCommand = (command: string, description: string) =>
-    withVault(issuer.command(command)).description(description).requiredOption('--issuer-name <name>', 'the issuer\'s name');
+  const commandIn = (parent: Command, command: string, description: string) =>
+    withVault(parent.command(command)).description(description).requiredOption('--issuer-name <name>', 'the issuer\'s name');
+  const issuerCommand = (command: string, description: string) => commandIn(issuer, command, description);
   const issuerPath = (opts: IssuerOptions) => `/certificates/issuers/${encodeURIComponent(opts.issuerName)}`;
   const withIssuerProperties = (cmd: Command) => cmd
     .option('--account-id <id>', 'the issuer account id')
@@ -323,6 +326,56 @@ function registerIssuerCommands(certificate: Command) {
     .description('List certificate issuers')
     .action(action(async (opts: { vaultName?: string; id?: string }, env) =>
       (await listAll<WireIssuer>(vaultTarget(opts, env), '/certificates/issuers')).map((i) => ({ id: i.id ?? null, provider: i.provider ?? null }))));
+
+  registerIssuerAdminCommands(issuer, commandIn);
+}
+
+interface AdminOptions { vaultName?: string; id?: string; issuerName: string; email: string; firstName?: string; lastName?: string; phone?: string }
+type WireAdmin = NonNullable<NonNullable<WireIssuer['org_details']>['admin_details']>[number];
+/** az's AdministratorContact dict. */
+const adminOutput = (a: WireAdmin) => ({ email: a.email ?? null, firstName: a.first_name ?? null, lastName: a.last_name ?? null, phone: a.phone ?? null });
+
+/**
+ * `certificate issuer admin add|list|delete`: an issuer's organization administrators, edited one email at a time as
+ * az does (read the issuer, change the list, update the issuer with the organization id kept).
+ */
+function registerIssuerAdminCommands(issuer: Command, issuerCommand: (parent: Command, command: string, description: string) => Command) {
+  const admin = group(issuer, 'admin', 'Manage the administrators of a certificate issuer');
+  const issuerPath = (opts: AdminOptions) => `/certificates/issuers/${encodeURIComponent(opts.issuerName)}`;
+  const admins = async (opts: AdminOptions, env: ActionEnv) => {
+    const vault = vaultTarget(opts, env);
+    const current = await vault<WireIssuer>('GET', issuerPath(opts));
+    const save = (list: WireAdmin[]) =>
+      vault<WireIssuer>('PATCH', issuerPath(opts), { body: { org_details: { id: current.org_details?.id, admin_details: list } } });
+    return { list: current.org_details?.admin_details ?? [], save };
+  };
+  const sameEmail = (a: WireAdmin, email: string) => a.email?.toLowerCase() === email.toLowerCase();
+
+  issuerCommand(admin, 'add', 'Add an administrator to a certificate issuer')
+    .requiredOption('--email <email>', 'the administrator\'s email address')
+    .option('--first-name <name>', 'the administrator\'s first name')
+    .option('--last-name <name>', 'the administrator\'s last name')
+    .option('--phone <phone>', 'the administrator\'s phone number')
+    .action(action(async (opts: AdminOptions, env) => {
+      const { list, save } = await admins(opts, env);
+      if (list.some((a) => sameEmail(a, opts.email))) throw new CliError(`admin '${opts.email}' already exists`);
+      const added: WireAdmin = { email: opts.email, first_name: opts.firstName, last_name: opts.lastName, phone: opts.phone };
+      await save([...list, added]);
+      return adminOutput(added);
+    }));
+
+  issuerCommand(admin, 'list', 'List the administrators of a certificate issuer')
+    .action(action(async (opts: AdminOptions, env) => (await admins(opts, env)).list.map(adminOutput)));
+
+  issuerCommand(admin, 'delete', 'Remove an administrator from a certificate issuer')
+    .requiredOption('--email <email>', 'the administrator\'s email address')
+    .action(action(async (opts: AdminOptions, env) => {
+      const { list, save } = await admins(opts, env);
+      const rest = list.filter((a) => !sameEmail(a, opts.email));
+      if (rest.length === list.length) throw new CliError(`admin '${opts.email}' not found`, 3);
+      await save(rest);
+      return undefined;
+    }));
 }
 
 interface WireContacts { id?: string; contacts?: { email?: string; name?: string; phone?: string }[] }

@@ -228,6 +228,48 @@ test('issuer create, show, update, list, delete', async () => {
   await fails(issuerCmd('show', '--issuer-name', 'partner'), 3, /not found/i);
 });
 
+test('issuer admin add, list, delete (the organization id is kept)', async () => {
+  const issuerCmd = (...rest: string[]) => ['keyvault', 'certificate', 'issuer', ...rest, '--vault-name', VAULT, '--issuer-name', 'admins'];
+  await ok(issuerCmd('create', '--provider-name', 'Test', '--organization-id', 'org-9'));
+  const added = await json(issuerCmd('admin', 'add', '--email', 'ada@example.test', '--first-name', 'Ada', '--last-name', 'Lovelace', '--phone', '555-0101'));
+  assert.deepEqual(added, { email: 'ada@example.test', firstName: 'Ada', lastName: 'Lovelace', phone: '555-0101' });
+  await ok(issuerCmd('admin', 'add', '--email', 'bob@example.test'));
+  await fails(issuerCmd('admin', 'add', '--email', 'ADA@example.test'), 1, /already exists/);
+  assert.deepEqual(await json(issuerCmd('admin', 'list')), [added, { email: 'bob@example.test', firstName: null, lastName: null, phone: null }]);
+  const issuer = await json(issuerCmd('show'));
+  assert.equal(issuer.organizationDetails.id, 'org-9');
+  assert.equal(issuer.organizationDetails.adminDetails.length, 2);
+
+  const { stdout } = await ok(issuerCmd('admin', 'delete', '--email', 'ada@example.test'));
+  assert.equal(stdout, '');
+  await fails(issuerCmd('admin', 'delete', '--email', 'ada@example.test'), 3, /not found/);
+  assert.deepEqual((await json(issuerCmd('admin', 'list'))).map((a: any) => a.email), ['bob@example.test']);
+  await fails(['keyvault', 'certificate', 'issuer', 'admin', 'list', '--vault-name', VAULT, '--issuer-name', 'missing'], 3, /not found/i);
+});
+
+test('create --validity overrides the policy; list --include-pending (with --maxresults) shows a certificate awaiting its merge', async () => {
+  const policy = await policyFile('CN=short.example.test', 'short.example.test');
+  await ok(cmd('create', 'short', '--policy', `@${policy}`, '--validity', '6'));
+  const short = await json(cmd('show', 'short'));
+  assert.equal(short.policy.x509CertificateProperties.validityInMonths, 6);
+  const days = (Date.parse(short.attributes.expires) - Date.parse(short.attributes.notBefore)) / 86_400_000;
+  assert.ok(days >= 180 && days <= 185, `validity ${days} days`);
+  await fails(cmd('create', 'short', '--policy', `@${policy}`, '--validity', '0'), 2, /--validity/);
+
+  const unknown = JSON.parse(fs.readFileSync(policy, 'utf8'));
+  unknown.issuerParameters.name = 'Unknown';
+  const unknownFile = scratchFile('unknown.json');
+  fs.writeFileSync(unknownFile, JSON.stringify(unknown));
+  await ok(cmd('create', 'awaiting', '--policy', `@${unknownFile}`));
+  const list = (...flags: string[]) => json(['keyvault', 'certificate', 'list', '--vault-name', VAULT, ...flags]);
+  const names = (items: any[]) => items.map((c) => c.name);
+  assert.ok(!names(await list()).includes('awaiting'));
+  assert.ok(names(await list('--include-pending')).includes('awaiting'));
+  assert.ok(!names(await list('--include-pending', 'false')).includes('awaiting'));
+  assert.equal((await list('--include-pending', '--maxresults', '1')).length, 1);
+  await ok(['keyvault', 'certificate', 'pending', 'delete', '--vault-name', VAULT, '--name', 'awaiting']);
+});
+
 test('contact add, list, delete', async () => {
   const contactCmd = (command: string, ...rest: string[]) => ['keyvault', 'certificate', 'contact', command, '--vault-name', VAULT, ...rest];
   await ok(contactCmd('add', '--email', 'ops@example.test', '--name', 'Ops'));
