@@ -48,3 +48,22 @@ test('audit: one durable record per request, with the authorization decision and
     await server.close();
   }
 });
+
+test('audit: throttled (429) requests are recorded as TooManyRequests, with the message they were answered with', async () => {
+  // 0.001 × Azure's 4,000 secret reads per 10 s: a budget of 4.
+  const server = await startTestServer({ throttle: 0.001 });
+  try {
+    await server.createVault('auditthrottle');
+    const client = server.secretClient('auditthrottle');
+    await client.setSecret('s', 'v');
+    let throttled = 0;
+    for (let i = 0; i < 12; i++) await client.getSecret('s').catch((e: any) => { if (e.statusCode === 429) throttled++; });
+    assert.ok(throttled > 0);
+    const rows = await server.coffer.storage.db.selectFrom('audit_events').select('record').execute();
+    const records = rows.map((r) => JSON.parse(r.record)).filter((e) => e.resultSignature === 'TooManyRequests');
+    assert.equal(records.length, throttled);
+    assert.ok(records.every((e) => e.operationName === 'SecretGet' && e.resultType === 'Failure' && e.properties.httpStatusCode === 429 && e.resultDescription));
+  } finally {
+    await server.close();
+  }
+});
