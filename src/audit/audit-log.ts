@@ -2,6 +2,7 @@ import { STATUS_CODES } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import type { FastifyRequest } from 'fastify';
 import type { Storage } from '../storage/engine.js';
+import { groupCommit } from '../storage/group-commit.js';
 import { normaliseAddress } from '../gates/network/ip-rules.js';
 
 /** Key Vault's AuditEvent, as Azure Monitor receives it from a vault's diagnostic settings. */
@@ -76,7 +77,6 @@ export function createAuditLog(deps: {
   /** Called after each committed batch (the router delivers sooner). */
   onCommitted?: () => void;
 }): AuditLog {
-  const { db } = deps.storage;
   type Pending = { time: number; record: string; resource_key: string | null; done: () => void; fail: (e: unknown) => void };
   let pending: Pending[] = [];
   let writing: Promise<void> | undefined;
@@ -86,7 +86,8 @@ export function createAuditLog(deps: {
       const batch = pending;
       pending = [];
       try {
-        await db.transaction().execute(async (trx) => {
+        // The storage's group commit: a batch shares its transaction (and fsync) with the object writes queued with it.
+        await groupCommit(deps.storage).run(async (trx) => {
           for (let i = 0; i < batch.length; i += 500) {
             await trx.insertInto('audit_events')
               .values(batch.slice(i, i + 500).map(({ time, record, resource_key }) => ({ time, record, resource_key, origin: deps.origin ?? null })))
