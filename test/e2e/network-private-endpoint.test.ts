@@ -19,11 +19,11 @@ const viaEndpoint = (vault: string, port = server.coffer.port, address = PE_ADDR
 const publicly = (vault: string, localAddress = '127.0.0.1') => secretClientWith(server, vault, agentFrom(localAddress));
 const rawViaEndpoint = (vault: string, path: string) => rawVaultGet(server, vault, path, agentTo(PE_ADDRESS));
 
-const endpointBody = (vault: string, address = PE_ADDRESS, subnetId?: string) => ({
+const endpointBody = (vault: string, address = PE_ADDRESS, subnetId?: string, vaultId = vaultPath(vault)) => ({
   location: 'local',
   properties: {
     ...(subnetId ? { subnet: { id: subnetId } } : {}),
-    privateLinkServiceConnections: [{ name: `${vault}-conn`, properties: { privateLinkServiceId: vaultPath(vault), groupIds: ['vault'] } }],
+    privateLinkServiceConnections: [{ name: `${vault}-conn`, properties: { privateLinkServiceId: vaultId, groupIds: ['vault'] } }],
     ipConfigurations: [{ name: 'ipconfig', properties: { groupId: 'vault', memberName: 'default', privateIPAddress: address } }],
   },
 });
@@ -142,4 +142,21 @@ test('deleting the private endpoint stops its listener and disconnects the vault
   const vault = (await arm('GET', vaultPath('pevault'), undefined, VAULT_API)).body;
   assert.equal(vault.properties.privateEndpointConnections, undefined);
   await assert.rejects(publicly('pevault').getSecret('p'), (err: any) => err.statusCode === 403);
+});
+
+test('behind a wildcard listener (--host 0.0.0.0) no extra listener is bound: the connection\'s local address tells private link', async () => {
+  const wide = await startTestServer({ host: '0.0.0.0' });
+  try {
+    await wide.createVault('widevault', { publicNetworkAccess: 'Disabled' });
+    const { arm: wideArm, vaultPath: wideVault, endpointPath: wideEndpoint } = networkArm(() => wide);
+    assert.equal((await wideArm('PUT', wideEndpoint('wpe'), endpointBody('widevault', '127.20.1.5', undefined, wideVault('widevault')))).status, 201);
+    const client = (address: string) => secretClientWith(wide, 'widevault', agentTo(address));
+    await client('127.20.1.5').setSecret('w', 'wide-private');
+    await assert.rejects(client('127.0.0.1').getSecret('w'), (err: any) => err.statusCode === 403);
+    assert.equal((await wideArm('DELETE', wideEndpoint('wpe'))).status, 200);
+    // The address still reaches the wildcard listener, but it is no longer a private endpoint: a public request.
+    await assert.rejects(client('127.20.1.5').getSecret('w'), (err: any) => err.statusCode === 403);
+  } finally {
+    await wide.close();
+  }
 });
