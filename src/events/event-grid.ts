@@ -6,12 +6,13 @@ import type { Authorizer } from '../gates/authorization/evaluate.js';
 import type { Job } from '../scheduler/scheduler.js';
 import type { Endpoints } from '../endpoints.js';
 import type { Storage } from '../storage/engine.js';
+import { groupCommit } from '../storage/group-commit.js';
 import { newEvent, type KeyVaultEventData, type ObjectEventKind, type ObjectType } from './events.js';
 import { createOutbox } from './outbox.js';
 import { createEventSubscriptions } from './subscriptions.js';
 import { createExpiryEventsJob } from './expiry-job.js';
 import { eventSubscriptionRoutes } from './routes.js';
-import { eventsDb, type EventsDb } from './tables.js';
+import { eventsDb, withEventTables, type EventsDb } from './tables.js';
 
 /** What an object version contributes to its events (never its value). */
 export interface VersionFacts {
@@ -53,20 +54,24 @@ export function createEventGrid(deps: { storage: Storage; clock: Clock; endpoint
     });
   }
 
-  const afterEnqueue = (count: number) => { if (count) outbox.kick(); };
+  const commits = groupCommit(deps.storage);
+  /**
+   * A vault without subscriptions costs one indexed read; otherwise the outbox rows are written through the storage's
+   * group commit (sharing the fsync of concurrent writes) and delivery is kicked off at once.
+   */
+  async function publish(vaultId: string, enqueue: (executor: EventsDb) => Promise<number>) {
+    if (!(await subscriptions.any(vaultId))) return;
+    if (await commits.run((trx) => enqueue(withEventTables(trx)))) outbox.kick();
+  }
 
   const hooks: VaultEventHooks = {
-    async objectVersionCreated(vault, objectType, version) {
-      afterEnqueue(await enqueueObjectEvent(db, vault.id, objectType, 'NewVersionCreated', version));
-    },
-    async accessPolicyChanged(vault) {
-      const type = 'Microsoft.KeyVault.VaultAccessPolicyChanged';
-      afterEnqueue(await outbox.enqueue(db, vault.id, (topic) => {
-        const vaultName = vaultNameOf(topic);
-        const data: KeyVaultEventData = { Id: endpoints.vaultUrl(vaultName), VaultName: vaultName, ObjectType: 'Vault', ObjectName: vaultName, Version: null, NBF: null, EXP: null };
-        return newEvent({ type, topic, subject: vaultName, time: clock.now(), data });
-      }));
-    },
+    objectVersionCreated: (vault, objectType, version) =>
+      publish(vault.id, (executor) => enqueueObjectEvent(executor, vault.id, objectType, 'NewVersionCreated', version)),
+    accessPolicyChanged: (vault) => publish(vault.id, (executor) => outbox.enqueue(executor, vault.id, (topic) => {
+      const vaultName = vaultNameOf(topic);
+      const data: KeyVaultEventData = { Id: endpoints.vaultUrl(vaultName), VaultName: vaultName, ObjectType: 'Vault', ObjectName: vaultName, Version: null, NBF: null, EXP: null };
+      return newEvent({ type: 'Microsoft.KeyVault.VaultAccessPolicyChanged', topic, subject: vaultName, time: clock.now(), data });
+    })),
   };
 
   const eventGrid = {

@@ -166,6 +166,11 @@ export function createEventSubscriptions(deps: { db: EventsDb; clock: Clock }) {
       return rows.map(toSubscription);
     },
 
+    /** Whether the vault has any subscription (the cheap check every change makes before publishing). */
+    async any(vaultId: string) {
+      return (await db.selectFrom('event_subscriptions').select('id').where('vault_id', '=', vaultId).limit(1).executeTakeFirst()) !== undefined;
+    },
+
     /** The vault's subscriptions, read with `executor` (a transaction that is about to enqueue events for them). */
     async forVault(executor: EventsDb, vaultId: string) {
       const rows = await executor.selectFrom('event_subscriptions').select(columns).where('vault_id', '=', vaultId).execute();
