@@ -82,7 +82,9 @@ export async function startCoffer(options: CofferOptions) {
   const dataDir = path.resolve(options.dataDir);
   const storage = await openStorage({ url: options.storageUrl, dataDir });
   const settings = createSettingsRepository(storage.db);
-  const rootKey = await unsealRootKey({ kind: options.seal, dataDir, passphrase: options.sealPassphrase }, settings);
+  // The PKCS#11 token serves premium vaults' HSM keys and, with `--seal pkcs11`, seals the root key.
+  const hsm = options.pkcs11 && createPkcs11Hsm(options.pkcs11);
+  const rootKey = await unsealRootKey({ kind: options.seal, dataDir, passphrase: options.sealPassphrase, token: hsm }, settings);
   const keyring = createKeyring(rootKey);
   rootKey.fill(0);
   const clock = createClock(Number((await settings.get('clock.offset_ms')) ?? 0));
@@ -127,7 +129,7 @@ export async function startCoffer(options: CofferOptions) {
   await ensureBootstrapOwner(storage.db, authorization.assignments, deployment);
   const store = createObjectStore({ storage, keyring, clock });
   const secrets = createSecretsService({ store, endpoints, keyring, events: eventGrid.hooks });
-  const keyObjects = createKeysService({ store, endpoints, keyring, clock, hsm: options.pkcs11 && createPkcs11Hsm(options.pkcs11), events: eventGrid.hooks,
+  const keyObjects = createKeysService({ store, endpoints, keyring, clock, hsm, events: eventGrid.hooks,
     release: { authorities: options.attestationAuthorities ?? [], signingKey: () => keys.current() } });
   const nodeId = options.nodeId ?? crypto.randomUUID();
   const scheduler = createScheduler({

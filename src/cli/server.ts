@@ -17,7 +17,7 @@ export function registerServerCommands(program: Command) {
     .option('--storage <url>', 'postgres://… for PostgreSQL (env COFFER_STORAGE_URL); default: SQLite in the data dir', process.env.COFFER_STORAGE_URL)
     .option('--tls-cert <file>', 'PEM certificate (chain) to serve instead of the local CA\'s')
     .option('--tls-key <file>', 'PEM private key for --tls-cert')
-    .option('--seal <kind>', 'root key seal: file | passphrase (env COFFER_SEAL_PASSPHRASE)', process.env.COFFER_SEAL ?? DEFAULTS.seal)
+    .option('--seal <kind>', 'root key seal: file | passphrase (env COFFER_SEAL_PASSPHRASE) | pkcs11 (root key wrapped in the --pkcs11-module token)', process.env.COFFER_SEAL ?? DEFAULTS.seal)
     .option('--node-id <id>', 'this node\'s id in a cluster')
     .option('--public-port <port>', 'port clients use in URLs (behind a load balancer)', (v) => Number(v))
     .option('--public-host <host>', 'host name (or address) clients use for the token service and management API; default localhost', publicHostOption)
@@ -28,6 +28,7 @@ export function registerServerCommands(program: Command) {
     .option('--pkcs11-slot <n>', 'the token by slot index among the slots with a token', (v) => nonNegativeInt(v, '--pkcs11-slot'))
     .option('--pkcs11-token <label>', 'the token by label (instead of --pkcs11-slot)')
     .option('--pkcs11-pin-env <var>', 'environment variable holding the token\'s user PIN', 'COFFER_PKCS11_PIN')
+    .option('--attestation-authority <url...>', 'attestation authority trusted by key release policies (repeatable)')
     .option('--throttle <profile>', 'data-plane throttling: azure (Azure\'s budgets), off, or a multiplier of them (e.g. 0.01)', throttleOption, 'azure')
     .action(async (opts) => {
       const started = performance.now();
@@ -38,6 +39,7 @@ export function registerServerCommands(program: Command) {
         throttle: opts.throttle,
         metricsPort: opts.metricsPort,
         pkcs11: pkcs11Options(opts),
+        attestationAuthorities: opts.attestationAuthority,
       });
       const lines = [
         `Coffer is ready in ${Math.round(performance.now() - started)} ms on https://${opts.host}:${coffer.port} (${coffer.storage.describe})`,

@@ -3,19 +3,24 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { seal, open, EnvelopeError } from './envelope.js';
 import type { SettingsRepository } from '../storage/settings.js';
+import { tokenSealedRootKey, type TokenSealer } from './seal-pkcs11.js';
 
 /**
  * The seal yields the root key. `file`: a random 256-bit key in `{dataDir}/root.key` (0600) — every node of a
  * cluster needs the same file. `passphrase`: derived from `COFFER_SEAL_PASSPHRASE` with scrypt and a salt kept in
- * the database, so nodes share it by sharing the passphrase. A check value in the database refuses a wrong root key
+ * the database, so nodes share it by sharing the passphrase. `pkcs11`: a random key kept in the database wrapped by
+ * an AES key inside the PKCS#11 token (seal-pkcs11.ts), so no root key is on disk. A check value in the database refuses a wrong root key
  * before anything is written with it.
  */
-export type SealKind = 'file' | 'passphrase';
+export type SealKind = 'file' | 'passphrase' | 'pkcs11';
+export const SEAL_KINDS: SealKind[] = ['file', 'passphrase', 'pkcs11'];
 
 export interface SealOptions {
   kind: SealKind;
   dataDir: string;
   passphrase?: string;
+  /** The PKCS#11 token of the `pkcs11` seal (the one configured with --pkcs11-module). */
+  token?: TokenSealer;
 }
 
 const CHECK_PLAINTEXT = Buffer.from('coffer root key check v1');
@@ -24,7 +29,9 @@ const SCRYPT = { N: 2 ** 15, r: 8, p: 1, maxmem: 64 * 1024 * 1024 };
 export class SealError extends Error {}
 
 export async function unsealRootKey(opts: SealOptions, settings: SettingsRepository): Promise<Buffer> {
-  const rootKey = opts.kind === 'passphrase' ? await passphraseKey(opts, settings) : fileKey(opts.dataDir);
+  const rootKey = opts.kind === 'passphrase' ? await passphraseKey(opts, settings)
+    : opts.kind === 'pkcs11' ? await pkcs11Key(opts, settings)
+      : fileKey(opts.dataDir);
   const check = await settings.get('seal.check');
   if (check) {
     try {
@@ -53,6 +60,15 @@ function fileKey(dataDir: string): Buffer {
   const key = Buffer.from(fs.readFileSync(file, 'utf8').trim(), 'base64');
   if (key.length !== 32) throw new SealError(`${file} does not hold a 256-bit key`);
   return key;
+}
+
+async function pkcs11Key(opts: SealOptions, settings: SettingsRepository): Promise<Buffer> {
+  if (!opts.token) throw new SealError('the pkcs11 seal needs a PKCS#11 token (--pkcs11-module)');
+  try {
+    return await tokenSealedRootKey(opts.token, settings);
+  } catch (err) {
+    throw new SealError(`the pkcs11 seal could not open the root key: ${(err as Error).message}`);
+  }
 }
 
 async function passphraseKey(opts: SealOptions, settings: SettingsRepository): Promise<Buffer> {

@@ -64,13 +64,35 @@ export function createPkcs11Hsm(options: Pkcs11Options) {
     }
   }
 
+  function findObjects(session: Buffer, id: string, objectClass?: number): Buffer[] {
+    p11.C_FindObjectsInit(session, [
+      ...(objectClass === undefined ? [] : [{ type: pkcs11js.CKA_CLASS, value: objectClass }]),
+      { type: pkcs11js.CKA_ID, value: Buffer.from(id, 'hex') },
+    ]);
+    try {
+      return p11.C_FindObjects(session, 16);
+    } finally {
+      p11.C_FindObjectsFinal(session);
+    }
+  }
+
   function findPrivateKey(session: Buffer, id: string): Buffer {
-    p11.C_FindObjectsInit(session, [{ type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_PRIVATE_KEY }, { type: pkcs11js.CKA_ID, value: Buffer.from(id, 'hex') }]);
-    const handle = p11.C_FindObjects(session);
-    p11.C_FindObjectsFinal(session);
+    const [handle] = findObjects(session, id, pkcs11js.CKO_PRIVATE_KEY);
     if (!handle) throw badParameter('The HSM key material of this key is not present in this deployment\'s token.');
     return handle;
   }
+
+  /** Private keys live in the token as sensitive, non-extractable objects usable only after login. */
+  const privateKeyAttributes = (id: Buffer, isRsa: boolean) => [
+    { type: pkcs11js.CKA_TOKEN, value: true }, { type: pkcs11js.CKA_ID, value: id }, { type: pkcs11js.CKA_PRIVATE, value: true },
+    { type: pkcs11js.CKA_SENSITIVE, value: true }, { type: pkcs11js.CKA_EXTRACTABLE, value: false },
+    { type: pkcs11js.CKA_SIGN, value: true },
+    ...(isRsa ? [{ type: pkcs11js.CKA_DECRYPT, value: true }, { type: pkcs11js.CKA_UNWRAP, value: true }] : []),
+  ];
+
+  const gcm = (iv: Buffer, aad: Buffer): Pkcs11Types.Mechanism =>
+    ({ mechanism: pkcs11js.CKM_AES_GCM, parameter: { type: pkcs11js.CK_PARAMS_GCM, iv, ivBits: iv.length * 8, aad, tagBits: 128 } as Pkcs11Types.GcmParams });
+  const SEAL_IV = 12;
 
   const attr = (session: Buffer, handle: Buffer, type: number) =>
     p11.C_GetAttributeValue(session, handle, [{ type }])[0].value as Buffer;
@@ -101,10 +123,7 @@ export function createPkcs11Hsm(options: Pkcs11Options) {
           ? [{ type: pkcs11js.CKA_ENCRYPT, value: true }, { type: pkcs11js.CKA_WRAP, value: true },
             { type: pkcs11js.CKA_MODULUS_BITS, value: spec.size ?? 2048 }, { type: pkcs11js.CKA_PUBLIC_EXPONENT, value: exponent }]
           : [{ type: pkcs11js.CKA_EC_PARAMS, value: Buffer.from(EC_PARAMS[spec.curve ?? 'P-256'], 'hex') }])];
-      const privateTemplate = [...common, { type: pkcs11js.CKA_PRIVATE, value: true },
-        { type: pkcs11js.CKA_SENSITIVE, value: true }, { type: pkcs11js.CKA_EXTRACTABLE, value: false },
-        { type: pkcs11js.CKA_SIGN, value: true },
-        ...(isRsa ? [{ type: pkcs11js.CKA_DECRYPT, value: true }, { type: pkcs11js.CKA_UNWRAP, value: true }] : [])];
+      const privateTemplate = privateKeyAttributes(id, isRsa);
       return withSession(async (session) => {
         const mechanism = { mechanism: isRsa ? pkcs11js.CKM_RSA_PKCS_KEY_PAIR_GEN : pkcs11js.CKM_EC_KEY_PAIR_GEN };
         const keys = await promised<Pkcs11Types.KeyPair>((cb) => p11.C_GenerateKeyPair(session, mechanism, publicTemplate, privateTemplate, cb));
@@ -158,6 +177,75 @@ export function createPkcs11Hsm(options: Pkcs11Options) {
         } catch {
           throw new CryptoFailure('decryption failed');
         }
+      });
+    },
+
+    /**
+     * Imports a software private key into the token (C_CreateObject) as a sensitive, non-extractable object; the
+     * caller keeps only the returned CKA_ID. (Being imported, the token reports it as not CKA_NEVER_EXTRACTABLE.)
+     */
+    async importKey(key: KeyObject, curve?: CurveName): Promise<HsmKey> {
+      const id = crypto.randomBytes(16);
+      const jwk = key.export({ format: 'jwk' });
+      const field = (v?: string) => Buffer.from(v!, 'base64url');
+      const isRsa = jwk.kty === 'RSA';
+      const material = isRsa
+        ? [{ type: pkcs11js.CKA_KEY_TYPE, value: pkcs11js.CKK_RSA },
+          { type: pkcs11js.CKA_MODULUS, value: field(jwk.n) }, { type: pkcs11js.CKA_PUBLIC_EXPONENT, value: field(jwk.e) },
+          { type: pkcs11js.CKA_PRIVATE_EXPONENT, value: field(jwk.d) }, { type: pkcs11js.CKA_PRIME_1, value: field(jwk.p) },
+          { type: pkcs11js.CKA_PRIME_2, value: field(jwk.q) }, { type: pkcs11js.CKA_EXPONENT_1, value: field(jwk.dp) },
+          { type: pkcs11js.CKA_EXPONENT_2, value: field(jwk.dq) }, { type: pkcs11js.CKA_COEFFICIENT, value: field(jwk.qi) }]
+        : [{ type: pkcs11js.CKA_KEY_TYPE, value: pkcs11js.CKK_EC },
+          { type: pkcs11js.CKA_EC_PARAMS, value: Buffer.from(EC_PARAMS[curve!], 'hex') }, { type: pkcs11js.CKA_VALUE, value: field(jwk.d) }];
+      try {
+        await withSession(async (session) => {
+          p11.C_CreateObject(session, [{ type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_PRIVATE_KEY }, ...material, ...privateKeyAttributes(id, isRsa)]);
+        });
+      } finally {
+        for (const template of material) if (Buffer.isBuffer(template.value)) template.value.fill(0);
+      }
+      return { id: id.toString('hex'), publicKey: crypto.createPublicKey(key) };
+    },
+
+    /** Destroys every token object of a key (its private and public halves); absent objects are no error. */
+    async destroy(id: string): Promise<void> {
+      await withSession(async (session) => {
+        for (const handle of findObjects(session, id)) p11.C_DestroyObject(session, handle);
+      });
+    },
+
+    /** A new AES-256 secret key in the token (sensitive, non-extractable) for sealing Coffer's root key. */
+    async createSealKey(): Promise<string> {
+      const id = crypto.randomBytes(16);
+      await withSession(async (session) => {
+        p11.C_GenerateKey(session, { mechanism: pkcs11js.CKM_AES_KEY_GEN }, [
+          { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_SECRET_KEY }, { type: pkcs11js.CKA_KEY_TYPE, value: pkcs11js.CKK_AES },
+          { type: pkcs11js.CKA_VALUE_LEN, value: 32 }, { type: pkcs11js.CKA_TOKEN, value: true }, { type: pkcs11js.CKA_PRIVATE, value: true },
+          { type: pkcs11js.CKA_SENSITIVE, value: true }, { type: pkcs11js.CKA_EXTRACTABLE, value: false },
+          { type: pkcs11js.CKA_ENCRYPT, value: true }, { type: pkcs11js.CKA_DECRYPT, value: true },
+          { type: pkcs11js.CKA_ID, value: id }, { type: pkcs11js.CKA_LABEL, value: 'coffer-root-seal' },
+        ]);
+      });
+      return id.toString('hex');
+    },
+
+    /** AES-256-GCM in the token under a seal key: iv (12) || ciphertext || tag. */
+    async sealEncrypt(id: string, plaintext: Buffer, aad: Buffer): Promise<Buffer> {
+      return withSession(async (session) => {
+        const [key] = findObjects(session, id, pkcs11js.CKO_SECRET_KEY);
+        if (!key) throw new Error('PKCS#11: the seal key is not in this token');
+        const iv = crypto.randomBytes(SEAL_IV);
+        p11.C_EncryptInit(session, gcm(iv, aad), key);
+        return Buffer.concat([iv, p11.C_Encrypt(session, plaintext, Buffer.alloc(plaintext.length + 32))]);
+      });
+    },
+
+    async sealDecrypt(id: string, sealed: Buffer, aad: Buffer): Promise<Buffer> {
+      return withSession(async (session) => {
+        const [key] = findObjects(session, id, pkcs11js.CKO_SECRET_KEY);
+        if (!key) throw new Error('PKCS#11: the seal key is not in this token');
+        p11.C_DecryptInit(session, gcm(sealed.subarray(0, SEAL_IV), aad), key);
+        return p11.C_Decrypt(session, sealed.subarray(SEAL_IV), Buffer.alloc(sealed.length));
       });
     },
 
