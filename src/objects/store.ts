@@ -153,6 +153,13 @@ export function createObjectStore(deps: { storage: Storage; keyring: Keyring; cl
       db.insertInto('object_versions').values({
         vault_id: p(0), collection: p(1), name_key: p(2), version: p(3), payload: p<Buffer>(4), meta: p(5), created_at: p<number>(6), updated_at: p<number>(7),
       }).returning('seq')),
+    // A page of live names with their current versions, after a cursor ('' before every name).
+    page: precompile<VersionRow, [string, Collection, string, number]>(db, (p) => db.selectFrom('object_names as n')
+      .innerJoin('object_versions as v', (j) => j.onRef('v.seq', '=', 'n.current_seq'))
+      .select(versionColumns)
+      .where('n.vault_id', '=', p(0)).where('n.collection', '=', p(1)).where('n.deleted_at', 'is', null)
+      .where('n.name_key', '>', p(2))
+      .orderBy('n.name_key').limit(p<number>(3))),
     setCurrent: precompile<unknown, [number, string, Collection, string]>(db, (p) =>
       db.updateTable('object_names').set({ current_seq: p<number>(0) })
         .where('vault_id', '=', p(1)).where('collection', '=', p(2)).where('name_key', '=', p(3))),
@@ -229,13 +236,8 @@ export function createObjectStore(deps: { storage: Storage; keyring: Keyring; cl
 
     async list(vault, collection, { maxResults, continuation }) {
       const after = decodeCursor<string>(continuation, 'string');
-      let q = db.selectFrom('object_names as n')
-        .innerJoin('object_versions as v', (j) => j.onRef('v.seq', '=', 'n.current_seq'))
-        .select(versionColumns)
-        .where('n.vault_id', '=', vault.id).where('n.collection', '=', collection).where('n.deleted_at', 'is', null)
-        .orderBy('n.name_key').limit(maxResults + 1);
-      if (after !== undefined) q = q.where('n.name_key', '>', after);
-      const rows = (await q.execute()) as VersionRow[];
+      // Every name key sorts after '' (names are never empty).
+      const rows = await statements.page(db, vault.id, collection, after ?? '', maxResults + 1);
       const items = rows.slice(0, maxResults).map((r) => toVersion(vault, collection, r));
       return { items, next: rows.length > maxResults ? encodeCursor(rows[maxResults - 1].name_key) : undefined };
     },
