@@ -97,6 +97,11 @@ function rowsOf(result: { tables: { name: string; columns: { name: string }[]; r
   return result.tables.flatMap((t) => t.rows.map((row) => ({ ...Object.fromEntries(t.columns.map((c, i) => [c.name, row[i]])), TableName: t.name })));
 }
 
+/** A command on one vault: az's `--resource` (an id, or a name with `-g`). */
+const onVault = (cmd: Command) => cmd
+  .requiredOption('--resource <id>', 'the vault: its resource id, or its name with --resource-group')
+  .option('-g, --resource-group <name>', 'resource group of a --resource given by name');
+
 export function registerMonitorCommands(program: Command) {
   const monitor = group(program, 'monitor', 'Monitor vaults: diagnostic settings, Log Analytics workspaces and queries, metrics');
 
@@ -148,19 +153,13 @@ export function registerMonitorCommands(program: Command) {
       };
       return env.context().management('PUT', settingsPath(env, o, o.name), { body: { properties } });
     }));
-  diagnostic.command('show').description('Show a diagnostic setting')
+  onVault(diagnostic.command('show').description('Show a diagnostic setting'))
     .requiredOption('-n, --name <name>', 'name of the setting')
-    .requiredOption('--resource <id>', 'the vault: its resource id, or its name with --resource-group')
-    .option('-g, --resource-group <name>', 'resource group of a --resource given by name')
     .action(action(async (o: SettingOpts, env) => env.context().management('GET', settingsPath(env, o, o.name))));
-  diagnostic.command('list').description('List a vault\'s diagnostic settings')
-    .requiredOption('--resource <id>', 'the vault: its resource id, or its name with --resource-group')
-    .option('-g, --resource-group <name>', 'resource group of a --resource given by name')
+  onVault(diagnostic.command('list').description('List a vault\'s diagnostic settings'))
     .action(action(async (o: SettingOpts, env) => (await env.context().management<{ value: unknown[] }>('GET', settingsPath(env, o))).value));
-  diagnostic.command('delete').description('Delete a diagnostic setting')
+  onVault(diagnostic.command('delete').description('Delete a diagnostic setting'))
     .requiredOption('-n, --name <name>', 'name of the setting')
-    .requiredOption('--resource <id>', 'the vault: its resource id, or its name with --resource-group')
-    .option('-g, --resource-group <name>', 'resource group of a --resource given by name')
     .action(action(async (o: SettingOpts, env) => {
       await env.context().management('DELETE', settingsPath(env, o, o.name));
       return undefined;
@@ -168,20 +167,14 @@ export function registerMonitorCommands(program: Command) {
   const categories = group(diagnostic, 'categories', 'The log and metric categories a vault offers');
   const categoriesPath = (env: ActionEnv, o: { resource: string; resourceGroup?: string }, name?: string) =>
     `${vaultResource(env, o)}/providers/Microsoft.Insights/diagnosticSettingsCategories${name === undefined ? '' : `/${encodeURIComponent(name)}`}?api-version=${API.diagnosticSettings}`;
-  categories.command('list').description('List the diagnostic categories of a vault')
-    .requiredOption('--resource <id>', 'the vault: its resource id, or its name with --resource-group')
-    .option('-g, --resource-group <name>', 'resource group of a --resource given by name')
+  onVault(categories.command('list').description('List the diagnostic categories of a vault'))
     .action(action(async (o: SettingOpts, env) => (await env.context().management<{ value: unknown[] }>('GET', categoriesPath(env, o))).value));
-  categories.command('show').description('Show one diagnostic category of a vault')
+  onVault(categories.command('show').description('Show one diagnostic category of a vault'))
     .requiredOption('-n, --name <name>', 'the category')
-    .requiredOption('--resource <id>', 'the vault: its resource id, or its name with --resource-group')
-    .option('-g, --resource-group <name>', 'resource group of a --resource given by name')
     .action(action(async (o: SettingOpts, env) => env.context().management('GET', categoriesPath(env, o, o.name))));
 
   const metrics = group(monitor, 'metrics', 'Vault metrics (this node\'s counters since it started)');
-  metrics.command('list').description('List the metric values of a vault')
-    .requiredOption('--resource <id>', 'the vault: its resource id, or its name with --resource-group')
-    .option('-g, --resource-group <name>', 'resource group of a --resource given by name')
+  onVault(metrics.command('list').description('List the metric values of a vault'))
     .option('--metrics <names...>', 'metric names: ServiceApiHit, ServiceApiLatency, ServiceApiResult, Availability, SaturationShoebox')
     .option('--metric <names...>', 'same as --metrics')
     .option('--interval <interval>', 'ISO 8601 interval of the data points (reported; Coffer has one point since the node started)', 'PT1M')

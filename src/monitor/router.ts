@@ -89,8 +89,16 @@ export function createAuditRouter(deps: {
     }
   }
 
+  // The lease is renewed (and dead nodes' origins adopted) a few times per lease period, not on every tick: ticks
+  // follow audit commits, and on SQLite each renewal would be one more fsync beside them.
+  let origins: string[] = [];
+  let renewedAt = 0;
+
   async function tick() {
-    const origins = await leasedOrigins();
+    if (Date.now() - renewedAt > leaseMs / 3) {
+      origins = await leasedOrigins();
+      renewedAt = Date.now();
+    }
     const routes = await deps.settings.routes();
     // A dead node's records, once all delivered, need no more reading: its origin row goes (its cursors stay, so
     // should that node only have stalled and come back, it resumes where delivery stopped).
