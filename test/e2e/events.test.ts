@@ -163,6 +163,38 @@ test('near-expiry 30 days before exp and expiry at exp, once per version, under 
   await waitFor('KeyNearExpiry', () => ofType('/ce', 'KeyNearExpiry').find((e) => e.data.ObjectName === 'short-lived'));
 });
 
+test('the scheduler\'s key rotation and certificate renewal publish their new versions', async () => {
+  const keys = new KeyClient(server.vaultUrl(VAULT), server.adminCredential, { retryOptions: { maxRetries: 0 } });
+  const certificates = new CertificateClient(server.vaultUrl(VAULT), server.adminCredential, { retryOptions: { maxRetries: 0 } });
+  const key = await keys.createKey('by-policy', 'EC');
+  await keys.updateKeyRotationPolicy('by-policy', { expiresIn: 'P90D', lifetimeActions: [{ action: 'Rotate', timeAfterCreate: 'P30D' }] });
+  const cert = await (await certificates.beginCreateCertificate('renewing', {
+    issuerName: 'Self', subject: 'CN=renewing', validityInMonths: 1, lifetimeActions: [{ action: 'AutoRenew', lifetimePercentage: 50 }],
+  }, { intervalInMs: 100 })).pollUntilDone();
+  await advanceClock(server, '31d');
+  const rotated = await waitFor('the rotation\'s KeyNewVersionCreated', () =>
+    ofType('/eg', 'KeyNewVersionCreated').find((e) => e.subject === 'by-policy' && e.data.Version !== key.properties.version));
+  assert.equal(rotated.data.Version, (await keys.getKey('by-policy')).properties.version);
+  const renewed = await waitFor('the renewal\'s CertificateNewVersionCreated', () =>
+    ofType('/ce', 'CertificateNewVersionCreated').find((e) => e.subject === 'renewing' && e.data.Version !== cert.properties.version));
+  assert.equal(renewed.data.Version, (await certificates.getCertificate('renewing')).properties.version);
+});
+
+test('certificates and keys: NearExpiry and Expired too', async () => {
+  const certificates = new CertificateClient(server.vaultUrl(VAULT), server.adminCredential, { retryOptions: { maxRetries: 0 } });
+  const cert = await (await certificates.beginCreateCertificate('short-cert', {
+    issuerName: 'Self', subject: 'CN=short', validityInMonths: 1, lifetimeActions: [{ action: 'EmailContacts', lifetimePercentage: 90 }],
+  }, { intervalInMs: 100 })).pollUntilDone();
+  await advanceClock(server, '3d');
+  const near = await waitFor('CertificateNearExpiry', () => ofType('/eg', 'CertificateNearExpiry').find((e) => e.subject === 'short-cert'));
+  assert.equal(near.data.Version, cert.properties.version);
+  assert.equal(near.data.EXP, Math.floor(cert.properties.expiresOn!.getTime() / 1000));
+  await advanceClock(server, '31d');
+  await waitFor('CertificateExpired', () => ofType('/ce', 'CertificateExpired').find((e) => e.subject === 'short-cert'));
+  // short-lived (created above with exp 53 days after the real now) is past its exp by now.
+  await waitFor('KeyExpired', () => ofType('/eg', 'KeyExpired').find((e) => e.subject === 'short-lived'));
+});
+
 test('filters: includedEventTypes admits only the types listed', async () => {
   const res = await arm('PUT', subscriptionPath(VAULT, 'only-keys'), subscriptionBody(`${hook.base}/only-keys`, {
     filter: { includedEventTypes: ['Microsoft.KeyVault.KeyNewVersionCreated'] },
