@@ -10,7 +10,7 @@ import { CertificateClient, type CertificatePolicy } from '@azure/keyvault-certi
 import { KeyClient } from '@azure/keyvault-keys';
 import { startTestServer, type TestServer } from '../support/server.js';
 import { assignRole, createPrincipal, secretClientAs } from '../support/arm.js';
-import { managementToken, rawRequest } from '../support/raw-http.js';
+import { dataPlaneToken, managementToken, rawRequest } from '../support/raw-http.js';
 
 /**
  * Certificates through the official CertificateClient: self-signed issuance (with its poller), the managed key and
@@ -252,6 +252,16 @@ test('import a PFX (with password, with chain) and a PEM made by OpenSSL', async
   await expectError(certs.importCertificate('bad-import', Buffer.from(fs.readFileSync(f('ec.key'), 'utf8') + fs.readFileSync(f('leaf.crt'), 'utf8')),
     { policy: { contentType: 'application/x-pem-file', issuerName: 'Unknown' } }), 400, 'BadParameter');
   await expectError(certs.importCertificate('bad-import', Buffer.from('garbage')), 400, 'BadParameter');
+  // A PFX that opens, with a policy it cannot have (zero months; a size that is not the EC key's curve's). On the wire:
+  // the JS SDK's importCertificate does not send its `policy` option.
+  const token = await dataPlaneToken(server);
+  const importRaw = (file: string, pwd: string, policy: object) => rawRequest(`${server.vaultUrl(VAULT)}/certificates/bad-import/import?api-version=7.5`, {
+    method: 'POST', token, body: { value: fs.readFileSync(f(file)).toString('base64'), pwd, policy },
+  });
+  for (const res of [await importRaw('leaf.pfx', 's3cret', { x509_props: { validity_months: 0 } }), await importRaw('ec.pfx', 'pw', { key_props: { key_size: 2048 } })]) {
+    assert.equal(res.status, 400, res.text);
+    assert.equal(res.json.error.code, 'BadParameter');
+  }
   await expectError(certs.getCertificate('bad-import'), 404);
   await expectError(keys.getKey('bad-import'), 404);
 });
@@ -265,8 +275,22 @@ test('impossible policies and plain-object name clashes are refused and change n
   await expectError(create('bad', { ...webPolicy, keyType: 'RSA-HSM' }), 400, 'BadParameter');
   await expectError(create('bad', { ...webPolicy, enhancedKeyUsage: ['serverAuth'] }), 400, 'BadParameter');
   await expectError(create('bad', { ...webPolicy, subject: 'not a dn' }), 400, 'BadParameter');
+  await expectError(create('bad', { ...webPolicy, keyType: 'EC', keyCurveName: 'P-256', keySize: 2048 }), 400, 'BadParameter');
+  await expectError(create('bad', { ...webPolicy, enhancedKeyUsage: ['1.3.6.1.5.5.7.3.1', '1..2'] }), 400, 'BadParameter');
+  await expectError(create('bad', { ...webPolicy, lifetimeActions: [{ action: 'AutoRenew', daysBeforeExpiry: 400 }] }), 400, 'BadParameter');
   await expectError(certs.getCertificate('bad'), 404);
   await expectError(keys.getKey('bad'), 404);
+  await expectError(server.secretClient(VAULT).getSecret('bad'), 404);
+
+  // An existing certificate is left as it was: no new version, no policy change.
+  const kept = await (await create('kept', webPolicy)).pollUntilDone();
+  await expectError(create('kept', { ...webPolicy, validityInMonths: 0 }), 400, 'BadParameter');
+  await expectError(certs.updateCertificatePolicy('kept', { ...webPolicy, keyType: 'EC', keySize: 4096 }), 400, 'BadParameter');
+  await expectError(certs.updateCertificatePolicy('kept', { ...webPolicy, enhancedKeyUsage: ['not-an-oid'] }), 400, 'BadParameter');
+  const unchanged = await certs.getCertificate('kept');
+  assert.equal(unchanged.properties.version, kept.properties.version);
+  assert.deepEqual(unchanged.policy, kept.policy);
+  assert.equal((await keys.getKey('kept')).properties.version, kept.properties.version);
 
   await server.secretClient(VAULT).setSecret('plain', 'value');
   await expectError(create('plain', webPolicy), 409, 'Conflict');
@@ -318,8 +342,9 @@ test('Unknown issuer: the pending operation carries a CSR; merge accepts only th
   const signed = new crypto.X509Certificate(fs.readFileSync(f('signed.crt'))).raw;
   const caDer = new crypto.X509Certificate(fs.readFileSync(f('ca.crt'))).raw;
 
-  // A certificate for another key is refused and the request stays pending.
+  // A certificate for another key, or bytes that are no certificate, are refused and the request stays pending.
   await expectError(certs.mergeCertificate('external', [caDer]), 400, 'BadParameter');
+  await expectError(certs.mergeCertificate('external', [Buffer.from('not a certificate')]), 400, 'BadParameter');
   assert.equal((await certs.getCertificateOperation('external', POLL)).getOperationState().certificateOperation?.status, 'inProgress');
 
   const merged = await certs.mergeCertificate('external', [signed, caDer]);

@@ -31,6 +31,8 @@ test('impossible policies are 400 BadParameter', () => {
     { key_props: { kty: 'oct' } },
     { key_props: { key_size: 1024 } },
     { key_props: { kty: 'EC', crv: 'P-256K' } },
+    { key_props: { kty: 'EC', key_size: 2048 } },
+    { key_props: { kty: 'EC', crv: 'P-384', key_size: 256 } },
     { secret_props: { contentType: 'text/plain' } },
     { x509_props: { validity_months: 0 } },
     { x509_props: { ekus: ['serverAuth'] } },
@@ -43,6 +45,11 @@ test('impossible policies are 400 BadParameter', () => {
   for (const input of bad) {
     assert.throws(() => resolvePolicy(input, undefined, NOW), (e: unknown) => e instanceof KeyVaultError && e.status === 400, JSON.stringify(input));
   }
+});
+
+test('an EC key may name its size only as its curve\'s', () => {
+  assert.equal(resolvePolicy({ key_props: { kty: 'EC', crv: 'P-384', key_size: 384 } }, undefined, NOW).key_props.key_size, 384);
+  assert.equal(resolvePolicy({ key_props: { kty: 'EC', crv: 'P-521' } }, undefined, NOW).key_props.key_size, undefined);
 });
 
 test('validity months are calendar months', () => {

@@ -29,6 +29,7 @@ export type PolicyInput = {
 
 const RSA_SIZES = [2048, 3072, 4096];
 const CERT_CURVES = ['P-256', 'P-384', 'P-521'];
+const CURVE_SIZES: Record<string, number> = { 'P-256': 256, 'P-384': 384, 'P-521': 521 };
 const KEY_TYPES = ['RSA', 'EC', 'RSA-HSM', 'EC-HSM'];
 const OID = /^[0-9]+(\.[0-9]+)+$/;
 /** Azure's defaults: server and client authentication, an RSA-2048 exportable key in a PFX, renewal at 80% of life. */
@@ -50,7 +51,8 @@ export function resolvePolicy(input: PolicyInput | undefined, prior: Certificate
     key_props: dropEmpty({
       exportable: p.key_props?.exportable ?? prior?.key_props.exportable ?? true,
       kty,
-      key_size: isRsa ? p.key_props?.key_size ?? prior?.key_props.key_size ?? 2048 : undefined,
+      // An EC key's size is its curve's, so only a size naming the curve is accepted (checked below).
+      key_size: isRsa ? p.key_props?.key_size ?? prior?.key_props.key_size ?? 2048 : p.key_props?.key_size,
       crv: isRsa ? undefined : p.key_props?.crv ?? prior?.key_props.crv ?? 'P-256',
       reuse_key: p.key_props?.reuse_key ?? prior?.key_props.reuse_key ?? false,
     }),
@@ -73,8 +75,13 @@ export function resolvePolicy(input: PolicyInput | undefined, prior: Certificate
 function checkPolicy(policy: CertificatePolicy) {
   const { key_props: k, secret_props: s, x509_props: x } = policy;
   if (!KEY_TYPES.includes(k.kty)) throw badParameter(`Invalid key type: ${k.kty}. Valid key types for a certificate are ${KEY_TYPES.join(', ')}.`);
-  if (k.key_size !== undefined && !RSA_SIZES.includes(k.key_size)) throw badParameter(`Invalid key size: ${k.key_size}. Valid sizes are ${RSA_SIZES.join(', ')}.`);
   if (k.crv !== undefined && !CERT_CURVES.includes(k.crv)) throw badParameter(`Invalid curve name for a certificate key: ${k.crv}. Valid curves are ${CERT_CURVES.join(', ')}.`);
+  if (k.kty.startsWith('RSA') && k.key_size !== undefined && !RSA_SIZES.includes(k.key_size)) {
+    throw badParameter(`Invalid key size: ${k.key_size}. Valid sizes are ${RSA_SIZES.join(', ')}.`);
+  }
+  if (k.kty.startsWith('EC') && k.key_size !== undefined && k.key_size !== CURVE_SIZES[k.crv!]) {
+    throw badParameter(`Invalid key size: ${k.key_size}. The size of an EC key is its curve's: ${CURVE_SIZES[k.crv!]} for ${k.crv}.`);
+  }
   if (![PKCS12, PEM].includes(s.contentType)) throw badParameter(`Invalid secret content type: ${s.contentType}. Valid types are ${PKCS12}, ${PEM}.`);
   if (!Number.isInteger(x.validity_months) || x.validity_months < 1 || x.validity_months > 1200) {
     throw badParameter('ValidityInMonths must be between 1 and 1200.');
