@@ -294,6 +294,37 @@ export function networkRoutes(app: FastifyInstance, deps: {
     return { value: (await visible(req, await network.listPrivateEndpoints(), 'Microsoft.Network/privateEndpoints/read')).map(endpointView) };
   });
 
+  // The vault side of private link (read-only: connections are approved when the endpoint is made, and go with it).
+  type VaultParams = GroupParams & { vaultName: string };
+  const vaultUrl = '/subscriptions/:subscriptionId/resourceGroups/:resourceGroup/providers/Microsoft.KeyVault/vaults/:vaultName';
+  const vaultNamed = async (req: FastifyRequest<{ Params: VaultParams }>) => {
+    arm.checkSubscription(req.params.subscriptionId);
+    const vault = await vaults.getByName(req.params.vaultName);
+    if (!vault || vault.resourceGroup.toLowerCase() !== req.params.resourceGroup.toLowerCase()) throw notFound('Microsoft.KeyVault/vaults', req.params.vaultName, req.params.resourceGroup);
+    await arm.requireAction(req, vault.resourceId, 'Microsoft.KeyVault/vaults/privateEndpointConnections/read');
+    return vault;
+  };
+  const connectionsOf = async (vault: { id: string; location: string }) => (await network.listPrivateEndpoints({ vaultId: vault.id }))
+    .map((e) => ({ ...toVaultConnection(e), name: e.connectionName, type: 'Microsoft.KeyVault/vaults/privateEndpointConnections', location: vault.location }));
+
+  app.get<{ Params: VaultParams }>(`${vaultUrl}/privateEndpointConnections`, arm.config('VaultPrivateEndpointConnectionList'), async (req) =>
+    ({ value: await connectionsOf(await vaultNamed(req)) }));
+  app.get<{ Params: VaultParams & { connectionName: string } }>(`${vaultUrl}/privateEndpointConnections/:connectionName`,
+    arm.config('VaultPrivateEndpointConnectionGet'), async (req) => {
+      const found = (await connectionsOf(await vaultNamed(req))).find((c) => c.name.toLowerCase() === req.params.connectionName.toLowerCase());
+      if (!found) throw notFound(`Microsoft.KeyVault/vaults/${req.params.vaultName}/privateEndpointConnections`, req.params.connectionName, req.params.resourceGroup);
+      return found;
+    });
+  app.get<{ Params: VaultParams }>(`${vaultUrl}/privateLinkResources`, arm.config('VaultPrivateLinkResourceList'), async (req) => {
+    const vault = await vaultNamed(req);
+    return {
+      value: [{
+        id: `${vault.resourceId}/privateLinkResources/vault`, name: 'vault', type: 'Microsoft.KeyVault/vaults/privateLinkResources',
+        properties: { groupId: 'vault', requiredMembers: ['default'], requiredZoneNames: ['privatelink.vaultcore.azure.net'] },
+      }],
+    };
+  });
+
   // Trusted services: Azure's list is Microsoft's first-party services; Coffer's is the principals its administrator
   // names here. A vault whose networkAcls bypass is AzureServices lets them through its firewall.
   const requireAdmin = (req: FastifyRequest) => {

@@ -1,6 +1,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { SecretClient } from '@azure/keyvault-secrets';
+import { KeyVaultManagementClient } from '@azure/arm-keyvault';
 import { startTestServer, type TestServer } from '../support/server.js';
 import { freshDatabase } from '../support/postgres.js';
 import { VAULT_API, agentFrom, agentTo, networkArm, rawVaultGet, secretClientWith } from '../support/network.js';
@@ -71,6 +72,21 @@ test('a private endpoint is an ARM resource connected to the vault, and Coffer l
     },
   }]);
   assert.deepEqual((await arm('GET', `${rg()}/providers/Microsoft.Network/privateEndpoints`)).body.value.map((e: any) => e.name), ['pe1']);
+  const connections = await arm('GET', `${vaultPath('pevault')}/privateEndpointConnections`, undefined, VAULT_API);
+  assert.deepEqual(connections.body.value.map((c: any) => [c.name, c.type, c.properties.privateEndpoint.id]),
+    [['pevault-conn', 'Microsoft.KeyVault/vaults/privateEndpointConnections', endpointPath('pe1')]]);
+  assert.equal((await arm('GET', `${vaultPath('pevault')}/privateEndpointConnections/pevault-conn`, undefined, VAULT_API)).body.id, vault.properties.privateEndpointConnections[0].id);
+  assert.equal((await arm('GET', `${vaultPath('pevault')}/privateEndpointConnections/nope`, undefined, VAULT_API)).status, 404);
+  assert.equal((await arm('GET', `${vaultPath('pevault')}/privateLinkResources`, undefined, VAULT_API)).body.value[0].properties.groupId, 'vault');
+
+  // The official management SDK reads both sides.
+  const sdk = new KeyVaultManagementClient(server.adminCredential, server.admin.subscriptionId, { endpoint: server.admin.managementEndpoint, retryOptions: { maxRetries: 0 } });
+  const viaSdk = await sdk.vaults.get('rg-test', 'pevault');
+  assert.equal(viaSdk.properties.privateEndpointConnections?.[0].privateEndpoint?.id, endpointPath('pe1'));
+  assert.equal(viaSdk.properties.privateEndpointConnections?.[0].privateLinkServiceConnectionState?.status, 'Approved');
+  const listed = [];
+  for await (const c of sdk.privateEndpointConnections.listByResource('rg-test', 'pevault')) listed.push(c);
+  assert.deepEqual(listed.map((c) => [c.name, c.provisioningState]), [['pevault-conn', 'Succeeded']]);
   assert.equal((await viaEndpoint('pevault').getSecret('p')).value, 'private-value');
 });
 
@@ -133,6 +149,11 @@ test('private endpoints are validated: address in use, bad address, unknown vaul
   assert.equal(used.body.error.code, 'InUseSubnetCannotBeDeleted');
   assert.equal((await viaEndpoint('othervault', server.coffer.port, '127.21.1.5').getSecret('o')).value, 'other-value');
   assert.equal((await arm('DELETE', endpointPath('pe2'))).status, 200);
+
+  // An address this host does not have cannot be bound: the endpoint exists, the failure is logged, nothing else breaks.
+  assert.equal((await arm('PUT', endpointPath('pe3'), endpointBody('othervault', '192.0.2.10'))).status, 201);
+  assert.equal((await publicly('othervault').getSecret('o')).value, 'other-value');
+  assert.equal((await arm('DELETE', endpointPath('pe3'))).status, 200);
 });
 
 test('deleting the private endpoint stops its listener and disconnects the vault', async () => {
