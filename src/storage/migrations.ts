@@ -1,5 +1,6 @@
 import { sql, type Kysely, type Migration, type MigrationProvider, type CreateTableBuilder } from 'kysely';
 import type { StorageDialect } from './engine.js';
+import { createCacheGeneration } from './generation.js';
 
 /**
  * Versioned schema migrations, shared by both engines. The few type names that differ between SQLite and
