@@ -10,10 +10,10 @@ import { managementToken, rawRequest } from '../support/raw-http.js';
 import { startWebhook, waitFor, type Webhook } from '../support/webhook.js';
 
 /**
- * Event Grid end to end: a real webhook receiver (plain HTTP on loopback, which Coffer allows for loopback only)
- * subscribes to a vault in both schemas, passes the validation handshakes, and receives each Key Vault event type —
- * new versions of secrets, keys (incl. rotation) and certificates, near-expiry and expiry under the advanced clock,
- * access-policy changes. A failing receiver gets Event Grid's retries, then a dead-letter record.
+ * Event Grid end to end: a real HTTPS webhook receiver subscribes to a vault in both schemas, passes the validation
+ * handshakes, and receives each Key Vault event type — new versions of secrets, keys (incl. rotation) and certificates,
+ * near-expiry and expiry under the advanced clock, access-policy changes. A failing receiver gets Event Grid's retries,
+ * then a dead-letter record.
  */
 const EVENTGRID = '2022-06-15';
 const SECRET_VALUE = 'never-in-an-event-7f3a9c';
@@ -40,7 +40,10 @@ const VAULT = 'eventsvault';
 
 before(async () => {
   server = await startTestServer();
-  hook = await startWebhook();
+  // HTTPS with Coffer's own server certificate (issued by the test CA, for 127.0.0.1), which Coffer trusts through
+  // NODE_EXTRA_CA_CERTS like any webhook's; the CLI test covers plain http:// on loopback.
+  const tlsFile = (name: string) => fs.readFileSync(path.join(server.dataDir, 'tls', name), 'utf8');
+  hook = await startWebhook({ tls: { cert: tlsFile('server.crt'), key: tlsFile('server.key') } });
   arm = armClient(server, server.adminCredential);
   await server.createVault(VAULT);
 });

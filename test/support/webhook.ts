@@ -1,16 +1,18 @@
-import http, { type IncomingHttpHeaders } from 'node:http';
+import http, { type IncomingHttpHeaders, type RequestListener } from 'node:http';
+import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 
 export interface Received { path: string; method: string; headers: IncomingHttpHeaders; body: string }
 
 /**
- * A test Event Grid webhook on plain HTTP at 127.0.0.1 (Coffer allows http:// for loopback endpoints only). It passes
+ * A test Event Grid webhook at 127.0.0.1: plain HTTP (Coffer allows http:// for loopback endpoints only), or HTTPS
+ * with `tls` (a certificate Coffer's process trusts, e.g. one issued by the test CA). It passes
  * both validation handshakes, answers notifications 200, and records every request. Paths choose its behaviour:
  * `/fail…` answers notifications 500, `/silent…` fails the handshakes.
  */
-export async function startWebhook() {
+export async function startWebhook(opts: { tls?: { cert: string; key: string } } = {}) {
   const received: Received[] = [];
-  const server = http.createServer((req, res) => {
+  const handler: RequestListener = (req, res) => {
     let body = '';
     req.on('data', (chunk) => { body += chunk; });
     req.on('end', () => {
@@ -29,9 +31,10 @@ export async function startWebhook() {
       res.writeHead(url.startsWith('/fail') ? 500 : 200);
       res.end();
     });
-  });
+  };
+  const server = opts.tls ? https.createServer(opts.tls, handler) : http.createServer(handler);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const base = `${opts.tls ? 'https' : 'http'}://127.0.0.1:${(server.address() as AddressInfo).port}`;
   /** Delivered events on `prefix`, unwrapped (Event Grid posts arrays, CloudEvents one event per request). */
   const events = (prefix: string) => received
     .filter((r) => r.path.startsWith(prefix) && r.method === 'POST' && r.headers['aeg-event-type'] === 'Notification')
