@@ -35,6 +35,7 @@ import { secretsRoutes } from './objects/secrets/routes.js';
 import { createKeysService } from './objects/keys/service.js';
 import { keysRoutes } from './objects/keys/routes.js';
 import { createKeyRotationJob } from './objects/keys/rotation-job.js';
+import { createHsmCollectionJob } from './objects/keys/hsm-gc-job.js';
 import { createCertificatesService } from './objects/certificates/service.js';
 import { createCertificateContacts } from './objects/certificates/contacts.js';
 import { createCertificateIssuers } from './objects/certificates/issuers.js';
@@ -140,6 +141,7 @@ export async function startCoffer(options: CofferOptions) {
   scheduler.add({ name: 'purge-deleted-objects', run: (now) => store.purgeDue(now) });
   scheduler.add({ name: 'purge-deleted-vaults', run: (now) => vaults.purgeDue(now) });
   scheduler.add(createKeyRotationJob({ storage, keys: keyObjects }));
+  if (hsm) scheduler.add(createHsmCollectionJob({ storage, hsm }));
   const certificates = createCertificatesService({ store, endpoints, keyring, clock, ca: createIntegratedCa({ settings, keyring, clock }), events: eventGrid.hooks, db: storage.db });
   const certificateContacts = createCertificateContacts({ db: storage.db, endpoints });
   const certificateNotifications = createCertificateNotifications({ db: storage.db, contacts: certificateContacts, dataDir });

@@ -129,17 +129,35 @@ test('the token holds the private keys as sensitive and non-extractable; rotate 
   p11.C_CloseSession(session);
 });
 
-test('HSM key types: a standard vault refuses them; HSM import is refused', { skip: !available && 'softhsm2 is not installed' }, async () => {
+test('HSM key types: a standard vault refuses them; HSM import puts the key into the token', { skip: !available && 'softhsm2 is not installed' }, async () => {
   const standard = new KeyClient(server.vaultUrl('hsmstandard'), server.adminCredential, { retryOptions: { maxRetries: 0 } });
   const err = await standard.createKey('x', 'EC-HSM').catch((e: RestError) => e);
   assert.ok(err instanceof RestError);
   assert.equal(err.statusCode, 400);
   assert.match(err.message, /Hardware key operation not allowed on standard vault/);
-  const privateKey = crypto.generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey;
+  const { privateKey, publicKey } = crypto.generateKeyPairSync('ec', { namedCurve: 'P-256' });
   const jwk = privateKey.export({ format: 'jwk' });
   const bytes = (v?: string) => new Uint8Array(Buffer.from(v!, 'base64url'));
-  const imported = await client.importKey('imp', { kty: 'EC', crv: 'P-256', x: bytes(jwk.x), y: bytes(jwk.y), d: bytes(jwk.d) }, { hardwareProtected: true })
-    .catch((e: RestError) => e);
-  assert.ok(imported instanceof RestError);
-  assert.equal(imported.statusCode, 400);
+  const ecJwk = { kty: 'EC', crv: 'P-256', x: bytes(jwk.x), y: bytes(jwk.y), d: bytes(jwk.d) } as const;
+  const refused = await standard.importKey('imp', ecJwk, { hardwareProtected: true }).catch((e: RestError) => e);
+  assert.ok(refused instanceof RestError);
+  assert.equal(refused.statusCode, 400);
+
+  const imported = await client.importKey('imp', ecJwk, { hardwareProtected: true });
+  assert.equal(imported.keyType, 'EC-HSM');
+  assert.equal(imported.key!.d, undefined);
+  const data = Buffer.from('signed by an imported HSM key');
+  const signed = await operate(imported.id!, 'sign', { alg: 'ES256', value: crypto.createHash('sha256').update(data).digest().toString('base64url') });
+  assert.equal(crypto.verify('sha256', data, { key: publicKey, dsaEncoding: 'ieee-p1363' }, Buffer.from(signed.value, 'base64url')), true);
+
+  const rsa = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 });
+  const r = rsa.privateKey.export({ format: 'jwk' });
+  const rsaImported = await client.importKey('imp-rsa', {
+    kty: 'RSA', n: bytes(r.n), e: bytes(r.e), d: bytes(r.d), p: bytes(r.p), q: bytes(r.q), dp: bytes(r.dp), dq: bytes(r.dq), qi: bytes(r.qi),
+  }, { hardwareProtected: true });
+  assert.equal(rsaImported.keyType, 'RSA-HSM');
+  const secret = crypto.randomBytes(32);
+  const ciphertext = crypto.publicEncrypt({ key: rsa.publicKey, padding: crypto.constants.RSA_PKCS1_OAEP_PADDING, oaepHash: 'sha1' }, secret);
+  const opened = await operate(rsaImported.id!, 'unwrapkey', { alg: 'RSA-OAEP', value: ciphertext.toString('base64url') });
+  assert.deepEqual(Buffer.from(opened.value, 'base64url'), secret);
 });

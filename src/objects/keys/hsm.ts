@@ -82,9 +82,13 @@ export function createPkcs11Hsm(options: Pkcs11Options) {
     return handle;
   }
 
-  /** Private keys live in the token as sensitive, non-extractable objects usable only after login. */
+  /**
+   * Private keys live in the token as sensitive, non-extractable objects usable only after login, labelled as
+   * Coffer's so that garbage collection never touches another application's objects in a shared token.
+   */
   const privateKeyAttributes = (id: Buffer, isRsa: boolean) => [
     { type: pkcs11js.CKA_TOKEN, value: true }, { type: pkcs11js.CKA_ID, value: id }, { type: pkcs11js.CKA_PRIVATE, value: true },
+    { type: pkcs11js.CKA_LABEL, value: KEY_LABEL },
     { type: pkcs11js.CKA_SENSITIVE, value: true }, { type: pkcs11js.CKA_EXTRACTABLE, value: false },
     { type: pkcs11js.CKA_SIGN, value: true },
     ...(isRsa ? [{ type: pkcs11js.CKA_DECRYPT, value: true }, { type: pkcs11js.CKA_UNWRAP, value: true }] : []),
@@ -93,6 +97,7 @@ export function createPkcs11Hsm(options: Pkcs11Options) {
   const gcm = (iv: Buffer, aad: Buffer): Pkcs11Types.Mechanism =>
     ({ mechanism: pkcs11js.CKM_AES_GCM, parameter: { type: pkcs11js.CK_PARAMS_GCM, iv, ivBits: iv.length * 8, aad, tagBits: 128 } as Pkcs11Types.GcmParams });
   const SEAL_IV = 12;
+  const KEY_LABEL = 'coffer-hsm-key';
 
   const attr = (session: Buffer, handle: Buffer, type: number) =>
     p11.C_GetAttributeValue(session, handle, [{ type }])[0].value as Buffer;
@@ -205,6 +210,22 @@ export function createPkcs11Hsm(options: Pkcs11Options) {
         for (const template of material) if (Buffer.isBuffer(template.value)) template.value.fill(0);
       }
       return { id: id.toString('hex'), publicKey: crypto.createPublicKey(key) };
+    },
+
+    /** The CKA_IDs of every key Coffer created or imported in the token (by its label). */
+    async keyIds(): Promise<string[]> {
+      return withSession(async (session) => {
+        p11.C_FindObjectsInit(session, [{ type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_PRIVATE_KEY }, { type: pkcs11js.CKA_LABEL, value: KEY_LABEL }]);
+        const ids: string[] = [];
+        try {
+          for (let batch = p11.C_FindObjects(session, 100); batch.length; batch = p11.C_FindObjects(session, 100)) {
+            for (const handle of batch) ids.push(attr(session, handle, pkcs11js.CKA_ID).toString('hex'));
+          }
+        } finally {
+          p11.C_FindObjectsFinal(session);
+        }
+        return ids;
+      });
     },
 
     /** Destroys every token object of a key (its private and public halves); absent objects are no error. */

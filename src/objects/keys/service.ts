@@ -1,7 +1,7 @@
 import crypto, { type KeyObject } from 'node:crypto';
 import { CompactSign } from 'jose';
 import { createCryptoPool, type CryptoPool } from './crypto-pool.js';
-import type { Hsm } from './hsm.js';
+import type { Hsm, HsmKey } from './hsm.js';
 import type { Vault } from '../../control-plane/vaults.js';
 import type { Endpoints } from '../../endpoints.js';
 import type { Keyring } from '../../crypto/envelope.js';
@@ -73,14 +73,16 @@ interface KeyMeta extends VersionMeta {
   keyOps: string[];
   publicKey: PublicJwk;
   exportable?: boolean;
+  /** The token object's CKA_ID of an HSM version (not secret), so token objects nobody references can be collected. */
+  hsmId?: string;
   /** Under which attestation an exportable key may leave (secure key release). */
   releasePolicy?: StoredReleasePolicy;
   /** The key's rotation policy, carried from version to version (a policy belongs to the name). */
   rotationPolicy?: StoredRotationPolicy;
 }
 
-/** A key version's material as stored: the public key for the metadata, the payload to seal. */
-interface KeyMaterial { publicKey: KeyObject; payload: Buffer }
+/** A key version's material as stored: the public key for the metadata, the payload to seal (and the token id of HSM keys). */
+interface KeyMaterial { publicKey: KeyObject; payload: Buffer; hsmId?: string }
 
 export type CryptoOperation = 'encrypt' | 'decrypt' | 'wrapKey' | 'unwrapKey';
 
@@ -177,7 +179,9 @@ export function createKeysService(deps: {
   async function storeVersion(vault: VaultRef, name: string, key: KeyMaterial, meta: VersionMeta & { kty: KeyType; keyOps: string[] }) {
     const current = await store.get(vault, 'keys', name);
     const rotationPolicy = current && keyMeta(current).rotationPolicy;
-    const full: KeyMeta = { ...meta, publicKey: publicJwk(key.publicKey), ...(rotationPolicy ? { rotationPolicy } : {}) };
+    const full: KeyMeta = {
+      ...meta, publicKey: publicJwk(key.publicKey), ...(key.hsmId ? { hsmId: key.hsmId } : {}), ...(rotationPolicy ? { rotationPolicy } : {}),
+    };
     const created = await store.create(vault, 'keys', name, key.payload, full).catch((e) => rethrow(e, name));
     await deps.events?.objectVersionCreated(vault, 'Key', created);
     return created;
@@ -185,12 +189,11 @@ export function createKeysService(deps: {
 
   /** New key material: generated in the token for -HSM types, in software otherwise. */
   async function generate(kty: KeyType, spec: { size?: number; publicExponent?: number; curve?: CurveName }, hsm?: Hsm): Promise<KeyMaterial> {
-    if (kty.endsWith('-HSM')) {
-      const key = await hsm!.generate({ kty: baseKeyType(kty), ...spec });
-      return { publicKey: key.publicKey, payload: Buffer.from(JSON.stringify({ pkcs11Id: key.id } satisfies HsmReference)) };
-    }
+    if (kty.endsWith('-HSM')) return tokenKey(await hsm!.generate({ kty: baseKeyType(kty), ...spec }));
     return software(await generateSoftwareKey({ kty: baseKeyType(kty), ...spec }));
   }
+  const tokenKey = (key: HsmKey): KeyMaterial =>
+    ({ publicKey: key.publicKey, payload: Buffer.from(JSON.stringify({ pkcs11Id: key.id } satisfies HsmReference)), hsmId: key.id });
   const software = (key: KeyObject): KeyMaterial => ({ publicKey: crypto.createPublicKey(key), payload: exportPrivate(key) });
   const hsmReference = (v: StoredVersion) => (JSON.parse(v.open().toString('utf8')) as HsmReference).pkcs11Id;
   const isHsm = (v: StoredVersion) => keyMeta(v).kty.endsWith('-HSM');
@@ -314,15 +317,16 @@ export function createKeysService(deps: {
 
     async import(vault: Vault, name: string, input: ImportKeyInput) {
       checkName(name);
-      const kty = input.key.kty as KeyType;
-      if (!KEY_TYPES.includes(kty)) throw badParameter(`Invalid key type: ${String(input.key.kty)}. Valid key types for a vault are ${KEY_TYPES.join(', ')}.`);
-      if (checkProtection(vault, Boolean(input.Hsm) || kty.endsWith('-HSM'))) {
-        throw badParameter('Importing keys into the HSM is not supported by this Coffer deployment.');
-      }
+      const requested = input.key.kty as KeyType;
+      if (!KEY_TYPES.includes(requested)) throw badParameter(`Invalid key type: ${String(input.key.kty)}. Valid key types for a vault are ${KEY_TYPES.join(', ')}.`);
+      // `Hsm: true` (or an -HSM kty) puts the key into the token, where it becomes sensitive and non-extractable.
+      const hsm = checkProtection(vault, Boolean(input.Hsm) || requested.endsWith('-HSM'));
+      const kty: KeyType = hsm ? `${baseKeyType(requested)}-HSM` : requested;
       checkOps(input.key.key_ops);
       checkTags(input.tags);
       const release = exportability(kty, input.attributes?.exportable, input.release_policy);
-      const key = software(privateKeyFromJwk(input.key));
+      const privateKey = privateKeyFromJwk(input.key);
+      const key = hsm ? tokenKey(await hsm.importKey(privateKey, curveOf(privateKey))) : software(privateKey);
       const meta = applyAttributes({ enabled: true }, input.attributes);
       const created = await storeVersion(vault, name, key, {
         ...meta, kty, keyOps: input.key.key_ops ?? DEFAULT_OPS[baseKeyType(kty)], tags: input.tags, ...release,
