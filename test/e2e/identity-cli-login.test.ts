@@ -1,48 +1,23 @@
-import 'reflect-metadata';
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import crypto, { webcrypto } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import * as x509 from '@peculiar/x509';
-import { startTestServer, type TestServer } from '../support/server.js';
+import type { TestServer } from '../support/server.js';
 import { cliRunner } from '../support/cli.js';
-import { ROLE_IDS } from '../../src/gates/authorization/builtin-roles.js';
+import { selfSignedCertificate, startIdentityServer, type IdentityServer } from './identity-support.js';
 
 /** `coffer login --service-principal --certificate` and `coffer ad trusted-issuer`, the built CLI against a real Coffer. */
-x509.cryptoProvider.set(webcrypto as unknown as Crypto);
 let server: TestServer;
 const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'coffer-id-login-'));
 const VAULT = 'certvault';
-const { coffer, ok, json, fails } = cliRunner(process.cwd(), () => ({ COFFER_CONFIG_DIR: path.join(scratch, 'no-login'), COFFER_DATA_DIR: server.dataDir }));
+const { ok, json, fails } = cliRunner(process.cwd(), () => ({ COFFER_CONFIG_DIR: path.join(scratch, 'no-login'), COFFER_DATA_DIR: server.dataDir }));
 
-async function adminCall(method: string, urlPath: string, body?: unknown) {
-  const token = (await server.adminCredential.getToken(`${server.admin.managementEndpoint}/.default`))!.token;
-  const res = await fetch(`${server.admin.managementEndpoint}${urlPath}`, {
-    method, headers: { authorization: `Bearer ${token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await res.text();
-  return { status: res.status, body: text ? JSON.parse(text) : undefined };
-}
-
-/** A self-signed RSA certificate and its key, as one PEM file (what az's --certificate takes). */
-async function certificatePem(file: string) {
-  const alg = { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256', publicExponent: new Uint8Array([1, 0, 1]), modulusLength: 2048 };
-  const keys = await webcrypto.subtle.generateKey(alg, true, ['sign', 'verify']) as CryptoKeyPair;
-  const cert = await x509.X509CertificateGenerator.createSelfSigned({
-    serialNumber: '01', name: 'CN=cli-cert-app', notBefore: new Date(Date.now() - 60_000), notAfter: new Date(Date.now() + 86_400_000), keys, signingAlgorithm: alg,
-  });
-  const keyPem = x509.PemConverter.encode(await webcrypto.subtle.exportKey('pkcs8', keys.privateKey), 'PRIVATE KEY');
-  fs.writeFileSync(file, `${keyPem}\n${cert.toString('pem')}\n`, { mode: 0o600 });
-  return Buffer.from(cert.rawData).toString('base64');
-}
+let mgmt: IdentityServer['mgmt'];
+let grantSecretsUser: IdentityServer['grantSecretsUser'];
 
 before(async () => {
-  server = await startTestServer();
-  await server.createVault(VAULT, { enableRbacAuthorization: true });
-  await server.secretClient(VAULT).setSecret('app-secret', 's3cr3t-value');
+  ({ server, mgmt, grantSecretsUser } = await startIdentityServer(VAULT));
 });
 after(async () => {
   await server?.close();
@@ -50,16 +25,14 @@ after(async () => {
 });
 
 test('login --service-principal --certificate: an assertion signed by the certificate key (x5t) signs the CLI in; a foreign certificate does not', async () => {
-  const app = (await adminCall('POST', '/v1.0/applications', { displayName: 'cli-cert-app' })).body;
+  const app = (await mgmt('POST', '/v1.0/applications', { displayName: 'cli-cert-app' })).body;
   const pem = path.join(scratch, 'app.pem');
   const foreignPem = path.join(scratch, 'foreign.pem');
-  const certificate = await certificatePem(pem);
-  await certificatePem(foreignPem);
-  assert.equal((await adminCall('PATCH', `/v1.0/applications/${app.id}`, { keyCredentials: [{ type: 'AsymmetricX509Cert', usage: 'Verify', key: certificate }] })).status, 204);
-  const scope = `/subscriptions/${server.admin.subscriptionId}/resourceGroups/rg-test/providers/Microsoft.KeyVault/vaults/${VAULT}`;
-  await adminCall('PUT', `${scope}/providers/Microsoft.Authorization/roleAssignments/${crypto.randomUUID()}?api-version=2022-04-01`, {
-    properties: { roleDefinitionId: `/subscriptions/${server.admin.subscriptionId}/providers/Microsoft.Authorization/roleDefinitions/${ROLE_IDS.keyVaultSecretsUser}`, principalId: app.id },
-  });
+  const certificate = await selfSignedCertificate('cli-cert-app');
+  fs.writeFileSync(pem, certificate.pem, { mode: 0o600 });
+  fs.writeFileSync(foreignPem, (await selfSignedCertificate('cli-cert-app')).pem, { mode: 0o600 });
+  assert.equal((await mgmt('PATCH', `/v1.0/applications/${app.id}`, { keyCredentials: [{ type: 'AsymmetricX509Cert', usage: 'Verify', key: certificate.derBase64 }] })).status, 204);
+  await grantSecretsUser(app.id);
 
   const configDir = path.join(scratch, 'cert-login');
   const env = { COFFER_DATA_DIR: undefined, COFFER_CONFIG_DIR: configDir };

@@ -4,9 +4,9 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { startTestServer, type TestServer } from '../support/server.js';
+import type { TestServer } from '../support/server.js';
+import { startIdentityServer, type IdentityServer } from './identity-support.js';
 import { cliRunner } from '../support/cli.js';
-import { ROLE_IDS } from '../../src/gates/authorization/builtin-roles.js';
 
 /** `coffer ad|identity|account get-access-token|run` end to end: the built CLI against a real Coffer. */
 let server: TestServer;
@@ -19,10 +19,10 @@ const { run, coffer, ok, json, fails } = cliRunner(repo, () => ({ COFFER_CONFIG_
 /** What a `coffer run` child needs to trust the test server, as an app on a developer's machine would. */
 const trustTestCa = { NODE_EXTRA_CA_CERTS: process.env.NODE_EXTRA_CA_CERTS };
 
+let grantSecretsUser: IdentityServer['grantSecretsUser'];
+
 before(async () => {
-  server = await startTestServer();
-  await server.createVault(VAULT, { enableRbacAuthorization: true });
-  await server.secretClient(VAULT).setSecret('app-secret', 's3cr3t-value');
+  ({ server, grantSecretsUser } = await startIdentityServer(VAULT));
 });
 after(async () => {
   await server?.close();
@@ -79,12 +79,7 @@ test('identity create|show|list|delete and `coffer run --identity` with DefaultA
   assert.match(created.clientId, /^[0-9a-f-]{36}$/);
   assert.equal((await json(['identity', 'show', '-n', 'web-app', '-g', 'rg-test'])).principalId, created.principalId);
   assert.ok((await json<any[]>(['identity', 'list', '-g', 'rg-test'])).some((i) => i.name === 'web-app'));
-  const assignment = await fetch(`${server.admin.managementEndpoint}${vaultScope()}/providers/Microsoft.Authorization/roleAssignments/${crypto.randomUUID()}?api-version=2022-04-01`, {
-    method: 'PUT',
-    headers: { authorization: `Bearer ${(await server.adminCredential.getToken(`${server.admin.managementEndpoint}/.default`))!.token}`, 'content-type': 'application/json' },
-    body: JSON.stringify({ properties: { roleDefinitionId: `/subscriptions/${server.admin.subscriptionId}/providers/Microsoft.Authorization/roleDefinitions/${ROLE_IDS.keyVaultSecretsUser}`, principalId: created.principalId } }),
-  });
-  assert.equal(assignment.status, 201);
+  await grantSecretsUser(created.principalId);
 
   // The app prints only whether it saw the right values, never the values.
   const app = `
@@ -161,12 +156,7 @@ test('identity create|show|delete --system-assigned-for an app, and `coffer run 
   assert.equal((await json(['identity', 'show', '--system-assigned-for', owner])).principalId, created.principalId);
   await fails(['identity', 'create', '--system-assigned-for', 'not-a-resource-id'], 2, /takes a resource id/);
   await fails(['identity', 'show'], 2, /--name and --resource-group/);
-  const assignment = await fetch(`${server.admin.managementEndpoint}${vaultScope()}/providers/Microsoft.Authorization/roleAssignments/${crypto.randomUUID()}?api-version=2022-04-01`, {
-    method: 'PUT',
-    headers: { authorization: `Bearer ${(await server.adminCredential.getToken(`${server.admin.managementEndpoint}/.default`))!.token}`, 'content-type': 'application/json' },
-    body: JSON.stringify({ properties: { roleDefinitionId: `/subscriptions/${server.admin.subscriptionId}/providers/Microsoft.Authorization/roleDefinitions/${ROLE_IDS.keyVaultSecretsUser}`, principalId: created.principalId } }),
-  });
-  assert.equal(assignment.status, 201);
+  await grantSecretsUser(created.principalId);
   const app = `
     import { DefaultAzureCredential } from '@azure/identity';
     import { SecretClient } from '@azure/keyvault-secrets';

@@ -2,9 +2,8 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import { ManagedIdentityCredential, type TokenCredential } from '@azure/identity';
-import { SecretClient } from '@azure/keyvault-secrets';
-import { startTestServer, type TestServer } from '../support/server.js';
-import { ROLE_IDS } from '../../src/gates/authorization/builtin-roles.js';
+import type { TestServer } from '../support/server.js';
+import { startIdentityServer, type IdentityServer } from './identity-support.js';
 
 /**
  * The IMDS shaped managed identity endpoint, reached through AZURE_POD_IDENTITY_AUTHORITY_HOST. Its own file: MSAL
@@ -12,38 +11,21 @@ import { ROLE_IDS } from '../../src/gates/authorization/builtin-roles.js';
  */
 const VAULT = 'imdsvault';
 let server: TestServer;
-let adminToken: string;
-
-async function mgmt(method: string, path: string, body?: unknown) {
-  const res = await fetch(`${server.admin.managementEndpoint}${path}`, {
-    method,
-    headers: { authorization: `Bearer ${adminToken}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await res.text();
-  return { status: res.status, body: text ? JSON.parse(text) : undefined };
-}
+let mgmt: IdentityServer['mgmt'];
+let grantSecretsUser: IdentityServer['grantSecretsUser'];
+let readWith: IdentityServer['readWith'];
 
 const identities = () => `/subscriptions/${server.admin.subscriptionId}/resourceGroups/rg-test/providers/Microsoft.ManagedIdentity/userAssignedIdentities`;
-const readWith = (credential: TokenCredential) =>
-  new SecretClient(server.vaultUrl(VAULT), credential, { retryOptions: { maxRetries: 0 } }).getSecret('app-secret');
 
 before(async () => {
-  server = await startTestServer();
-  adminToken = (await server.adminCredential.getToken(`${server.admin.managementEndpoint}/.default`))!.token;
-  await server.createVault(VAULT, { enableRbacAuthorization: true });
-  await server.secretClient(VAULT).setSecret('app-secret', 's3cr3t-value');
+  ({ server, mgmt, grantSecretsUser, readWith } = await startIdentityServer(VAULT));
 });
 after(() => server?.close());
 
 test('ManagedIdentityCredential (IMDS shape via AZURE_POD_IDENTITY_AUTHORITY_HOST) reads a secret as its identity, and only as it', async () => {
   const mine = (await mgmt('PUT', `${identities()}/imds-app?api-version=2023-01-31`, { location: 'local' })).body;
   const other = (await mgmt('PUT', `${identities()}/imds-other?api-version=2023-01-31`, { location: 'local' })).body;
-  const scope = `/subscriptions/${server.admin.subscriptionId}/resourceGroups/rg-test/providers/Microsoft.KeyVault/vaults/${VAULT}`;
-  const assigned = await mgmt('PUT', `${scope}/providers/Microsoft.Authorization/roleAssignments/${crypto.randomUUID()}?api-version=2022-04-01`, {
-    properties: { roleDefinitionId: `/subscriptions/${server.admin.subscriptionId}/providers/Microsoft.Authorization/roleDefinitions/${ROLE_IDS.keyVaultSecretsUser}`, principalId: mine.properties.principalId },
-  });
-  assert.equal(assigned.status, 201);
+  await grantSecretsUser(mine.properties.principalId);
   const binding = (await mgmt('POST', '/coffer/managed-identity/bindings', { identity: mine.id })).body;
   const otherBinding = (await mgmt('POST', '/coffer/managed-identity/bindings', { identity: other.id })).body;
   assert.ok(binding.podIdentityAuthorityHost.startsWith(`${server.admin.authorityHost}/coffer/imds/`));
@@ -114,10 +96,7 @@ test('system-assigned identity of an app resource: ARM extension resource, token
   const sp = (await mgmt('GET', `/v1.0/servicePrincipals/${created.body.properties.principalId}`)).body;
   assert.deepEqual([sp.servicePrincipalType, sp.displayName, sp.alternativeNames], ['ManagedIdentity', 'my-app', ['isExplicit=False', owner.toLowerCase()]]);
 
-  const scope = `/subscriptions/${server.admin.subscriptionId}/resourceGroups/rg-test/providers/Microsoft.KeyVault/vaults/${VAULT}`;
-  await mgmt('PUT', `${scope}/providers/Microsoft.Authorization/roleAssignments/${crypto.randomUUID()}?api-version=2022-04-01`, {
-    properties: { roleDefinitionId: `/subscriptions/${server.admin.subscriptionId}/providers/Microsoft.Authorization/roleDefinitions/${ROLE_IDS.keyVaultSecretsUser}`, principalId: created.body.properties.principalId },
-  });
+  await grantSecretsUser(created.body.properties.principalId);
   // The app is bound by its own resource id (what `coffer run --identity RESOURCE_ID` does).
   const binding = (await mgmt('POST', '/coffer/managed-identity/bindings', { identity: owner })).body;
   assert.equal(binding.resourceId, owner.toLowerCase());

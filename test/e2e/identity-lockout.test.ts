@@ -3,15 +3,12 @@ import assert from 'node:assert/strict';
 import { UsernamePasswordCredential } from '@azure/identity';
 import { startTestServer, type TestServer } from '../support/server.js';
 import { LOCKOUT_SECONDS, LOCKOUT_THRESHOLD } from '../../src/identity/directory.js';
+import { managementApi } from './identity-support.js';
 
 /** Password sign-ins lock out after LOCKOUT_THRESHOLD failures in a row (Entra's smart lockout, AADSTS50053). */
 let server: TestServer;
+let mgmt: ReturnType<typeof managementApi>;
 
-async function mgmt(method: string, path: string, body: unknown) {
-  const token = (await server.adminCredential.getToken(`${server.admin.managementEndpoint}/.default`))!.token;
-  const res = await fetch(`${server.admin.managementEndpoint}${path}`, { method, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify(body) });
-  return res.status;
-}
 
 const signIn = async (username: string, password: string) => {
   const res = await fetch(`${server.admin.authorityHost}/${server.admin.tenantId}/oauth2/v2.0/token`, {
@@ -27,7 +24,8 @@ const failTimes = async (n: number, username: string) => {
 
 before(async () => {
   server = await startTestServer();
-  assert.equal(await mgmt('POST', '/v1.0/users', { displayName: 'Erin', userPrincipalName: 'erin@coffer.test', passwordProfile: { password: 'Erin-password-1' } }), 201);
+  mgmt = managementApi(server);
+  assert.equal((await mgmt('POST', '/v1.0/users', { displayName: 'Erin', userPrincipalName: 'erin@coffer.test', passwordProfile: { password: 'Erin-password-1' } })).status, 201);
 });
 after(() => server?.close());
 
@@ -55,7 +53,7 @@ test('the threshold-th failed password locks the user out, even with the right p
   // …or when the administrator resets the password.
   await failTimes(LOCKOUT_THRESHOLD, 'erin@coffer.test');
   assert.equal((await signIn('erin@coffer.test', 'Erin-password-1')).code, 50053);
-  assert.equal(await mgmt('PATCH', '/v1.0/users/erin@coffer.test', { passwordProfile: { password: 'Erin-password-2' } }), 204);
+  assert.equal((await mgmt('PATCH', '/v1.0/users/erin@coffer.test', { passwordProfile: { password: 'Erin-password-2' } })).status, 204);
   assert.equal((await signIn('erin@coffer.test', 'Erin-password-2')).status, 200);
 });
 

@@ -5,9 +5,8 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { SignJWT, exportJWK, generateKeyPair, type JWTPayload } from 'jose';
 import type { TokenCredential } from '@azure/identity';
-import { SecretClient } from '@azure/keyvault-secrets';
-import { startTestServer, type TestServer } from '../support/server.js';
-import { ROLE_IDS } from '../../src/gates/authorization/builtin-roles.js';
+import type { TestServer } from '../support/server.js';
+import { startIdentityServer, type IdentityServer } from './identity-support.js';
 
 /**
  * Trusted external issuers: an OIDC issuer of our own making (a jose key pair and a tiny JWKS server) whose tokens
@@ -17,21 +16,14 @@ const VAULT = 'trustvault';
 const ISSUER = 'https://login.example.test/contoso/v2.0';
 const AUDIENCE = 'api://coffer-vaults';
 let server: TestServer;
-let adminToken: string;
+let mgmt: IdentityServer['mgmt'];
+let grantSecretsUser: IdentityServer['grantSecretsUser'];
+let readWith: IdentityServer['readWith'];
 let jwks: http.Server;
 let jwksUri: string;
 const trusted = await generateKeyPair('RS256');
 const foreign = await generateKeyPair('RS256');
 
-async function mgmt(method: string, path: string, body?: unknown, token = adminToken) {
-  const res = await fetch(`${server.admin.managementEndpoint}${path}`, {
-    method,
-    headers: { authorization: `Bearer ${token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await res.text();
-  return { status: res.status, body: text ? JSON.parse(text) : undefined };
-}
 
 /** A token of the external issuer; every part can be overridden to forge a bad one. */
 function externalToken(claims: JWTPayload = {}, opts: { key?: crypto.webcrypto.CryptoKey | Uint8Array; kid?: string; alg?: string; expiresAt?: number } = {}) {
@@ -55,10 +47,7 @@ before(async () => {
   });
   await new Promise<void>((resolve) => jwks.listen(0, '127.0.0.1', resolve));
   jwksUri = `http://127.0.0.1:${(jwks.address() as AddressInfo).port}/keys`;
-  server = await startTestServer();
-  adminToken = (await server.adminCredential.getToken(`${server.admin.managementEndpoint}/.default`))!.token;
-  await server.createVault(VAULT, { enableRbacAuthorization: true });
-  await server.secretClient(VAULT).setSecret('app-secret', 's3cr3t-value');
+  ({ server, mgmt, grantSecretsUser, readWith } = await startIdentityServer(VAULT));
 });
 after(async () => {
   await server?.close();
@@ -71,16 +60,13 @@ test('a trusted issuer\'s token reads a secret as the principal its oid is mappe
   const app = (await mgmt('POST', '/v1.0/applications', { displayName: 'external-workload' })).body;
   const mapped = await mgmt('PUT', `/coffer/trusted-issuers/${added.body.id}/subjects/ext-oid-1`, { principalId: app.id });
   assert.deepEqual(mapped.body, { externalId: 'ext-oid-1', principalId: app.id });
-  const scope = `/subscriptions/${server.admin.subscriptionId}/resourceGroups/rg-test/providers/Microsoft.KeyVault/vaults/${VAULT}`;
-  await mgmt('PUT', `${scope}/providers/Microsoft.Authorization/roleAssignments/${crypto.randomUUID()}?api-version=2022-04-01`, {
-    properties: { roleDefinitionId: `/subscriptions/${server.admin.subscriptionId}/providers/Microsoft.Authorization/roleDefinitions/${ROLE_IDS.keyVaultSecretsUser}`, principalId: app.id },
-  });
+  await grantSecretsUser(app.id);
 
   // A raw bearer token, and the SDK (challenge verification on) with a credential that hands out the external token.
   const good = await externalToken();
   assert.equal((await getSecret(good)).body.value, 's3cr3t-value');
   const credential: TokenCredential = { getToken: async () => ({ token: await externalToken(), expiresOnTimestamp: Date.now() + 600_000 }) };
-  assert.equal((await new SecretClient(server.vaultUrl(VAULT), credential, { retryOptions: { maxRetries: 0 } }).getSecret('app-secret')).value, 's3cr3t-value');
+  assert.equal((await readWith(credential)).value, 's3cr3t-value');
   // `sub` maps too, when the issuer sends no oid.
   await mgmt('PUT', `/coffer/trusted-issuers/${added.body.id}/subjects/only-sub`, { principalId: app.id });
   assert.equal((await getSecret(await externalToken({ oid: undefined, sub: 'only-sub' }))).status, 200);

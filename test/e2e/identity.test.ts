@@ -1,47 +1,21 @@
-import 'reflect-metadata';
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import crypto, { webcrypto } from 'node:crypto';
-import * as x509 from '@peculiar/x509';
+import crypto from 'node:crypto';
 import {
-  ClientAssertionCredential, ClientCertificateCredential, ClientSecretCredential, ManagedIdentityCredential, UsernamePasswordCredential, type TokenCredential,
+  ClientAssertionCredential, ClientCertificateCredential, ClientSecretCredential, ManagedIdentityCredential, UsernamePasswordCredential,
 } from '@azure/identity';
-import { SecretClient } from '@azure/keyvault-secrets';
 import { startTestServer, type TestServer } from '../support/server.js';
-import { ROLE_IDS } from '../../src/gates/authorization/builtin-roles.js';
-
-x509.cryptoProvider.set(webcrypto as unknown as Crypto);
+import { selfSignedCertificate, startIdentityServer, type IdentityServer } from './identity-support.js';
 
 const VAULT = 'idvault';
 let server: TestServer;
-let adminToken: string;
-
-/** A Graph / ARM call on the management host as the bootstrap administrator (or with another token). */
-async function mgmt(method: string, path: string, body?: unknown, token = adminToken) {
-  const res = await fetch(`${server.admin.managementEndpoint}${path}`, {
-    method, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await res.text();
-  return { status: res.status, body: text ? JSON.parse(text) : undefined };
-}
-
-async function grantSecretsUser(principalId: string) {
-  const scope = `/subscriptions/${server.admin.subscriptionId}/resourceGroups/rg-test/providers/Microsoft.KeyVault/vaults/${VAULT}`;
-  const res = await mgmt('PUT', `${scope}/providers/Microsoft.Authorization/roleAssignments/${crypto.randomUUID()}?api-version=2022-04-01`, {
-    properties: { roleDefinitionId: `/subscriptions/${server.admin.subscriptionId}/providers/Microsoft.Authorization/roleDefinitions/${ROLE_IDS.keyVaultSecretsUser}`, principalId },
-  });
-  assert.equal(res.status, 201, JSON.stringify(res.body));
-}
-
-const readWith = (credential: TokenCredential) =>
-  new SecretClient(server.vaultUrl(VAULT), credential, { retryOptions: { maxRetries: 0 } }).getSecret('app-secret');
+let mgmt: IdentityServer['mgmt'];
+let grantSecretsUser: IdentityServer['grantSecretsUser'];
+let readWith: IdentityServer['readWith'];
 const options = () => ({ authorityHost: server.admin.authorityHost, disableInstanceDiscovery: true });
 
 before(async () => {
-  server = await startTestServer();
-  adminToken = (await server.adminCredential.getToken(`${server.admin.managementEndpoint}/.default`))!.token;
-  await server.createVault(VAULT, { enableRbacAuthorization: true });
-  await server.secretClient(VAULT).setSecret('app-secret', 's3cr3t-value');
+  ({ server, mgmt, grantSecretsUser, readWith } = await startIdentityServer(VAULT));
 });
 after(() => server?.close());
 
@@ -69,18 +43,9 @@ test('ClientSecretCredential: a new app password reads a secret; removing the pa
 
 test('ClientCertificateCredential: an assertion signed by the app certificate reads a secret; a foreign certificate is refused', async () => {
   const app = (await mgmt('POST', '/v1.0/applications', { displayName: 'cert-app' })).body;
-  const makeCert = async () => {
-    const alg = { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256', publicExponent: new Uint8Array([1, 0, 1]), modulusLength: 2048 };
-    const keys = await webcrypto.subtle.generateKey(alg, true, ['sign', 'verify']) as CryptoKeyPair;
-    const cert = await x509.X509CertificateGenerator.createSelfSigned({
-      serialNumber: '01', name: 'CN=cert-app', notBefore: new Date(Date.now() - 60_000), notAfter: new Date(Date.now() + 86_400_000), keys, signingAlgorithm: alg,
-    });
-    const keyPem = x509.PemConverter.encode(await webcrypto.subtle.exportKey('pkcs8', keys.privateKey), 'PRIVATE KEY');
-    return { cert, pem: `${keyPem}\n${cert.toString('pem')}` };
-  };
-  const good = await makeCert();
-  const foreign = await makeCert();
-  const patched = await mgmt('PATCH', `/v1.0/applications/${app.id}`, { keyCredentials: [{ type: 'AsymmetricX509Cert', usage: 'Verify', key: Buffer.from(good.cert.rawData).toString('base64') }] });
+  const good = await selfSignedCertificate('cert-app');
+  const foreign = await selfSignedCertificate('cert-app');
+  const patched = await mgmt('PATCH', `/v1.0/applications/${app.id}`, { keyCredentials: [{ type: 'AsymmetricX509Cert', usage: 'Verify', key: good.derBase64 }] });
   assert.equal(patched.status, 204, JSON.stringify(patched.body));
   await grantSecretsUser(app.id);
   const credential = new ClientCertificateCredential(server.admin.tenantId, app.appId, { certificate: good.pem }, options());
