@@ -1,0 +1,195 @@
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { createRequire } from 'node:module';
+import Database from 'better-sqlite3';
+import pg from 'pg';
+import { ClientSecretCredential } from '@azure/identity';
+import { CryptographyClient, KeyClient } from '@azure/keyvault-keys';
+import type * as Pkcs11Types from 'pkcs11js';
+import { createVaultAsAdmin, seedTestCa } from '../support/server.js';
+import { freshDatabase } from '../support/postgres.js';
+import { createKeyring } from '../../src/crypto/envelope.js';
+import { createBackupCodec } from '../../src/objects/collection-helpers.js';
+
+/**
+ * An HSM key's private material is provably absent from everything Coffer writes: the database (every key payload
+ * decrypted with the deployment's root key holds only a token reference), every file of the data directory, the
+ * backup blobs (decrypted too) and the server's logs at debug level. Keys are imported here so that their private
+ * material is known and can be searched for. SoftHSM2 reports the token objects as sensitive and non-extractable,
+ * and purging a key destroys its token object. The server runs as `coffer server start`, a process of its own, so
+ * that its whole log output can be read.
+ */
+const MODULE = '/usr/lib/softhsm/libsofthsm2.so';
+const available = fs.existsSync(MODULE) && fs.existsSync('/usr/bin/softhsm2-util');
+const skip = !available && 'softhsm2 is not installed';
+const PIN = '975310';
+const LABEL = 'coffer-absence';
+let tokenDir: string;
+let dataDir: string;
+let storageUrl: string | undefined;
+let child: ChildProcess | undefined;
+let logs = '';
+let port: number;
+
+before(async () => {
+  if (!available) return;
+  tokenDir = fs.mkdtempSync(path.join(os.tmpdir(), 'coffer-softhsm-absence-'));
+  fs.mkdirSync(path.join(tokenDir, 'tokens'));
+  fs.writeFileSync(path.join(tokenDir, 'softhsm2.conf'), `directories.tokendir = ${tokenDir}/tokens\nobjectstore.backend = file\n`);
+  process.env.SOFTHSM2_CONF = path.join(tokenDir, 'softhsm2.conf');
+  execFileSync('softhsm2-util', ['--init-token', '--free', '--label', LABEL, '--so-pin', '135791', '--pin', PIN], { stdio: 'ignore' });
+  dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'coffer-absence-'));
+  seedTestCa(dataDir);
+  storageUrl = process.env.COFFER_TEST_STORAGE_URL ? await freshDatabase(process.env.COFFER_TEST_STORAGE_URL) : undefined;
+  child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'server', 'start', '--port', '0', '--data-dir', dataDir,
+    '--log-level', 'debug', '--throttle', 'off', '--scheduler-interval', '1s', '--pkcs11-module', MODULE, '--pkcs11-token', LABEL,
+    ...(storageUrl ? ['--storage', storageUrl] : [])], { env: { ...process.env, COFFER_PKCS11_PIN: PIN } });
+  port = await new Promise<number>((resolve, reject) => {
+    child!.stdout!.on('data', (d) => {
+      logs += d;
+      const ready = /Coffer is ready .* on https:\/\/127\.0\.0\.1:(\d+)/.exec(logs);
+      if (ready) resolve(Number(ready[1]));
+    });
+    child!.stderr!.on('data', (d) => { logs += d; });
+    child!.on('exit', (code) => reject(new Error(`coffer exited with ${code}: ${logs.slice(-2000)}`)));
+  });
+});
+after(async () => {
+  if (child && child.exitCode === null) {
+    child.kill('SIGTERM');
+    await new Promise((resolve) => child!.once('exit', resolve));
+  }
+  for (const dir of [tokenDir, dataDir]) if (dir) fs.rmSync(dir, { recursive: true, force: true });
+});
+
+/** Every file under a directory, recursively. */
+const filesUnder = (dir: string): string[] => fs.readdirSync(dir, { withFileTypes: true })
+  .flatMap((e) => (e.isDirectory() ? filesUnder(path.join(dir, e.name)) : [path.join(dir, e.name)]));
+
+/** A private component in every encoding Coffer or a logger could write it in. */
+const encodings = (secret: Buffer) => [secret, Buffer.from(secret.toString('base64')), Buffer.from(secret.toString('base64url')), Buffer.from(secret.toString('hex'))];
+
+function assertAbsent(haystack: Buffer, secrets: Buffer[], where: string) {
+  for (const secret of secrets) {
+    for (const needle of encodings(secret)) assert.equal(haystack.includes(needle), false, `private material found in ${where}`);
+  }
+}
+
+/** Every key version's row: vault id, name key, version, sealed payload, and the vault's wrapped data key. */
+async function keyRows(): Promise<{ vault_id: string; name_key: string; version: string; payload: Buffer; wrapped_data_key: Buffer; meta: string }[]> {
+  const sql = `select v.vault_id, v.name_key, v.version, v.payload, v.meta, vaults.wrapped_data_key from object_versions v
+    join vaults on vaults.id = v.vault_id where v.collection = 'keys'`;
+  if (!storageUrl) {
+    const db = new Database(path.join(dataDir, 'coffer.db'), { readonly: true });
+    try {
+      return db.prepare(sql).all() as any;
+    } finally {
+      db.close();
+    }
+  }
+  const client = new pg.Client({ connectionString: storageUrl });
+  await client.connect();
+  try {
+    return (await client.query(sql)).rows;
+  } finally {
+    await client.end();
+  }
+}
+
+function tokenSession() {
+  const pkcs11js = createRequire(import.meta.url)('pkcs11js') as typeof Pkcs11Types;
+  const p11 = new pkcs11js.PKCS11();
+  p11.load(MODULE);
+  p11.C_Initialize();
+  const slot = p11.C_GetSlotList(true).find((s) => p11.C_GetTokenInfo(s).label.trim() === LABEL)!;
+  const session = p11.C_OpenSession(slot, pkcs11js.CKF_SERIAL_SESSION);
+  p11.C_Login(session, pkcs11js.CKU_USER, PIN);
+  const privateKeys = () => {
+    p11.C_FindObjectsInit(session, [{ type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_PRIVATE_KEY }]);
+    const handles = p11.C_FindObjects(session, 100);
+    p11.C_FindObjectsFinal(session);
+    return handles.map((h) => {
+      const [id, sensitive, extractable] = p11.C_GetAttributeValue(session, h,
+        [{ type: pkcs11js.CKA_ID }, { type: pkcs11js.CKA_SENSITIVE }, { type: pkcs11js.CKA_EXTRACTABLE }]).map((a) => a.value as Buffer);
+      return { id: id.toString('hex'), sensitive: sensitive[0] === 1, extractable: extractable[0] === 1 };
+    });
+  };
+  return { privateKeys, close: () => { p11.C_Logout(session); p11.C_CloseSession(session); p11.C_Finalize(); } };
+}
+
+test('HSM keys: private material absent from database, data dir, backups and logs; token objects sensitive; purge destroys them', { skip }, async () => {
+  const admin = JSON.parse(fs.readFileSync(path.join(dataDir, 'bootstrap-admin.json'), 'utf8'));
+  const credential = new ClientSecretCredential(admin.tenantId, admin.clientId, admin.clientSecret, { authorityHost: admin.authorityHost, disableInstanceDiscovery: true });
+  await createVaultAsAdmin(admin, credential, 'absence', { sku: { family: 'A', name: 'premium' } });
+  const client = new KeyClient(`https://absence.vault.localhost:${port}`, credential, { retryOptions: { maxRetries: 0 } });
+
+  const rsa = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ format: 'jwk' });
+  const ec = crypto.generateKeyPairSync('ec', { namedCurve: 'P-384' }).privateKey.export({ format: 'jwk' });
+  const b = (v?: string) => Buffer.from(v!, 'base64url');
+  const secrets = [b(rsa.d), b(rsa.p), b(rsa.q), b(rsa.dp), b(rsa.dq), b(rsa.qi), b(ec.d)];
+  const rsaKey = await client.importKey('imported-rsa', {
+    kty: 'RSA', n: b(rsa.n), e: b(rsa.e), d: b(rsa.d), p: b(rsa.p), q: b(rsa.q), dp: b(rsa.dp), dq: b(rsa.dq), qi: b(rsa.qi),
+  }, { hardwareProtected: true });
+  const ecKey = await client.importKey('imported-ec', { kty: 'EC', crv: 'P-384', x: b(ec.x), y: b(ec.y), d: b(ec.d) }, { hardwareProtected: true });
+  assert.deepEqual([rsaKey.keyType, ecKey.keyType], ['RSA-HSM', 'EC-HSM']);
+  await client.createKey('generated', 'RSA-HSM');
+  for (const [key, alg, size] of [[rsaKey, 'RS256', 32], [ecKey, 'ES384', 48]] as const) {
+    const signed = await new CryptographyClient(key.id!, credential).sign(alg, crypto.randomBytes(size));
+    assert.ok(signed.result.length > 0);
+  }
+  const blobs = await Promise.all(['imported-rsa', 'imported-ec', 'generated'].map((name) => client.backupKey(name)));
+
+  // The database: every key payload, decrypted with the deployment's root key, is a token reference and nothing else.
+  const keyring = createKeyring(Buffer.from(fs.readFileSync(path.join(dataDir, 'root.key'), 'utf8').trim(), 'base64'));
+  const rows = await keyRows();
+  assert.equal(rows.length, 3);
+  for (const row of rows) {
+    const payload = keyring.openValue(row.vault_id, row.wrapped_data_key, `${row.vault_id}/keys/${row.name_key}/${row.version}`, row.payload);
+    assert.deepEqual(Object.keys(JSON.parse(payload.toString('utf8'))), ['pkcs11Id'], `${row.name_key}'s payload is a reference`);
+    assertAbsent(Buffer.concat([payload, Buffer.from(row.meta)]), secrets, `the ${row.name_key} row`);
+  }
+  // Backups: the blob and the document inside it.
+  const codec = createBackupCodec(keyring, 'keys');
+  for (const blob of blobs) {
+    assertAbsent(Buffer.from(blob!), secrets, 'a backup blob');
+    const doc = codec.open(Buffer.from(blob!).toString('base64url'));
+    for (const v of doc.versions) {
+      assert.deepEqual(Object.keys(JSON.parse(Buffer.from(v.payload, 'base64').toString('utf8'))), ['pkcs11Id']);
+      assertAbsent(Buffer.from(JSON.stringify(doc)), secrets, 'a backup document');
+    }
+  }
+  // Every file of the data directory (the SQLite database and its WAL, audit logs, settings…) and the debug logs.
+  for (const file of filesUnder(dataDir)) assertAbsent(fs.readFileSync(file), secrets, file);
+  assert.match(logs, /incoming request/, 'the server logged every request (debug level)');
+  assertAbsent(Buffer.from(logs), secrets, 'the server logs');
+
+  // The token: sensitive, non-extractable objects, one per key version.
+  const token = tokenSession();
+  try {
+    const objects = token.privateKeys();
+    assert.equal(objects.length, 3);
+    for (const o of objects) assert.deepEqual([o.sensitive, o.extractable], [true, false]);
+
+    // Purging a key destroys its token object (after the collection job's grace period, under an advanced clock).
+    const purgedId = rows.find((r) => r.name_key === 'imported-ec')!.meta.match(/"hsmId":"([0-9a-f]+)"/)![1];
+    await (await client.beginDeleteKey('imported-ec')).pollUntilDone();
+    await client.purgeDeletedKey('imported-ec');
+    const management = (await credential.getToken(`${admin.managementEndpoint}/.default`))!.token;
+    for (let i = 0; i < 2; i++) {
+      const res = await fetch(`${admin.managementEndpoint}/coffer/admin/clock/advance`, {
+        method: 'POST', headers: { authorization: `Bearer ${management}`, 'content-type': 'application/json' }, body: JSON.stringify({ advance: '2m' }),
+      });
+      assert.equal(res.status, 200, await res.text());
+    }
+    const remaining = token.privateKeys().map((o) => o.id);
+    assert.equal(remaining.length, 2);
+    assert.equal(remaining.includes(purgedId), false, 'the purged key\'s token object is destroyed');
+  } finally {
+    token.close();
+  }
+});
