@@ -121,6 +121,20 @@ test('EmailContacts: one outbox message per contact at the trigger, once per ver
   assert.equal(messages().length, 2);
 });
 
+test('a certificate that cannot be renewed does not hold up the renewal of the others', async () => {
+  const policy = selfSigned('CN=renews', { lifetimeActions: [{ action: 'AutoRenew', lifetimePercentage: 50 }] });
+  const broken = await (await certs.beginCreateCertificate('a-broken', policy, POLL)).pollUntilDone();
+  const healthy = await (await certs.beginCreateCertificate('z-healthy', policy, POLL)).pollUntilDone();
+  // A policy update may name a subject no certificate can carry; only issuance finds out.
+  await certs.updateCertificatePolicy('a-broken', { ...policy, subject: 'not a distinguished name' });
+  const res = await rawRequest(`${server.admin.managementEndpoint}/coffer/admin/clock/advance`, {
+    method: 'POST', token: await managementToken(server), body: { advance: '20d' },
+  });
+  assert.equal(res.status, 200);
+  assert.equal((await certs.getCertificate('a-broken')).properties.version, broken.properties.version);
+  assert.notEqual((await certs.getCertificate('z-healthy')).properties.version, healthy.properties.version);
+});
+
 test('a purged vault takes its certificate contacts and issuers with it', async () => {
   const name = 'purgedvault';
   await server.createVault(name);

@@ -22,13 +22,21 @@ export function createCertificateRenewalJob(deps: { storage: Storage; certificat
         .execute();
       let renewed = 0;
       let emailed = 0;
+      const failed: string[] = [];
       for (const c of candidates) {
         const vault = { id: c.id, name: c.vault_name, wrappedDataKey: c.wrapped_data_key };
-        const notice = notifications && (await certificates.noticeDue(vault, c.name, now));
-        if (notice) emailed += await notifications.send(vault, notice, now);
-        if (await certificates.renewIfDue(vault, c.name, now)) renewed++;
+        // One certificate that cannot be renewed must not hold up the others: it is reported after the pass.
+        try {
+          const notice = notifications && (await certificates.noticeDue(vault, c.name, now));
+          if (notice) emailed += await notifications.send(vault, notice, now);
+          if (await certificates.renewIfDue(vault, c.name, now)) renewed++;
+        } catch (err) {
+          failed.push(`${c.vault_name}/${c.name}: ${(err as Error).message}`);
+        }
       }
-      return { renewed, emailed };
+      if (failed.length) throw new Error(`lifetime actions failed for ${failed.length} certificate(s) (${renewed} renewed, ${emailed} emails): ${failed.join('; ')}`);
+      // Nothing done is falsy, so the scheduler logs only passes that did something.
+      return renewed + emailed > 0 ? { renewed, emailed } : undefined;
     },
   };
 }
