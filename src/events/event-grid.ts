@@ -38,7 +38,7 @@ export function createEventGrid(deps: { storage: Storage; clock: Clock; endpoint
   const { clock, endpoints } = deps;
   const db = eventsDb(deps.storage);
   const subscriptions = createEventSubscriptions({ db, clock });
-  const outbox = createOutbox({ db, clock, subscriptions, dataDir: deps.dataDir, onError: deps.onError });
+  const outbox = createOutbox({ db, storage: deps.storage, clock, subscriptions, dataDir: deps.dataDir, onError: deps.onError });
 
   /** Enqueues an object event (with `executor`, e.g. the expiry job's transaction); returns how many deliveries. */
   function enqueueObjectEvent(executor: EventsDb, vaultId: string, objectType: ObjectType, kind: ObjectEventKind, v: VersionFacts) {

@@ -32,26 +32,38 @@ export function createExpiryEventsJob(deps: { storage: Storage; clock: Clock; ev
         // A cheap pre-filter; the exp itself is read from the parsed meta.
         .where('v.meta', 'like', '%"exp":%')
         .execute();
-      let fired = 0;
-      for (const c of candidates) {
+      const due = candidates.flatMap((c) => {
         const meta = JSON.parse(c.meta) as { exp?: number; nbf?: number; managed?: boolean };
         const objectType = OBJECT_TYPE[c.collection];
-        if (typeof meta.exp !== 'number' || !objectType || (meta.managed && c.collection !== 'certificates')) continue;
+        if (typeof meta.exp !== 'number' || !objectType || (meta.managed && c.collection !== 'certificates')) return [];
         const expMs = meta.exp * 1000;
         const kind: ObjectEventKind | undefined = now >= expMs ? 'Expired' : now >= expMs - NEAR_EXPIRY_MS ? 'NearExpiry' : undefined;
-        if (!kind) continue;
+        return kind ? [{ ...c, meta, exp: meta.exp, objectType, kind }] : [];
+      });
+      if (!due.length) return 0;
+      // What already fired is skipped without a write; the insert below still guards against a concurrent scan.
+      const key = (n: { vault_id: string; collection: string; name_key: string; version: string; kind: string; exp: number }) =>
+        [n.vault_id, n.collection, n.name_key, n.version, n.kind, Number(n.exp)].join('|');
+      const db = withEventTables(storage.db);
+      // Notices of objects that no longer exist (purged) are forgotten, so the table follows the objects.
+      await db.deleteFrom('event_expiry_notices').where(({ not, exists, selectFrom }) => not(exists(selectFrom('object_names as n').select('n.vault_id')
+        .whereRef('n.vault_id', '=', 'event_expiry_notices.vault_id').whereRef('n.collection', '=', 'event_expiry_notices.collection')
+        .whereRef('n.name_key', '=', 'event_expiry_notices.name_key')))).execute();
+      const fired = new Set((await db.selectFrom('event_expiry_notices').select(['vault_id', 'collection', 'name_key', 'version', 'kind', 'exp']).execute()).map(key));
+      let count = 0;
+      for (const d of due.filter((d) => !fired.has(key(d)))) {
         const enqueued = await inTransaction(storage, async (trx) => {
-          const db = withEventTables(trx);
-          const notice = await db.insertInto('event_expiry_notices').values({
-            vault_id: c.vault_id, collection: c.collection, name_key: c.name_key, version: c.version, kind, exp: meta.exp!, fired_at: now,
+          const executor = withEventTables(trx);
+          const notice = await executor.insertInto('event_expiry_notices').values({
+            vault_id: d.vault_id, collection: d.collection, name_key: d.name_key, version: d.version, kind: d.kind, exp: d.exp, fired_at: now,
           }).onConflict((oc) => oc.doNothing()).executeTakeFirst();
           if (Number(notice.numInsertedOrUpdatedRows ?? 0) === 0) return undefined;
-          return events.enqueueObjectEvent(db, c.vault_id, objectType, kind, { name: c.name, version: c.version, meta });
+          return events.enqueueObjectEvent(executor, d.vault_id, d.objectType, d.kind, { name: d.name, version: d.version, meta: d.meta });
         });
-        if (enqueued !== undefined) fired++;
+        if (enqueued !== undefined) count++;
         if (enqueued) events.outbox.kick();
       }
-      return fired;
+      return count;
     },
   };
 }

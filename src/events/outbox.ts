@@ -1,6 +1,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
+import { sql } from 'kysely';
 import type { Clock } from '../clock.js';
+import { databaseNowMs, type Storage } from '../storage/engine.js';
 import { envelope, type VaultEvent } from './events.js';
 import type { EventsDb } from './tables.js';
 import { admits, storageAccountOf, type EventSubscription, type EventSubscriptions } from './subscriptions.js';
@@ -16,7 +18,10 @@ import { deliverEvent, DELIVERY_TIMEOUT_MS, type AttemptOutcome } from './webhoo
 
 /** Event Grid's retry schedule (after attempt n, wait RETRY_SCHEDULE_MS[n-1]; the last step repeats). */
 export const RETRY_SCHEDULE_MS = [10_000, 30_000, 60_000, 300_000, 600_000, 1_800_000, 3_600_000, 10_800_000, 21_600_000, 43_200_000];
-/** How long one node owns a claimed row: a delivery attempt plus slack; a node that died mid-attempt loses it then. */
+/**
+ * How long one node owns a claimed row: a delivery attempt plus slack; a node that died mid-attempt loses it then.
+ * Claims are on the database's clock (like the scheduler's lease), so skew between nodes' hosts cannot double-claim.
+ */
 const CLAIM_MS = DELIVERY_TIMEOUT_MS + 30_000;
 const BATCH = 50;
 /** Receivers' answers that Event Grid never retries: the event itself is refused. */
@@ -35,10 +40,11 @@ export interface Outbox {
 }
 
 export function createOutbox(deps: {
-  db: EventsDb; clock: Clock; subscriptions: EventSubscriptions; dataDir: string;
+  db: EventsDb; storage: Storage; clock: Clock; subscriptions: EventSubscriptions; dataDir: string;
   onError?: (err: unknown) => void;
 }): Outbox {
   const { db, clock, subscriptions } = deps;
+  const dbNow = databaseNowMs(deps.storage);
   let pass: Promise<number> | undefined;
   let again = false;
 
@@ -66,10 +72,9 @@ export function createOutbox(deps: {
   }
 
   async function claim(seq: number) {
-    const realNow = Date.now();
-    const result = await db.updateTable('event_deliveries').set({ claimed_until: realNow + CLAIM_MS })
+    const result = await db.updateTable('event_deliveries').set({ claimed_until: sql<number>`${dbNow} + ${CLAIM_MS}` })
       .where('seq', '=', seq)
-      .where((eb) => eb.or([eb('claimed_until', 'is', null), eb('claimed_until', '<', realNow)]))
+      .where((eb) => eb.or([eb('claimed_until', 'is', null), eb('claimed_until', '<', dbNow)]))
       .executeTakeFirst();
     return Number(result.numUpdatedRows) > 0;
   }
@@ -119,7 +124,7 @@ export function createOutbox(deps: {
       const due = await db.selectFrom('event_deliveries')
         .select(['seq', 'subscription_id', 'event', 'attempts', 'expires_at', 'created_at'])
         .where('next_attempt_at', '<=', clock.now())
-        .where((eb) => eb.or([eb('claimed_until', 'is', null), eb('claimed_until', '<', Date.now())]))
+        .where((eb) => eb.or([eb('claimed_until', 'is', null), eb('claimed_until', '<', dbNow)]))
         .orderBy('seq').limit(BATCH).execute();
       if (!due.length) return finished;
       const bySubscription = new Map<string, DueRow[]>();

@@ -23,7 +23,7 @@ export type EventTables = {
     attempts: number;
     next_attempt_at: number;
     expires_at: number;
-    /** Real time (not the service clock) until which one node's delivery attempt owns the row. */
+    /** Until when (the database's clock, not the service clock) one node's delivery attempt owns the row. */
     claimed_until: number | null;
     last_error: string | null;
     created_at: number;
