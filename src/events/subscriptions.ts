@@ -202,9 +202,12 @@ export function createEventSubscriptions(deps: { db: EventsDb; clock: Clock }) {
         return { subscription: { ...existing, settings, updated: now }, created: false };
       }
       const id = crypto.randomUUID();
-      await db.insertInto('event_subscriptions').values({
+      const inserted = await db.insertInto('event_subscriptions').values({
         id, vault_id: vault.id, name, name_key: name.toLowerCase(), document: JSON.stringify(settings), created_at: now, updated_at: now,
-      }).execute();
+      }).onConflict((oc) => oc.doNothing()).executeTakeFirst();
+      if (Number(inserted.numInsertedOrUpdatedRows ?? 0) === 0) {
+        throw new KeyVaultError(409, 'Conflict', `Event subscription '${name}' was created by a concurrent request; retry to update it.`);
+      }
       return { subscription: { id, vaultId: vault.id, name, settings, created: now, updated: now }, created: true };
     },
 

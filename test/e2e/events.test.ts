@@ -5,7 +5,7 @@ import path from 'node:path';
 import { KeyClient } from '@azure/keyvault-keys';
 import { CertificateClient } from '@azure/keyvault-certificates';
 import { startTestServer, type TestServer } from '../support/server.js';
-import { armClient } from '../support/arm.js';
+import { armClient, createPrincipal } from '../support/arm.js';
 import { managementToken, rawRequest } from '../support/raw-http.js';
 import { startWebhook, waitFor, type Webhook } from '../support/webhook.js';
 
@@ -229,6 +229,20 @@ test('bad subscriptions are Azure-shaped 400s that store nothing', async () => {
   for (const name of ['silent', 'silent-ce', 'remote', 'badtype', 'badretry']) {
     assert.equal((await arm('GET', subscriptionPath(VAULT, name), undefined, EVENTGRID)).status, 404, name);
   }
+});
+
+test('only callers holding Microsoft.EventGrid/eventSubscriptions/* at the vault manage its subscriptions', async () => {
+  const stranger = await createPrincipal(server, 'events-stranger');
+  const strangerArm = armClient(server, stranger.credential);
+  const put = await strangerArm('PUT', subscriptionPath(VAULT, 'sneaky'), subscriptionBody(`${hook.base}/eg`), EVENTGRID);
+  assert.equal(put.status, 403);
+  assert.equal(put.body.error.code, 'AuthorizationFailed');
+  assert.match(put.body.error.message, /Microsoft\.EventGrid\/eventSubscriptions\/write/);
+  assert.equal((await strangerArm('GET', subscriptionPath(VAULT), undefined, EVENTGRID)).status, 403);
+  assert.equal((await strangerArm('POST', `${subscriptionPath(VAULT, 'eg-sub')}/getFullUrl`, undefined, EVENTGRID)).status, 403);
+  assert.equal((await strangerArm('DELETE', subscriptionPath(VAULT, 'eg-sub'), undefined, EVENTGRID)).status, 403);
+  assert.equal((await arm('GET', subscriptionPath(VAULT, 'eg-sub'), undefined, EVENTGRID)).status, 200);
+  assert.equal((await arm('GET', subscriptionPath(VAULT, 'sneaky'), undefined, EVENTGRID)).status, 404);
 });
 
 test('no secret value appears in any delivered request', () => {
