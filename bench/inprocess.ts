@@ -45,9 +45,9 @@ try {
   }
 
   const headers = session.vaultHeaders;
-  await measure('secret GET', () => ({ method: 'GET', url: `/secrets/bench-secret?${API}`, headers }));
+  if (!process.env.INPROCESS_ONLY_SET) await measure('secret GET', () => ({ method: 'GET', url: `/secrets/bench-secret?${API}`, headers }));
   if (!process.env.INPROCESS_ONLY_GET) await measure('secret SET', (i) => ({ method: 'PUT', url: `/secrets/bench-set-${i % 100}?${API}`, headers, payload: value }));
-  if (!process.env.INPROCESS_ONLY_GET) await measure('list secrets', () => ({ method: 'GET', url: `/secrets?maxresults=25&${API}`, headers }));
+  if (!process.env.INPROCESS_ONLY_GET && !process.env.INPROCESS_ONLY_SET) await measure('list secrets', () => ({ method: 'GET', url: `/secrets?maxresults=25&${API}`, headers }));
 } finally {
   await coffer.close();
   fs.rmSync(dataDir, { recursive: true, force: true });

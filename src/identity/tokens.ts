@@ -114,13 +114,15 @@ export class TokenRejected extends Error {
 
 /**
  * Verifies a bearer token: RS256 only (no `none`, no HMAC confusion), a known signing key, issuer, audience,
- * exp/nbf (5 minutes skew) and tenant. Verified claims are cached until the token expires.
+ * exp/nbf (5 minutes skew) and tenant. Verified claims are cached until the token expires (at most 10,000 tokens),
+ * keyed by the token's SHA-256 so that the cache holds no usable bearer token.
  */
 export function createTokenVerifier(deps: { keys: SigningKeys; issuer: string; audiences: string[]; tenantId: string }) {
   const cache = new Map<string, TokenClaims>();
   const MAX_CACHE = 10_000;
   return async function verify(token: string): Promise<TokenClaims> {
-    const cached = cache.get(token);
+    const cacheKey = crypto.createHash('sha256').update(token).digest('base64');
+    const cached = cache.get(cacheKey);
     if (cached && cached.exp * 1000 > Date.now()) return cached;
     let kid: string | undefined;
     try {
@@ -147,7 +149,7 @@ export function createTokenVerifier(deps: { keys: SigningKeys; issuer: string; a
     }
     if (payload.tid !== deps.tenantId) throw new TokenRejected('AKV10032', `Invalid tenant. Expected ${deps.tenantId}.`);
     if (cache.size >= MAX_CACHE) cache.clear();
-    cache.set(token, payload);
+    cache.set(cacheKey, payload);
     return payload;
   };
 }
