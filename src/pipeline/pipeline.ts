@@ -94,7 +94,14 @@ export function installPipeline(app: FastifyInstance, deps: { endpoints: Endpoin
   });
 
   app.addHook('onSend', async (req, reply, payload) => {
-    await audit.record(req, reply.statusCode, payload);
+    try {
+      await audit.record(req, reply.statusCode, payload);
+    } catch (err) {
+      // Fail closed, as Vault does: a response that could not be audited is not sent (whatever it carried).
+      req.log.error({ err: { type: (err as Error).name, code: (err as { code?: string }).code } }, 'audit record could not be written');
+      reply.code(503).type('application/json; charset=utf-8');
+      return JSON.stringify(new KeyVaultError(503, 'ServiceUnavailable', `The request could not be audited, so its response was withheld. Request id: ${req.coffer?.requestId ?? 'unknown'}.`).toBody());
+    }
     return payload;
   });
 }

@@ -1,5 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { sql } from 'kysely';
 import { startTestServer } from '../support/server.js';
 import { createPrincipal, secretClientAs } from '../support/arm.js';
 
@@ -64,6 +65,30 @@ test('audit: throttled (429) requests are recorded as TooManyRequests, with the 
     assert.equal(records.length, throttled);
     assert.ok(records.every((e) => e.operationName === 'SecretGet' && e.resultType === 'Failure' && e.properties.httpStatusCode === 429 && e.resultDescription));
   } finally {
+    await server.close();
+  }
+});
+
+test('audit: fail closed — a response whose record cannot be written is withheld (503), never sent unaudited', async () => {
+  const server = await startTestServer();
+  const db = server.coffer.storage.db;
+  try {
+    await server.createVault('auditfailclosed');
+    const client = server.secretClient('auditfailclosed');
+    const marker = 'fail-closed-value-3e7a';
+    await client.setSecret('s', marker);
+    // (The token first: token requests are audited too, so they would be withheld as well.)
+    const token = await server.adminCredential.getToken('https://vault.localhost/.default');
+    await sql`alter table audit_events rename to audit_events_unavailable`.execute(db);
+    for (const auth of [{ authorization: `Bearer ${token!.token}` }, {}]) {
+      const res = await fetch(`${server.vaultUrl('auditfailclosed')}/secrets/s?api-version=7.4`, { headers: auth });
+      const text = await res.text();
+      assert.equal(res.status, 503);
+      assert.equal(JSON.parse(text).error.code, 'ServiceUnavailable');
+      assert.ok(!text.includes(marker) && !/sqlite|audit_events|relation/i.test(text), text);
+    }
+  } finally {
+    await sql`alter table audit_events_unavailable rename to audit_events`.execute(db);
     await server.close();
   }
 });
