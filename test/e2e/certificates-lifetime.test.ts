@@ -2,6 +2,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
+import { execFileSync } from 'node:child_process';
 import { CertificateClient, type CertificatePolicy } from '@azure/keyvault-certificates';
 import { startTestServer, type TestServer } from '../support/server.js';
 import { armClient } from '../support/arm.js';
@@ -119,6 +120,29 @@ test('EmailContacts: one outbox message per contact at the trigger, once per ver
   await server.coffer.scheduler.runNow();
   await advance('1d');
   assert.equal(messages().length, 2);
+});
+
+test('an imported certificate (issuer Unknown) emails the contacts at 80% of its lifetime by default', async () => {
+  const outbox = path.join(server.dataDir, 'outbox', 'email.jsonl');
+  const mine = () => fs.readFileSync(outbox, 'utf8').trim().split('\n').map((l) => JSON.parse(l)).filter((m) => m.certificate === 'imported');
+  const dir = fs.mkdtempSync(path.join(server.dataDir, 'import-'));
+  const f = (n: string) => path.join(dir, n);
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', f('k.pem'), '-out', f('c.pem'),
+    '-subj', '/CN=imported', '-days', '400'], { stdio: 'ignore' });
+  const imported = await certs.importCertificate('imported', Buffer.from(fs.readFileSync(f('k.pem'), 'utf8') + fs.readFileSync(f('c.pem'), 'utf8')));
+  assert.deepEqual(imported.policy?.lifetimeActions, [{ action: 'EmailContacts', lifetimePercentage: 80, daysBeforeExpiry: undefined }]);
+  const advance = async (ms: number) => assert.equal((await rawRequest(`${server.admin.managementEndpoint}/coffer/admin/clock/advance`, {
+    method: 'POST', token: await managementToken(server), body: { advance: `${Math.ceil(ms / 1000)}s` },
+  })).status, 200);
+  // The service's clock is already ahead (earlier tests): go to a day before 80% of the lifetime, then past it.
+  const nbf = imported.properties.notBefore!.getTime();
+  const due = nbf + 0.8 * (imported.properties.expiresOn!.getTime() - nbf);
+  await advance(due - 86_400_000 - server.coffer.clock.now());
+  await server.coffer.scheduler.runNow();
+  assert.deepEqual(mine(), []);
+  await advance(2 * 86_400_000);
+  assert.deepEqual(mine().map((m) => [m.to, m.action, m.version]).sort(),
+    [['ops@example.test', 'EmailContacts', imported.properties.version], ['pki@example.test', 'EmailContacts', imported.properties.version]]);
 });
 
 test('a certificate that cannot be renewed does not hold up the renewal of the others', async () => {

@@ -15,6 +15,11 @@ test("an empty policy gets Azure's defaults", () => {
   assert.deepEqual(p.attributes, { enabled: true, created: NOW, updated: NOW });
 });
 
+test('an Unknown issuer\'s default lifetime action emails the contacts (Coffer cannot renew with an external CA)', () => {
+  const p = resolvePolicy({ issuer: { name: 'Unknown' }, x509_props: { subject: 'CN=a' } }, undefined, NOW);
+  assert.deepEqual(p.lifetime_actions, [{ trigger: { lifetime_percentage: 80 }, action: { action_type: 'EmailContacts' } }]);
+});
+
 test('a patch merges over the prior policy and keeps its creation time', () => {
   const prior = resolvePolicy({ issuer: { name: 'Self' }, x509_props: { subject: 'CN=a' } }, undefined, NOW);
   const next = resolvePolicy({ key_props: { kty: 'EC' }, x509_props: { validity_months: 3 } }, prior, NOW + 1000);

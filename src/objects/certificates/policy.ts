@@ -36,6 +36,13 @@ const OID = /^[0-9]+(\.[0-9]+)+$/;
 const DEFAULT_EKUS = ['1.3.6.1.5.5.7.3.1', '1.3.6.1.5.5.7.3.2'];
 const DEFAULT_USAGE: Record<string, string[]> = { RSA: ['digitalSignature', 'keyEncipherment'], EC: ['digitalSignature'] };
 
+/**
+ * Azure's default lifetime action, at 80% of the lifetime: renewal when the issuer can renew by itself, and otherwise
+ * (issuer Unknown: an external CA, or an imported certificate) an email to the contacts.
+ */
+const defaultLifetimeActions = (issuerName: string): CertificatePolicy['lifetime_actions'] =>
+  [{ trigger: { lifetime_percentage: 80 }, action: { action_type: issuerName.toLowerCase() === 'unknown' ? 'EmailContacts' : 'AutoRenew' } }];
+
 const dropEmpty = <T extends object>(o: T) => Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as T;
 
 /**
@@ -47,6 +54,7 @@ export function resolvePolicy(input: PolicyInput | undefined, prior: Certificate
   const kty = p.key_props?.kty ?? prior?.key_props.kty ?? 'RSA';
   const isRsa = kty.startsWith('RSA');
   const priorX509 = prior?.x509_props;
+  const issuerName = p.issuer?.name ?? prior?.issuer.name ?? 'Unknown';
   const policy: CertificatePolicy = {
     key_props: dropEmpty({
       exportable: p.key_props?.exportable ?? prior?.key_props.exportable ?? true,
@@ -64,8 +72,8 @@ export function resolvePolicy(input: PolicyInput | undefined, prior: Certificate
       key_usage: p.x509_props?.key_usage ?? priorX509?.key_usage ?? DEFAULT_USAGE[isRsa ? 'RSA' : 'EC'],
       validity_months: p.x509_props?.validity_months ?? priorX509?.validity_months ?? 12,
     }),
-    lifetime_actions: p.lifetime_actions ?? prior?.lifetime_actions ?? [{ trigger: { lifetime_percentage: 80 }, action: { action_type: 'AutoRenew' } }],
-    issuer: dropEmpty({ ...prior?.issuer, ...p.issuer, name: p.issuer?.name ?? prior?.issuer.name ?? 'Unknown' }),
+    lifetime_actions: p.lifetime_actions ?? prior?.lifetime_actions ?? defaultLifetimeActions(issuerName),
+    issuer: dropEmpty({ ...prior?.issuer, ...p.issuer, name: issuerName }),
     attributes: { enabled: p.attributes?.enabled ?? prior?.attributes.enabled ?? true, created: prior?.attributes.created ?? now, updated: now },
   };
   checkPolicy(policy);
