@@ -80,7 +80,7 @@ test('audit: fail closed — a response whose record cannot be written is withhe
     // (The token first: token requests are audited too, so they would be withheld as well.)
     const token = await server.adminCredential.getToken('https://vault.localhost/.default');
     await sql`alter table audit_events rename to audit_events_unavailable`.execute(db);
-    for (const auth of [{ authorization: `Bearer ${token!.token}` }, {}]) {
+    for (const auth of [{ authorization: `Bearer ${token!.token}` }, {}] as Record<string, string>[]) {
       const res = await fetch(`${server.vaultUrl('auditfailclosed')}/secrets/s?api-version=7.4`, { headers: auth });
       const text = await res.text();
       assert.equal(res.status, 503);
