@@ -17,8 +17,10 @@ interface WireKeyAttributes {
 interface WireJwk {
   kid?: string; kty?: string; key_ops?: string[]; n?: string; e?: string; crv?: string; x?: string; y?: string;
 }
+interface WireReleasePolicy { contentType?: string; data?: string; immutable?: boolean }
 interface WireKey extends WireDeleted {
   key?: WireJwk; kid?: string; attributes?: WireKeyAttributes; tags?: Record<string, string>; managed?: boolean;
+  release_policy?: WireReleasePolicy;
 }
 interface WireRotationPolicy {
   id?: string;
@@ -60,7 +62,9 @@ function keyBundle(k: WireKey) {
       n: jwk.n ?? null, x: jwk.x ?? null, y: jwk.y ?? null,
     },
     managed: k.managed ?? null,
-    releasePolicy: null,
+    releasePolicy: k.release_policy
+      ? { contentType: k.release_policy.contentType ?? null, encodedPolicy: k.release_policy.data ?? null, immutable: k.release_policy.immutable ?? null }
+      : null,
     tags: k.tags ?? null,
   };
 }
@@ -82,13 +86,26 @@ const keyTarget = (opts: TargetOptions, env: ActionEnv, collection: 'keys' | 'de
 const withTarget = (cmd: Command, idHelp: string | undefined, opts: { version?: boolean } = {}) => withObjectTarget(cmd, 'key', idHelp, opts);
 const KEY_ID_HELP = 'the key identifier: https://{vault}/keys/{name}[/{version}]';
 
-interface AttributeOptions { expires?: string; notBefore?: string; tags?: string[]; ops?: string[]; exportable?: boolean }
+interface AttributeOptions { expires?: string; notBefore?: string; tags?: string[]; ops?: string[]; exportable?: boolean; policy?: string; immutable?: boolean }
 
 const withAttributes = (cmd: Command) => cmd
   .option('--expires <datetime>', 'expiration UTC datetime (ISO 8601, e.g. 2030-01-01T00:00:00Z)')
   .option('--not-before <datetime>', 'key not usable before the provided UTC datetime (ISO 8601)')
   .addOption(new Option('--ops <ops...>', 'space-separated permitted JSON web key operations').choices(KEY_OPS))
-  .option('--tags [tags...]', 'space-separated tags: key[=value] [key[=value] ...]; "" clears');
+  .option('--tags [tags...]', 'space-separated tags: key[=value] [key[=value] ...]; "" clears')
+  .option('--policy <policy>', 'the key release policy: JSON, @file or the path of a file with it (for --exportable keys)')
+  .addOption(boolOption('--immutable [bool]', 'make the release policy immutable (it can then never be changed)'));
+
+/** az's `--policy`: the release policy JSON, inline or in a file; sent base64url-encoded as Key Vault expects. */
+function releasePolicy(opts: AttributeOptions) {
+  if (opts.policy === undefined) {
+    if (opts.immutable !== undefined) throw usageError('--immutable needs --policy');
+    return undefined;
+  }
+  const source = !opts.policy.trimStart().startsWith('{') && !opts.policy.startsWith('@') && fs.existsSync(opts.policy) ? `@${opts.policy}` : opts.policy;
+  const policy = jsonValue(source, '--policy');
+  return { contentType: 'application/json; charset=utf-8', data: Buffer.from(JSON.stringify(policy)).toString('base64url'), immutable: opts.immutable };
+}
 
 function attributeBody(opts: AttributeOptions, enabled: boolean | undefined) {
   const attributes = {
@@ -96,7 +113,7 @@ function attributeBody(opts: AttributeOptions, enabled: boolean | undefined) {
     ...validityAttributes(opts),
     exportable: opts.exportable,
   };
-  return { key_ops: opts.ops, tags: parseTags(opts.tags), attributes };
+  return { key_ops: opts.ops, tags: parseTags(opts.tags), attributes, release_policy: releasePolicy(opts) };
 }
 
 /** `--protection hsm` turns RSA/EC into RSA-HSM/EC-HSM, as az does. */

@@ -21,6 +21,8 @@ const PKCS11_MODULE = '/usr/lib/softhsm/libsofthsm2.so';
 const softHsm = fs.existsSync(PKCS11_MODULE) && fs.existsSync('/usr/bin/softhsm2-util');
 const PIN = '97531';
 const TOKEN = 'cli-keys-test';
+// Release policies may name only authorities the deployment trusts (creating a policy fetches nothing).
+const ATTESTATION_AUTHORITY = 'https://attest.cli-test.example';
 
 const { coffer, ok, json, fails } = cliRunner(scratch, () => ({ COFFER_CONFIG_DIR: path.join(scratch, 'no-login'), COFFER_DATA_DIR: server.dataDir }));
 
@@ -44,7 +46,9 @@ before(async () => {
     process.env.SOFTHSM2_CONF = path.join(tokenDir, 'softhsm2.conf');
     execFileSync('softhsm2-util', ['--init-token', '--free', '--label', TOKEN, '--so-pin', '864200', '--pin', PIN], { stdio: 'ignore' });
   }
-  server = await startTestServer(softHsm ? { pkcs11: { module: PKCS11_MODULE, tokenLabel: TOKEN, pin: PIN } } : {});
+  server = await startTestServer({
+    attestationAuthorities: [ATTESTATION_AUTHORITY], ...(softHsm ? { pkcs11: { module: PKCS11_MODULE, tokenLabel: TOKEN, pin: PIN } } : {}),
+  });
   await server.createVault(VAULT, { softDeleteRetentionInDays: 7 });
   await server.createVault(PREMIUM_VAULT, { sku: { family: 'A', name: 'premium' } });
 });
@@ -297,4 +301,30 @@ test('server start --pkcs11-module/--pkcs11-token/--pkcs11-pin-env opens the tok
     '--pkcs11-module', PKCS11_MODULE, '--pkcs11-token', TOKEN, '--log-level', 'silent'], { COFFER_PKCS11_PIN: '000000' });
   assert.notEqual(wrong.code, 0);
   assert.match(wrong.stderr, /CKR_PIN_INCORRECT/);
+});
+
+test('key create/import/set-attributes --exportable --policy [--immutable]: the release policy as az sends and prints it', async () => {
+  const policy = { version: '1.0.0', anyOf: [{ authority: ATTESTATION_AUTHORITY, allOf: [{ claim: 'x-ms-attestation-type', equals: 'sevsnpvm' }] }] };
+  const policyFile = path.join(scratch, 'release-policy.json');
+  fs.writeFileSync(policyFile, JSON.stringify(policy));
+  const created = await json(cmd('create', 'cli-exportable', '--kty', 'RSA', '--exportable', 'true', '--policy', policyFile));
+  assert.equal(created.attributes.exportable, true);
+  assert.equal(created.releasePolicy.contentType, 'application/json; charset=utf-8');
+  assert.deepEqual(JSON.parse(Buffer.from(created.releasePolicy.encodedPolicy, 'base64url').toString('utf8')), policy);
+  assert.equal(created.releasePolicy.immutable, false);
+
+  const stricter = { ...policy, anyOf: [{ ...policy.anyOf[0], allOf: [{ claim: 'x-ms-attestation-type', equals: 'tdxvm' }] }] };
+  const updated = await json(cmd('set-attributes', 'cli-exportable', '--policy', JSON.stringify(stricter), '--immutable', 'true'));
+  assert.equal(updated.releasePolicy.immutable, true);
+  await fails(cmd('set-attributes', 'cli-exportable', '--policy', JSON.stringify(policy)), 1, /^ERROR: \(BadParameter\).*immutable/);
+
+  const pem = crypto.generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ format: 'pem', type: 'pkcs8' }).toString();
+  const imported = await json(cmd('import', 'cli-exportable-ec', '--pem-string', pem, '--exportable', '--policy', `@${policyFile}`));
+  assert.equal(imported.attributes.exportable, true);
+  assert.ok(imported.releasePolicy.encodedPolicy);
+
+  const untrusted = { ...policy, anyOf: [{ ...policy.anyOf[0], authority: 'https://evil.example' }] };
+  await fails(cmd('create', 'cli-untrusted', '--exportable', '--policy', JSON.stringify(untrusted)), 1, /^ERROR: \(BadParameter\).*not trusted/);
+  await fails(cmd('create', 'cli-no-policy', '--exportable'), 1, /^ERROR: \(BadParameter\).*release policy/);
+  await fails(cmd('create', 'cli-immutable-alone', '--immutable'), 2, /--immutable needs --policy/);
 });
