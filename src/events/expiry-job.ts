@@ -11,7 +11,7 @@ const SCAN_EVERY_MS = 60_000;
 const OBJECT_TYPE: Record<string, ObjectType> = { secrets: 'Secret', keys: 'Key', certificates: 'Certificate' };
 
 /**
- * The scheduler job for expiry events: the current version of every live object with an exp gets NearExpiry from 30
+ * The scheduler job for expiry events (and the housekeeping of the event tables): the current version of every live object with an exp gets NearExpiry from 30
  * days before exp and Expired from exp, each once per version and exp. The notice row and the event's outbox rows are
  * written in one transaction, so a crash can neither lose an event nor fire it twice. Certificates' managed keys and
  * secrets are left to their certificate's events.
@@ -24,6 +24,10 @@ export function createExpiryEventsJob(deps: { storage: Storage; clock: Clock; ev
     async run(now: number) {
       if (now >= lastScan && now - lastScan < SCAN_EVERY_MS) return 0;
       lastScan = now;
+      // A purged vault's subscriptions (and, by cascade, their undelivered events) go with it.
+      await withEventTables(storage.db).deleteFrom('event_subscriptions')
+        .where(({ not, exists, selectFrom }) => not(exists(selectFrom('vaults').select('vaults.id').whereRef('vaults.id', '=', 'event_subscriptions.vault_id'))))
+        .execute();
       const candidates = await storage.db.selectFrom('object_names as n')
         .innerJoin('object_versions as v', (j) => j.onRef('v.seq', '=', 'n.current_seq'))
         .innerJoin('vaults', 'vaults.id', 'n.vault_id')

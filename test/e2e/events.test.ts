@@ -8,6 +8,7 @@ import { startTestServer, type TestServer } from '../support/server.js';
 import { armClient, createPrincipal } from '../support/arm.js';
 import { managementToken, rawRequest } from '../support/raw-http.js';
 import { startWebhook, waitFor, type Webhook } from '../support/webhook.js';
+import { withEventTables } from '../../src/events/tables.js';
 
 /**
  * Event Grid end to end: a real HTTPS webhook receiver subscribes to a vault in both schemas, passes the validation
@@ -258,6 +259,18 @@ test('delete removes a subscription: no more events for it', async () => {
   await keys.createKey('after-delete', 'EC');
   await waitFor('the key event elsewhere', () => ofType('/eg', 'KeyNewVersionCreated').find((e) => e.subject === 'after-delete'));
   assert.equal(hook.events('/only-keys').length, before);
+});
+
+test('purging a vault removes its subscriptions', async () => {
+  await server.createVault('purgedevents');
+  assert.equal((await arm('PUT', subscriptionPath('purgedevents', 'doomed'), subscriptionBody(`${hook.base}/eg`), EVENTGRID)).status, 201);
+  const vaultPath = `/subscriptions/${server.admin.subscriptionId}/resourceGroups/rg-test/providers/Microsoft.KeyVault/vaults/purgedevents`;
+  assert.equal((await arm('DELETE', vaultPath, undefined, '2025-05-01')).status, 200);
+  const purge = await arm('POST', `/subscriptions/${server.admin.subscriptionId}/providers/Microsoft.KeyVault/locations/local/deletedVaults/purgedevents/purge`, undefined, '2025-05-01');
+  assert.equal(purge.status, 200, JSON.stringify(purge.body));
+  await advanceClock(server, '2m');
+  const left = await withEventTables(server.coffer.storage.db).selectFrom('event_subscriptions').select('name').where('name', '=', 'doomed').execute();
+  assert.deepEqual(left, []);
 });
 
 test('a failing webhook gets retries with back-off, then a dead-letter record', async () => {
