@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { TestServer } from '../support/server.js';
 import { cliRunner } from '../support/cli.js';
-import { selfSignedCertificate, startIdentityServer, type IdentityServer } from './identity-support.js';
+import { selfSignedCertificate, startTestServerWithSecret, type TestServerWithSecret } from './identity-support.js';
 
 /** `coffer login --service-principal --certificate` and `coffer ad trusted-issuer`, the built CLI against a real Coffer. */
 let server: TestServer;
@@ -13,11 +13,11 @@ const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'coffer-id-login-'));
 const VAULT = 'certvault';
 const { ok, json, fails } = cliRunner(process.cwd(), () => ({ COFFER_CONFIG_DIR: path.join(scratch, 'no-login'), COFFER_DATA_DIR: server.dataDir }));
 
-let mgmt: IdentityServer['mgmt'];
-let grantSecretsUser: IdentityServer['grantSecretsUser'];
+let mgmt: TestServerWithSecret['mgmt'];
+let grantSecretsUser: TestServerWithSecret['grantSecretsUser'];
 
 before(async () => {
-  ({ server, mgmt, grantSecretsUser } = await startIdentityServer(VAULT));
+  ({ server, mgmt, grantSecretsUser } = await startTestServerWithSecret(VAULT));
 });
 after(async () => {
   await server?.close();

@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { TestServer } from '../support/server.js';
-import { startIdentityServer, type IdentityServer } from './identity-support.js';
+import { startTestServerWithSecret, type TestServerWithSecret } from './identity-support.js';
 import { cliRunner } from '../support/cli.js';
 
 /** `coffer ad|identity|account get-access-token|run` end to end: the built CLI against a real Coffer. */
@@ -19,10 +19,10 @@ const { run, coffer, ok, json, fails } = cliRunner(repo, () => ({ COFFER_CONFIG_
 /** What a `coffer run` child needs to trust the test server, as an app on a developer's machine would. */
 const trustTestCa = { NODE_EXTRA_CA_CERTS: process.env.NODE_EXTRA_CA_CERTS };
 
-let grantSecretsUser: IdentityServer['grantSecretsUser'];
+let grantSecretsUser: TestServerWithSecret['grantSecretsUser'];
 
 before(async () => {
-  ({ server, grantSecretsUser } = await startIdentityServer(VAULT));
+  ({ server, grantSecretsUser } = await startTestServerWithSecret(VAULT));
 });
 after(async () => {
   await server?.close();

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import { ManagedIdentityCredential, type TokenCredential } from '@azure/identity';
 import type { TestServer } from '../support/server.js';
-import { startIdentityServer, type IdentityServer } from './identity-support.js';
+import { startTestServerWithSecret, type TestServerWithSecret } from './identity-support.js';
 
 /**
  * The IMDS shaped managed identity endpoint, reached through AZURE_POD_IDENTITY_AUTHORITY_HOST. Its own file: MSAL
@@ -11,14 +11,14 @@ import { startIdentityServer, type IdentityServer } from './identity-support.js'
  */
 const VAULT = 'imdsvault';
 let server: TestServer;
-let mgmt: IdentityServer['mgmt'];
-let grantSecretsUser: IdentityServer['grantSecretsUser'];
-let readWith: IdentityServer['readWith'];
+let mgmt: TestServerWithSecret['mgmt'];
+let grantSecretsUser: TestServerWithSecret['grantSecretsUser'];
+let readWith: TestServerWithSecret['readWith'];
 
 const identities = () => `/subscriptions/${server.admin.subscriptionId}/resourceGroups/rg-test/providers/Microsoft.ManagedIdentity/userAssignedIdentities`;
 
 before(async () => {
-  ({ server, mgmt, grantSecretsUser, readWith } = await startIdentityServer(VAULT));
+  ({ server, mgmt, grantSecretsUser, readWith } = await startTestServerWithSecret(VAULT));
 });
 after(() => server?.close());
 

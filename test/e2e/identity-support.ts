@@ -27,7 +27,7 @@ export function managementApi(server: TestServer) {
 }
 
 /** Starts a Coffer with the RBAC vault `vault` holding `app-secret`; helpers to grant and to read it. */
-export async function startIdentityServer(vault: string) {
+export async function startTestServerWithSecret(vault: string) {
   const server = await startTestServer();
   await server.createVault(vault, { enableRbacAuthorization: true });
   await server.secretClient(vault).setSecret('app-secret', APP_SECRET_VALUE);
@@ -50,7 +50,7 @@ export async function startIdentityServer(vault: string) {
   };
 }
 
-export type IdentityServer = Awaited<ReturnType<typeof startIdentityServer>>;
+export type TestServerWithSecret = Awaited<ReturnType<typeof startTestServerWithSecret>>;
 
 x509.cryptoProvider.set(webcrypto as unknown as Crypto);
 

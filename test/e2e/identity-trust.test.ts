@@ -6,7 +6,7 @@ import type { AddressInfo } from 'node:net';
 import { SignJWT, exportJWK, generateKeyPair, type JWTPayload } from 'jose';
 import type { TokenCredential } from '@azure/identity';
 import type { TestServer } from '../support/server.js';
-import { startIdentityServer, type IdentityServer } from './identity-support.js';
+import { startTestServerWithSecret, type TestServerWithSecret } from './identity-support.js';
 
 /**
  * Trusted external issuers: an OIDC issuer of our own making (a jose key pair and a tiny JWKS server) whose tokens
@@ -16,9 +16,9 @@ const VAULT = 'trustvault';
 const ISSUER = 'https://login.example.test/contoso/v2.0';
 const AUDIENCE = 'api://coffer-vaults';
 let server: TestServer;
-let mgmt: IdentityServer['mgmt'];
-let grantSecretsUser: IdentityServer['grantSecretsUser'];
-let readWith: IdentityServer['readWith'];
+let mgmt: TestServerWithSecret['mgmt'];
+let grantSecretsUser: TestServerWithSecret['grantSecretsUser'];
+let readWith: TestServerWithSecret['readWith'];
 let jwks: http.Server;
 let jwksUri: string;
 const trusted = await generateKeyPair('RS256');
@@ -47,7 +47,7 @@ before(async () => {
   });
   await new Promise<void>((resolve) => jwks.listen(0, '127.0.0.1', resolve));
   jwksUri = `http://127.0.0.1:${(jwks.address() as AddressInfo).port}/keys`;
-  ({ server, mgmt, grantSecretsUser, readWith } = await startIdentityServer(VAULT));
+  ({ server, mgmt, grantSecretsUser, readWith } = await startTestServerWithSecret(VAULT));
 });
 after(async () => {
   await server?.close();

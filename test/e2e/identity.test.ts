@@ -5,17 +5,17 @@ import {
   ClientAssertionCredential, ClientCertificateCredential, ClientSecretCredential, ManagedIdentityCredential, UsernamePasswordCredential,
 } from '@azure/identity';
 import { startTestServer, type TestServer } from '../support/server.js';
-import { selfSignedCertificate, startIdentityServer, type IdentityServer } from './identity-support.js';
+import { selfSignedCertificate, startTestServerWithSecret, type TestServerWithSecret } from './identity-support.js';
 
 const VAULT = 'idvault';
 let server: TestServer;
-let mgmt: IdentityServer['mgmt'];
-let grantSecretsUser: IdentityServer['grantSecretsUser'];
-let readWith: IdentityServer['readWith'];
+let mgmt: TestServerWithSecret['mgmt'];
+let grantSecretsUser: TestServerWithSecret['grantSecretsUser'];
+let readWith: TestServerWithSecret['readWith'];
 const options = () => ({ authorityHost: server.admin.authorityHost, disableInstanceDiscovery: true });
 
 before(async () => {
-  ({ server, mgmt, grantSecretsUser, readWith } = await startIdentityServer(VAULT));
+  ({ server, mgmt, grantSecretsUser, readWith } = await startTestServerWithSecret(VAULT));
 });
 after(() => server?.close());
 
