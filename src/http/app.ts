@@ -17,7 +17,7 @@ export function createHttpApp(opts: { tls: { cert: string; key: string }; logLev
       level: opts.logLevel,
       // Method, URL and status only: headers (tokens) and bodies (values) are never logged.
       serializers: {
-        req: (req) => ({ method: req.method, url: req.url.split('?')[0], remoteAddress: req.ip }),
+        req: (req) => ({ method: req.method, url: loggedUrl(req.url), remoteAddress: req.ip }),
         res: (res) => ({ statusCode: res.statusCode }),
       },
     },
@@ -91,4 +91,12 @@ function azureShapedClientError(err: NodeJS.ErrnoException, socket: Duplex) {
       + `Content-Length: ${Buffer.byteLength(body)}\r\nx-ms-request-id: ${crypto.randomUUID()}\r\nConnection: close\r\n\r\n${body}`);
   }
   socket.destroy(err);
+}
+
+/**
+ * The URL as request logs show it: no query string (it may carry a resource or a code), and the IMDS binding secret
+ * in `/coffer/imds/{binding}/…` replaced, since that path segment is a credential.
+ */
+export function loggedUrl(url: string): string {
+  return url.split('?')[0].replace(/^(\/coffer\/imds\/)[^/]+/i, '$1REDACTED');
 }
