@@ -3,6 +3,7 @@ import type { KeyObject } from 'node:crypto';
 import { Worker } from 'node:worker_threads';
 import { KeyVaultError } from '../../http/errors.js';
 import { CryptoFailure } from './key-crypto.js';
+import { createLru } from './lru.js';
 
 /**
  * A pool of worker threads for private-key operations. node:crypto's RSA private operations and the ECDSA used for
@@ -12,9 +13,12 @@ import { CryptoFailure } from './key-crypto.js';
 export interface CryptoTask {
   op: 'sign' | 'verify' | 'encrypt' | 'decrypt';
   alg: string;
-  /** The parsed private key (cloning a KeyObject to a worker shares OpenSSL's key, nothing is re-parsed). */
+  /**
+   * The parsed private key. Cloning a KeyObject to a worker shares OpenSSL's key (nothing is re-parsed) but still
+   * costs ~15 µs, so it is sent only to a worker that does not hold it yet.
+   */
   key: KeyObject;
-  /** vault/name/version: the worker keeps what it derives from the key (an EC scalar) under this name. */
+  /** vault/name/version: the worker keeps the key (and what it derives from it) under this name. */
   cacheKey: string;
   input: Buffer;
   signature?: Buffer;
@@ -41,10 +45,15 @@ const BOOT = `const { workerData } = require('node:worker_threads');
  */
 const DEFAULT_SIZE = Math.max(1, os.availableParallelism() - 1);
 const WORKER_LIMITS = { maxOldGenerationSizeMb: 32, maxYoungGenerationSizeMb: 4 };
+/** Keys a worker keeps; the pool mirrors each worker's cache to know which keys it need not send. */
+export const WORKER_KEY_CACHE = 1000;
+/** A worker's answer when it no longer holds a key the pool thought it had: the task is sent again with the key. */
+export const KEY_NOT_HELD = 'KeyNotHeld';
 
 export function createCryptoPool(size = DEFAULT_SIZE): CryptoPool {
-  type Pending = { resolve: (v: any) => void; reject: (e: Error) => void };
-  const slots: { worker?: Worker; pending: Map<number, Pending> }[] = Array.from({ length: Math.max(1, size) }, () => ({ pending: new Map() }));
+  type Pending = { resolve: (v: any) => void; reject: (e: Error) => void; task: CryptoTask };
+  type Slot = { worker?: Worker; pending: Map<number, Pending>; held: ReturnType<typeof createLru<string, true>> };
+  const slots: Slot[] = Array.from({ length: Math.max(1, size) }, () => ({ pending: new Map(), held: createLru<string, true>(WORKER_KEY_CACHE) }));
   let nextId = 0;
 
   const spawn = (slot: (typeof slots)[number]) => {
@@ -52,10 +61,11 @@ export function createCryptoPool(size = DEFAULT_SIZE): CryptoPool {
     worker.on('message', (reply: CryptoReply) => {
       const p = slot.pending.get(reply.id);
       if (!p) return;
+      const e = reply.error;
+      if (e?.kind === KEY_NOT_HELD) return worker.postMessage({ id: reply.id, ...p.task });
       slot.pending.delete(reply.id);
       if (slot.pending.size === 0) worker.unref();
-      if (!reply.error) return p.resolve(typeof reply.result === 'boolean' ? reply.result : Buffer.from(reply.result as Uint8Array));
-      const e = reply.error;
+      if (!e) return p.resolve(typeof reply.result === 'boolean' ? reply.result : Buffer.from(reply.result as Uint8Array));
       if (e.kind === 'KeyVaultError') p.reject(new KeyVaultError(e.status!, e.code!, e.message));
       else if (e.kind === 'CryptoFailure') p.reject(new CryptoFailure(e.message));
       else p.reject(new Error(e.message));
@@ -64,6 +74,7 @@ export function createCryptoPool(size = DEFAULT_SIZE): CryptoPool {
       for (const p of slot.pending.values()) p.reject(err);
       slot.pending.clear();
       slot.worker = undefined;
+      slot.held = createLru<string, true>(WORKER_KEY_CACHE);
     };
     worker.on('error', fail);
     worker.on('exit', () => fail(new Error('crypto worker exited')));
@@ -77,10 +88,13 @@ export function createCryptoPool(size = DEFAULT_SIZE): CryptoPool {
       const slot = slots.reduce((a, b) => (b.pending.size < a.pending.size ? b : a));
       slot.worker ??= spawn(slot);
       const id = nextId++;
+      const held = slot.held.get(task.cacheKey);
+      if (!held) slot.held.set(task.cacheKey, true);
       return new Promise((resolve, reject) => {
         if (slot.pending.size === 0) slot.worker!.ref();
-        slot.pending.set(id, { resolve, reject });
-        slot.worker!.postMessage({ id, ...task });
+        slot.pending.set(id, { resolve, reject, task });
+        const { key, ...withoutKey } = task;
+        slot.worker!.postMessage(held ? { id, ...withoutKey } : { id, key, ...withoutKey });
       });
     },
     async close() {
