@@ -139,13 +139,11 @@ export function createObjectStore(deps: { storage: Storage; keyring: Keyring; cl
   const statements = {
     current: precompile<VersionRow, [string, Collection, string]>(db, (p) => liveVersionQuery(db, p(0), p(1), p(2))),
     atVersion: precompile<VersionRow, [string, Collection, string, string]>(db, (p) => liveVersionQuery(db, p(0), p(1), p(2), p(3))),
-    insertName: precompile<unknown, [string, Collection, string, string]>(db, (p) => db.insertInto('object_names').values({
-      vault_id: p(0), collection: p(1), name_key: p(2), name: p(3), current_seq: null, deleted_at: null, scheduled_purge_at: null,
-    }).onConflict((oc) => oc.columns(['vault_id', 'collection', 'name_key']).doNothing())),
-    // Locks the name row for the rest of the transaction and tells its state.
-    lockName: precompile<{ name: string; current_seq: number | null; deleted_at: number | null }, [string, Collection, string]>(db, (p) =>
-      db.updateTable('object_names').set({ name: sql`name` })
-        .where('vault_id', '=', p(0)).where('collection', '=', p(1)).where('name_key', '=', p(2))
+    // Creates the name row if new, else locks it (a no-op update) for the rest of the transaction; tells its state.
+    claimName: precompile<{ name: string; current_seq: number | null; deleted_at: number | null }, [string, Collection, string, string]>(db, (p) =>
+      db.insertInto('object_names').values({
+        vault_id: p(0), collection: p(1), name_key: p(2), name: p(3), current_seq: null, deleted_at: null, scheduled_purge_at: null,
+      }).onConflict((oc) => oc.columns(['vault_id', 'collection', 'name_key']).doUpdateSet({ name: sql`object_names.name` }))
         .returning(['name', 'current_seq', 'deleted_at'])),
     versionAtSeq: precompile<{ version: string }, [number]>(db, (p) =>
       db.selectFrom('object_versions').select('version').where('seq', '=', p<number>(0))),
@@ -174,8 +172,7 @@ export function createObjectStore(deps: { storage: Storage; keyring: Keyring; cl
   async function insertVersions(trx: typeof db, vault: VaultRef, collection: Collection, name: string,
     versions: { version: string; meta: VersionMeta; created: number; updated: number; payload: Buffer }[], mustBeNew: boolean) {
     const nameKey = name.toLowerCase();
-    await statements.insertName(trx, vault.id, collection, nameKey, name);
-    const [locked] = await statements.lockName(trx, vault.id, collection, nameKey);
+    const [locked] = await statements.claimName(trx, vault.id, collection, nameKey, name);
     if (locked.deleted_at !== null) {
       throw new StoreError('DeletedButRecoverable', `${name} is currently in a deleted but recoverable state`);
     }
