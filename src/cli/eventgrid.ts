@@ -122,6 +122,39 @@ export function registerEventGridCommands(program: Command) {
       return eventSubscriptionOutput(await env.context().management<ArmEventSubscription>('PUT', withVersion(path), { body }));
     }));
 
+  subscriptions.command('update')
+    .description('Update an event subscription (what is not given keeps its value; a new endpoint is validated first)')
+    .addOption(source())
+    .addOption(name())
+    .option('--endpoint <url>', 'a new webhook URL')
+    .option('--included-event-types <types...>', 'space-separated event types')
+    .option('--subject-begins-with <prefix>', 'an optional subject prefix')
+    .option('--subject-ends-with <suffix>', 'an optional subject suffix')
+    .option('--deadletter-endpoint <containerId>', 'blob container resource id for dead-lettered events')
+    .option('--labels <labels...>', 'space-separated labels')
+    .action(action(async (opts: Omit<CreateOptions, 'endpoint' | 'endpointType' | 'eventDeliverySchema'> & { endpoint?: string }, env) => {
+      const path = withVersion(`${subscriptionsPath(checkSource(opts.sourceResourceId))}/${encodeURIComponent(opts.name)}`);
+      const management = env.context().management;
+      const { properties: p } = await management<ArmEventSubscription>('GET', path);
+      const body = {
+        properties: {
+          // Without a new endpoint, the service keeps the stored URL (GET never returns it).
+          destination: { endpointType: 'WebHook', properties: opts.endpoint ? { endpointUrl: opts.endpoint } : {} },
+          filter: {
+            ...p.filter,
+            ...(opts.includedEventTypes ? { includedEventTypes: opts.includedEventTypes } : {}),
+            ...(opts.subjectBeginsWith !== undefined ? { subjectBeginsWith: opts.subjectBeginsWith } : {}),
+            ...(opts.subjectEndsWith !== undefined ? { subjectEndsWith: opts.subjectEndsWith } : {}),
+          },
+          eventDeliverySchema: p.eventDeliverySchema,
+          retryPolicy: p.retryPolicy,
+          deadLetterDestination: opts.deadletterEndpoint ? deadLetterDestination(opts.deadletterEndpoint) : p.deadLetterDestination ?? null,
+          labels: opts.labels ?? p.labels,
+        },
+      };
+      return eventSubscriptionOutput(await management<ArmEventSubscription>('PUT', path, { body }));
+    }));
+
   subscriptions.command('show')
     .description('Get the details of an event subscription')
     .addOption(source())

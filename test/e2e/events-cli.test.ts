@@ -30,7 +30,7 @@ after(async () => {
   fs.rmSync(scratch, { recursive: true, force: true });
 });
 
-test('create, show, list and delete an event subscription (az 2.45 shapes)', async () => {
+test('create, show, update, list and delete an event subscription (az 2.45 shapes)', async () => {
   const deadLetterContainer = `/subscriptions/${server.admin.subscriptionId}/resourceGroups/rg-test/providers/Microsoft.Storage/storageAccounts/cliletters/blobServices/default/containers/dead`;
   const created = await json(['eventgrid', 'event-subscription', 'create', '--source-resource-id', vaultId(), '--name', 'cli-sub',
     '--endpoint', `${hook.base}/cli?key=hidden`, '--included-event-types', 'Microsoft.KeyVault.SecretNewVersionCreated', 'Microsoft.KeyVault.SecretNearExpiry',
@@ -56,6 +56,14 @@ test('create, show, list and delete an event subscription (az 2.45 shapes)', asy
   const full = await json(['eventgrid', 'event-subscription', 'show', '--source-resource-id', vaultId(), '-n', 'cli-sub', '--include-full-endpoint-url']);
   assert.equal(full.destination.endpointUrl, `${hook.base}/cli?key=hidden`);
   assert.deepEqual(await json(['eventgrid', 'event-subscription', 'list', '--source-resource-id', vaultId()]), [created]);
+
+  const updated = await json(['eventgrid', 'event-subscription', 'update', '--source-resource-id', vaultId(), '-n', 'cli-sub',
+    '--included-event-types', 'Microsoft.KeyVault.SecretNewVersionCreated', '--labels', 'team-a']);
+  assert.deepEqual(updated.filter.includedEventTypes, ['Microsoft.KeyVault.SecretNewVersionCreated']);
+  assert.deepEqual(updated.labels, ['team-a']);
+  assert.deepEqual({ ...updated, filter: created.filter, labels: created.labels }, created, 'everything else kept');
+  const kept = await json(['eventgrid', 'event-subscription', 'show', '--source-resource-id', vaultId(), '-n', 'cli-sub', '--include-full-endpoint-url']);
+  assert.equal(kept.destination.endpointUrl, `${hook.base}/cli?key=hidden`);
 
   await ok(['keyvault', 'secret', 'set', '--vault-name', VAULT, '-n', 'from-cli', '--value', 'cli-value-not-in-events']);
   const event = await waitFor('the CloudEvent', () => hook.events('/cli').find((e) => e.subject === 'from-cli'));
