@@ -171,10 +171,14 @@ test('audit records of allowed and denied calls reach a workspace, a storage acc
     });
     assert.ok(deadLetters.every((d) => d.destination === 'eventHub:dead-hub/insights-logs-auditevent' && d.attempts === 3 && d.reason));
     const token = await server.adminCredential.getToken(`${server.admin.managementEndpoint}/.default`);
-    const scrape = await (await fetch(`${server.admin.managementEndpoint}/metrics`, { headers: { authorization: `Bearer ${token!.token}` } })).text();
-    const deadCount = /coffer_audit_dead_letters_total\{destination="eventHub:dead-hub\/insights-logs-auditevent"\} (\d+)/.exec(scrape);
-    assert.ok(deadCount && Number(deadCount[1]) >= deadLetters.length, scrape.split('\n').filter((l) => l.includes('audit')).join('\n'));
-    assert.match(scrape, /coffer_audit_delivery_queue_depth\{destination="eventHub:siem-hub\/keyvault-audit"\} 0/);
+    // (The counter moves just after the file is written: scrape until it has caught up.)
+    const scrape = await eventually('the dead-letter counter', async () => {
+      const text = await (await fetch(`${server.admin.managementEndpoint}/metrics`, { headers: { authorization: `Bearer ${token!.token}` } })).text();
+      const deadCount = /coffer_audit_dead_letters_total\{destination="eventHub:dead-hub\/insights-logs-auditevent"\} (\d+)/.exec(text);
+      const idle = /coffer_audit_delivery_queue_depth\{destination="eventHub:siem-hub\/keyvault-audit"\} 0/.test(text);
+      return deadCount && Number(deadCount[1]) >= deadLetters.length && idle ? text : undefined;
+    });
+    assert.match(scrape, /coffer_audit_records_delivered_total\{destination="eventHub:siem-hub\/keyvault-audit"\} [1-9]/);
 
     // No value, client secret or token anywhere a record went.
     const dump = [
