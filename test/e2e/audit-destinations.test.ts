@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import https from 'node:https';
+import net from 'node:net';
 import path from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { startTestServer, type TestServer } from '../support/server.js';
@@ -34,6 +35,17 @@ async function deadEndpoint() {
   return `https://localhost:${port}`;
 }
 
+/** A port that accepts connections and never answers (not even the TLS handshake): a hung event hub. */
+async function blackHole() {
+  const sockets: net.Socket[] = [];
+  const listener = net.createServer((socket) => { sockets.push(socket); });
+  await new Promise<void>((r) => listener.listen(0, '127.0.0.1', r));
+  return {
+    url: `https://localhost:${(listener.address() as AddressInfo).port}`,
+    close: () => { sockets.forEach((s) => s.destroy()); return new Promise((r) => listener.close(r)); },
+  };
+}
+
 async function eventually<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
@@ -52,6 +64,7 @@ function filesUnder(dir: string): string[] {
 test('audit records of allowed and denied calls reach a workspace, a storage account and an event hub; a dead event hub dead-letters without slowing requests', { timeout: 120_000 }, async () => {
   const server = await startTestServer({ monitor: { routerIntervalMs: 100, webhook: { retryDelaysMs: [100, 200], timeoutMs: 2_000 } } });
   const webhook = await startWebhook(server);
+  const hung = await blackHole();
   try {
     await server.createVault(VAULT);
     const arm = armClient(server, server.adminCredential);
@@ -101,7 +114,15 @@ test('audit records of allowed and denied calls reach a workspace, a storage acc
       },
     }, API);
     assert.equal(dead.status, 200, JSON.stringify(dead.body));
-    assert.deepEqual((await arm('GET', settings, undefined, API)).body.value.map((s: any) => s.name), ['to-dead-hub', 'to-everything']);
+    assert.equal((await arm('PUT', `${rg}/providers/Microsoft.EventHub/namespaces/hung-hub`, { location: 'local', properties: { serviceBusEndpoint: hung.url } }, '2021-11-01')).status, 201);
+    const hungSetting = await arm('PUT', `${settings}/to-hung-hub`, {
+      properties: {
+        eventHubAuthorizationRuleId: `${rg}/providers/Microsoft.EventHub/namespaces/hung-hub/authorizationRules/RootManageSharedAccessKey`,
+        logs: [{ categoryGroup: 'audit', enabled: true }],
+      },
+    }, API);
+    assert.equal(hungSetting.status, 200, JSON.stringify(hungSetting.body));
+    assert.deepEqual((await arm('GET', settings, undefined, API)).body.value.map((s: any) => s.name), ['to-dead-hub', 'to-everything', 'to-hung-hub']);
 
     // Allowed and denied calls, with a value, a client secret and tokens that must appear in no destination.
     const marker = 'destination-marker-5d1f0a';
@@ -109,7 +130,7 @@ test('audit records of allowed and denied calls reach a workspace, a storage acc
     await admin.setSecret('audited', marker);
     const stranger = await createPrincipal(server, 'monitor-stranger');
     await assert.rejects(secretClientAs(server, VAULT, stranger.credential).getSecret('audited'), (e: any) => e.statusCode === 403);
-    // With the dead hub retrying, requests take no longer than usual: delivery never sits on the request path.
+    // With a dead hub and a hung one retrying, requests take no longer than usual: delivery is off the request path.
     const latencies: number[] = [];
     for (let i = 0; i < 20; i++) {
       const started = performance.now();
@@ -169,7 +190,13 @@ test('audit records of allowed and denied calls reach a workspace, a storage acc
       const all = fs.readFileSync(deadLetterFile, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
       return all.some((d) => d.record.resultSignature === 'Forbidden') ? all : undefined;
     });
-    assert.ok(deadLetters.every((d) => d.destination === 'eventHub:dead-hub/insights-logs-auditevent' && d.attempts === 3 && d.reason));
+    const refused = deadLetters.filter((d) => d.destination === 'eventHub:dead-hub/insights-logs-auditevent');
+    assert.ok(refused.length && refused.every((d) => d.attempts === 3 && d.reason === 'ECONNREFUSED'), JSON.stringify(deadLetters[0]));
+    // The hung hub: each attempt times out (2 s here), then its records are dead-lettered too.
+    await eventually('dead letters of the hung hub', async () => {
+      const all = fs.readFileSync(deadLetterFile, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+      return all.some((d) => d.destination === 'eventHub:hung-hub/insights-logs-auditevent' && d.reason === 'TimeoutError' && d.record.resultSignature === 'Forbidden') ? true : undefined;
+    }, 30_000);
     const token = await server.adminCredential.getToken(`${server.admin.managementEndpoint}/.default`);
     // (The counter moves just after the file is written: scrape until it has caught up.)
     const scrape = await eventually('the dead-letter counter', async () => {
@@ -198,6 +225,7 @@ test('audit records of allowed and denied calls reach a workspace, a storage acc
   } finally {
     await server.close();
     await webhook.close();
+    await hung.close();
   }
 });
 
