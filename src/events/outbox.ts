@@ -71,9 +71,10 @@ export function createOutbox(deps: {
     await fs.promises.appendFile(file, `${JSON.stringify(record)}\n`, { flag: 'a' });
   }
 
-  async function claim(seq: number) {
+  /** Claims a row as it was read: unless another node attempted it since (then its attempt count moved on). */
+  async function claim(row: DueRow) {
     const result = await db.updateTable('event_deliveries').set({ claimed_until: sql<number>`${dbNow} + ${CLAIM_MS}` })
-      .where('seq', '=', seq)
+      .where('seq', '=', row.seq).where('attempts', '=', row.attempts).where('next_attempt_at', '<=', clock.now())
       .where((eb) => eb.or([eb('claimed_until', 'is', null), eb('claimed_until', '<', dbNow)]))
       .executeTakeFirst();
     return Number(result.numUpdatedRows) > 0;
@@ -86,7 +87,7 @@ export function createOutbox(deps: {
   type DueRow = { seq: number; subscription_id: string; event: string; attempts: number; expires_at: number; created_at: number };
 
   async function attempt(row: DueRow, subscription: EventSubscription | undefined): Promise<boolean> {
-    if (!(await claim(row.seq))) return false;
+    if (!(await claim(row))) return false;
     const now = clock.now();
     if (!subscription) {
       await finish(row.seq);
