@@ -14,6 +14,8 @@ import { precompile } from './prepared.js';
  */
 const TABLES_OF_0011 = [
   'principals', 'group_members', 'vaults', 'role_assignments', 'role_definitions',
+  // the identity gate's trusted external issuers and the principals their subjects map to
+  'trusted_issuers', 'trusted_issuer_subjects',
   // the network gate's: subnets of virtual-network rules, private endpoints, principals marked as trusted services
   'virtual_networks', 'subnets', 'private_endpoints', 'trusted_services',
 ] as const;
