@@ -217,6 +217,7 @@ export async function startCoffer(options: CofferOptions) {
     metricsPort: metricsListener?.port,
     async close() {
       await scheduler.stop();
+      await eventGrid.close();
       await metricsListener?.close();
       await networking.close();
       await app.close();

@@ -84,6 +84,8 @@ export function createEventGrid(deps: { storage: Storage; clock: Clock; endpoint
       scheduler.add(createExpiryEventsJob({ storage: deps.storage, clock, events: eventGrid }));
       scheduler.add({ name: 'deliver-events', run: () => outbox.deliverDue() });
     },
+    /** Stops kicking deliveries and waits for the one in flight (before the storage closes). */
+    close: () => outbox.close(),
     routes(app: FastifyInstance, routeDeps: { vaults: VaultsService; authorizer: Authorizer; subscriptionId: string; tenantId: string }) {
       const arm = createArm({ subscriptionId: routeDeps.subscriptionId, tenantId: routeDeps.tenantId, authorizer: routeDeps.authorizer });
       eventSubscriptionRoutes(app, { arm, vaults: routeDeps.vaults, subscriptions });

@@ -37,6 +37,8 @@ export interface Outbox {
   deliverDue(): Promise<number>;
   /** Starts a delivery pass soon, without waiting (after a publish, so events leave before the next scheduler tick). */
   kick(): void;
+  /** No more kicks; waits for the pass in flight (its rows stay claimed until their claim lapses if it is cut short). */
+  close(): Promise<void>;
 }
 
 export function createOutbox(deps: {
@@ -47,6 +49,7 @@ export function createOutbox(deps: {
   const dbNow = databaseNowMs(deps.storage);
   let pass: Promise<number> | undefined;
   let again = false;
+  let closed = false;
 
   function deadLetterFile(s: EventSubscription) {
     const target = s.settings.deadLetter!;
@@ -179,7 +182,13 @@ export function createOutbox(deps: {
     },
 
     kick() {
-      setImmediate(() => outbox.deliverDue().catch((err) => deps.onError?.(err)));
+      if (closed) return;
+      setImmediate(() => { if (!closed) outbox.deliverDue().catch((err) => deps.onError?.(err)); });
+    },
+
+    async close() {
+      closed = true;
+      await pass?.catch(() => undefined);
     },
   };
   return outbox;
