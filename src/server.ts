@@ -165,7 +165,8 @@ export async function startCoffer(options: CofferOptions) {
     storage, origin: nodeId, onCommitted: () => monitor.router.kick(),
     vaultIdForHost: async (host) => {
       const name = endpoints.vaultFromHost(host);
-      return name === undefined ? undefined : (await vaults.getByName(name))?.resourceId;
+      // The gate cache: 401s (every SDK client's first request) then cost no database read.
+      return name === undefined ? undefined : (await gateCache.getVault(name))?.resourceId;
     },
   });
   installPipeline(app, {
