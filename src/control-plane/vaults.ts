@@ -1,5 +1,6 @@
 import crypto from 'node:crypto';
-import type { Storage } from '../storage/engine.js';
+import { sql } from 'kysely';
+import { inTransaction, type Storage } from '../storage/engine.js';
 import type { Keyring } from '../crypto/envelope.js';
 import type { Clock } from '../clock.js';
 import type { Endpoints } from '../endpoints.js';
@@ -155,6 +156,19 @@ export function applyAccessPolicyChange(current: AccessPolicyEntry[], kind: Acce
 export function createVaultsService(deps: { storage: Storage; keyring: Keyring; clock: Clock; endpoints: Endpoints; events?: VaultEventHooks }): VaultsService {
   const { storage, keyring, clock, endpoints } = deps;
   const db = storage.db;
+  /**
+   * A purge ends a vault for good: its row (objects, contacts and issuers go with it) and the role assignments scoped to
+   * it or below, which ARM deletes with their resource, so a new vault of the same name starts with none.
+   */
+  const purgeVaults = (vaults: Vault[]) => inTransaction(storage, async (trx) => {
+    for (const vault of vaults) {
+      const scope = vault.resourceId.toLowerCase();
+      await trx.deleteFrom('role_assignments')
+        .where((eb) => eb.or([eb('scope_key', '=', scope), eb(sql`substr(scope_key, 1, ${scope.length + 1})`, '=', `${scope}/`)]))
+        .execute();
+      await trx.deleteFrom('vaults').where('id', '=', vault.id).execute();
+    }
+  });
   const toVault = (row: VaultRow): Vault => ({
     id: row.id,
     name: row.name,
@@ -300,7 +314,7 @@ export function createVaultsService(deps: { storage: Storage; keyring: Keyring; 
       if (vault.properties.enablePurgeProtection && clock.now() < (vault.scheduledPurgeAt ?? 0)) {
         throw badRequest(`Operation "purge" is not allowed on vault '${vault.name}' because purge protection is enabled. The vault can be purged after its scheduled purge date, ${new Date(vault.scheduledPurgeAt!).toISOString()}.`);
       }
-      await db.deleteFrom('vaults').where('id', '=', vault.id).execute();
+      await purgeVaults([vault]);
     },
 
     async recover(name, into) {
@@ -342,8 +356,9 @@ export function createVaultsService(deps: { storage: Storage; keyring: Keyring; 
     },
 
     async purgeDue(now) {
-      const due = await db.deleteFrom('vaults').where('deleted_at', 'is not', null).where('scheduled_purge_at', '<=', now).executeTakeFirst();
-      return Number(due.numDeletedRows);
+      const due = await db.selectFrom('vaults').selectAll().where('deleted_at', 'is not', null).where('scheduled_purge_at', '<=', now).execute();
+      await purgeVaults(due.map(toVault));
+      return due.length;
     },
   };
 }

@@ -116,12 +116,25 @@ describe('vaults through @azure/arm-keyvault', () => {
     assert.equal((await client.vaults.checkNameAvailability({ name: 'cplife', type: 'Microsoft.KeyVault/vaults' })).nameAvailable, true);
   });
 
-  test('purge without purge protection removes the vault at once', async () => {
+  test('purge without purge protection removes the vault at once, and the role assignments scoped to it', async () => {
+    const vaultScope = (name: string) => `/subscriptions/${sub}/resourceGroups/rg-cp/providers/Microsoft.KeyVault/vaults/${name}`;
     await client.vaults.createOrUpdate('rg-cp', 'cppurge', vaultParams());
+    await client.vaults.createOrUpdate('rg-cp', 'cppurge-x', vaultParams());
+    const onVault = await assignRole(server, vaultScope('cppurge'), KV_ADMIN, server.admin.objectId);
+    const onSecret = await assignRole(server, `${vaultScope('cppurge')}/secrets/one`, KV_ADMIN, server.admin.objectId);
+    const onSibling = await assignRole(server, vaultScope('cppurge-x'), KV_ADMIN, server.admin.objectId);
     await client.vaults.delete('rg-cp', 'cppurge');
+    const assignmentIds = async () => new Set((await arm('GET', `/subscriptions/${sub}/providers/Microsoft.Authorization/roleAssignments`)).body.value
+      .map((a: { id: string }) => a.id.toLowerCase()));
+    // A soft-deleted vault keeps its assignments, so recovering it restores access as it was.
+    assert.ok((await assignmentIds()).has(onVault.toLowerCase()));
     await client.vaults.purgeDeleted('cppurge', 'eastus');
     await rejects(client.vaults.getDeleted('cppurge', 'eastus'), 404, 'ResourceNotFound');
+    const left = await assignmentIds();
+    for (const gone of [onVault, onSecret]) assert.ok(!left.has(gone.toLowerCase()), gone);
+    assert.ok(left.has(onSibling.toLowerCase()), 'a vault whose name merely starts alike keeps its own');
     await client.vaults.createOrUpdate('rg-cp', 'cppurge', vaultParams());
+    await assignRole(server, vaultScope('cppurge'), KV_ADMIN, server.admin.objectId);
   });
 });
 
