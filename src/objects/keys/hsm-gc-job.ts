@@ -23,11 +23,14 @@ export function createHsmCollectionJob(deps: { storage: Storage; hsm: Hsm }) {
     async run(now: number) {
       if (now - lastRun < INTERVAL_MS) return 0;
       lastRun = now;
-      const rows = await storage.db.selectFrom('object_versions').select('meta')
-        .where('collection', '=', 'keys').where('meta', 'like', '%-HSM"%').execute();
+      // Soft-deleted keys count: they can still be recovered. (object_names by collection: migration 0009_keys's index.)
+      const rows = await storage.db.selectFrom('object_names as n')
+        .innerJoin('object_versions as v', (j) => j.onRef('v.vault_id', '=', 'n.vault_id')
+          .onRef('v.collection', '=', 'n.collection').onRef('v.name_key', '=', 'n.name_key'))
+        .select('v.meta').where('n.collection', '=', 'keys').where('v.meta', 'like', '%-HSM"%').execute();
       const referenced = new Set<string>();
       for (const row of rows) {
-        const id = (JSON.parse(row.meta) as { hsmId?: string }).hsmId;
+        const id = (JSON.parse(row.meta as string) as { hsmId?: string }).hsmId;
         if (!id) return 0;
         referenced.add(id);
       }
