@@ -4,15 +4,14 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { createRequire } from 'node:module';
+import { spawn, type ChildProcess } from 'node:child_process';
 import Database from 'better-sqlite3';
 import pg from 'pg';
 import { ClientSecretCredential } from '@azure/identity';
 import { CryptographyClient, KeyClient } from '@azure/keyvault-keys';
-import type * as Pkcs11Types from 'pkcs11js';
 import { createVaultAsAdmin, seedTestCa } from '../support/server.js';
 import { freshDatabase } from '../support/postgres.js';
+import { SOFTHSM_MODULE, createSoftHsmToken, inspectToken, softHsmAvailable } from '../support/softhsm.js';
 import { createKeyring } from '../../src/crypto/envelope.js';
 import { createBackupCodec } from '../../src/objects/collection-helpers.js';
 
@@ -24,12 +23,10 @@ import { createBackupCodec } from '../../src/objects/collection-helpers.js';
  * and purging a key destroys its token object. The server runs as `coffer server start`, a process of its own, so
  * that its whole log output can be read.
  */
-const MODULE = '/usr/lib/softhsm/libsofthsm2.so';
-const available = fs.existsSync(MODULE) && fs.existsSync('/usr/bin/softhsm2-util');
-const skip = !available && 'softhsm2 is not installed';
+const skip = !softHsmAvailable && 'softhsm2 is not installed';
 const PIN = '975310';
 const LABEL = 'coffer-absence';
-let tokenDir: string;
+let token: ReturnType<typeof createSoftHsmToken> | undefined;
 let dataDir: string;
 let storageUrl: string | undefined;
 let child: ChildProcess | undefined;
@@ -37,17 +34,13 @@ let logs = '';
 let port: number;
 
 before(async () => {
-  if (!available) return;
-  tokenDir = fs.mkdtempSync(path.join(os.tmpdir(), 'coffer-softhsm-absence-'));
-  fs.mkdirSync(path.join(tokenDir, 'tokens'));
-  fs.writeFileSync(path.join(tokenDir, 'softhsm2.conf'), `directories.tokendir = ${tokenDir}/tokens\nobjectstore.backend = file\n`);
-  process.env.SOFTHSM2_CONF = path.join(tokenDir, 'softhsm2.conf');
-  execFileSync('softhsm2-util', ['--init-token', '--free', '--label', LABEL, '--so-pin', '135791', '--pin', PIN], { stdio: 'ignore' });
+  if (!softHsmAvailable) return;
+  token = createSoftHsmToken(LABEL, PIN);
   dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'coffer-absence-'));
   seedTestCa(dataDir);
   storageUrl = process.env.COFFER_TEST_STORAGE_URL ? await freshDatabase(process.env.COFFER_TEST_STORAGE_URL) : undefined;
   child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'server', 'start', '--port', '0', '--data-dir', dataDir,
-    '--log-level', 'debug', '--throttle', 'off', '--scheduler-interval', '1s', '--pkcs11-module', MODULE, '--pkcs11-token', LABEL,
+    '--log-level', 'debug', '--throttle', 'off', '--scheduler-interval', '1s', '--pkcs11-module', SOFTHSM_MODULE, '--pkcs11-token', LABEL,
     ...(storageUrl ? ['--storage', storageUrl] : [])], { env: { ...process.env, COFFER_PKCS11_PIN: PIN } });
   port = await new Promise<number>((resolve, reject) => {
     child!.stdout!.on('data', (d) => {
@@ -64,7 +57,8 @@ after(async () => {
     child.kill('SIGTERM');
     await new Promise((resolve) => child!.once('exit', resolve));
   }
-  for (const dir of [tokenDir, dataDir]) if (dir) fs.rmSync(dir, { recursive: true, force: true });
+  token?.remove();
+  if (dataDir) fs.rmSync(dataDir, { recursive: true, force: true });
 });
 
 /** Every file under a directory, recursively. */
@@ -99,27 +93,6 @@ async function keyRows(): Promise<{ vault_id: string; name_key: string; version:
   } finally {
     await client.end();
   }
-}
-
-function tokenSession() {
-  const pkcs11js = createRequire(import.meta.url)('pkcs11js') as typeof Pkcs11Types;
-  const p11 = new pkcs11js.PKCS11();
-  p11.load(MODULE);
-  p11.C_Initialize();
-  const slot = p11.C_GetSlotList(true).find((s) => p11.C_GetTokenInfo(s).label.trim() === LABEL)!;
-  const session = p11.C_OpenSession(slot, pkcs11js.CKF_SERIAL_SESSION);
-  p11.C_Login(session, pkcs11js.CKU_USER, PIN);
-  const privateKeys = () => {
-    p11.C_FindObjectsInit(session, [{ type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_PRIVATE_KEY }]);
-    const handles = p11.C_FindObjects(session, 100);
-    p11.C_FindObjectsFinal(session);
-    return handles.map((h) => {
-      const [id, sensitive, extractable] = p11.C_GetAttributeValue(session, h,
-        [{ type: pkcs11js.CKA_ID }, { type: pkcs11js.CKA_SENSITIVE }, { type: pkcs11js.CKA_EXTRACTABLE }]).map((a) => a.value as Buffer);
-      return { id: id.toString('hex'), sensitive: sensitive[0] === 1, extractable: extractable[0] === 1 };
-    });
-  };
-  return { privateKeys, close: () => { p11.C_Logout(session); p11.C_CloseSession(session); p11.C_Finalize(); } };
 }
 
 test('HSM keys: private material absent from database, data dir, backups and logs; token objects sensitive; purge destroys them', { skip }, async () => {
@@ -169,9 +142,9 @@ test('HSM keys: private material absent from database, data dir, backups and log
   assertAbsent(Buffer.from(logs), secrets, 'the server logs');
 
   // The token: sensitive, non-extractable objects, one per key version.
-  const token = tokenSession();
+  const view = inspectToken(LABEL, PIN);
   try {
-    const objects = token.privateKeys();
+    const objects = view.objects('private');
     assert.equal(objects.length, 3);
     for (const o of objects) assert.deepEqual([o.sensitive, o.extractable], [true, false]);
 
@@ -186,10 +159,10 @@ test('HSM keys: private material absent from database, data dir, backups and log
       });
       assert.equal(res.status, 200, await res.text());
     }
-    const remaining = token.privateKeys().map((o) => o.id);
+    const remaining = view.objects('private').map((o) => o.id);
     assert.equal(remaining.length, 2);
     assert.equal(remaining.includes(purgedId), false, 'the purged key\'s token object is destroyed');
   } finally {
-    token.close();
+    view.close();
   }
 });

@@ -1,15 +1,10 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
-import { execFileSync } from 'node:child_process';
-import { createRequire } from 'node:module';
 import { RestError } from '@azure/core-rest-pipeline';
 import { KeyClient, type JsonWebKey } from '@azure/keyvault-keys';
-import type * as Pkcs11Types from 'pkcs11js';
 import { startTestServer, type TestServer } from '../support/server.js';
+import { createSoftHsmToken, inspectToken, softHsmAvailable } from '../support/softhsm.js';
 import { dataPlaneToken, rawRequest } from '../support/raw-http.js';
 
 /**
@@ -17,32 +12,27 @@ import { dataPlaneToken, rawRequest } from '../support/raw-http.js';
  * objects, every private operation run there, and every signature/ciphertext checked by node:crypto from the public
  * key alone. Skipped when SoftHSM2 (Debian's softhsm2) is not installed.
  */
-const MODULE = '/usr/lib/softhsm/libsofthsm2.so';
-const available = fs.existsSync(MODULE) && fs.existsSync('/usr/bin/softhsm2-util');
+const available = softHsmAvailable;
 const PIN = '246810';
 const VAULT = 'hsmvault';
 const API = 'api-version=2025-07-01';
 
 let server: TestServer;
 let client: KeyClient;
-let tokenDir: string;
+let token: ReturnType<typeof createSoftHsmToken> | undefined;
 
 before(async () => {
   if (!available) return;
-  // A token of this test's own: SoftHSM2 reads its configuration from SOFTHSM2_CONF when the module initializes.
-  tokenDir = fs.mkdtempSync(path.join(os.tmpdir(), 'coffer-softhsm-'));
-  fs.mkdirSync(path.join(tokenDir, 'tokens'));
-  fs.writeFileSync(path.join(tokenDir, 'softhsm2.conf'), `directories.tokendir = ${tokenDir}/tokens\nobjectstore.backend = file\n`);
-  process.env.SOFTHSM2_CONF = path.join(tokenDir, 'softhsm2.conf');
-  execFileSync('softhsm2-util', ['--init-token', '--free', '--label', 'coffer-test', '--so-pin', '135791', '--pin', PIN], { stdio: 'ignore' });
-  server = await startTestServer({ pkcs11: { module: MODULE, tokenLabel: 'coffer-test', pin: PIN } });
+  token = createSoftHsmToken('coffer-test', PIN);
+  server = await startTestServer({ pkcs11: token.options });
   await server.createVault(VAULT, { sku: { family: 'A', name: 'premium' } });
+  await server.createVault('hsmvault2', { sku: { family: 'A', name: 'premium' } });
   await server.createVault('hsmstandard');
   client = new KeyClient(server.vaultUrl(VAULT), server.adminCredential, { retryOptions: { maxRetries: 0 } });
 });
 after(async () => {
   await server?.close();
-  if (tokenDir) fs.rmSync(tokenDir, { recursive: true, force: true });
+  token?.remove();
 });
 
 const b64u = (bytes?: Uint8Array) => Buffer.from(bytes!).toString('base64url');
@@ -103,30 +93,23 @@ test('the token holds the private keys as sensitive and non-extractable; rotate 
   const rotated = await client.rotateKey('hsm-rsa');
   assert.equal(rotated.keyType, 'RSA-HSM');
   const blob = await client.backupKey('hsm-p-256');
-  // The blob holds token references only: it restores where the token has the key (after a purge of the name here).
-  await (await client.beginDeleteKey('hsm-p-256')).pollUntilDone();
-  await client.purgeDeletedKey('hsm-p-256');
-  const restored = await client.restoreKeyBackup(blob!);
+  // The blob holds token references only: it restores where the token holds the key — here into another premium vault
+  // of the same deployment, where the restored key signs in the token.
+  const elsewhere = new KeyClient(server.vaultUrl('hsmvault2'), server.adminCredential, { retryOptions: { maxRetries: 0 } });
+  const restored = await elsewhere.restoreKeyBackup(blob!);
   assert.equal(restored.keyType, 'EC-HSM');
+  const digest = crypto.createHash('sha256').update('restored').digest();
+  const signed = await operate(restored.id!, 'sign', { alg: 'ES256', value: digest.toString('base64url') });
+  assert.equal(crypto.verify('sha256', Buffer.from('restored'), { key: publicKeyOf(restored.key!), dsaEncoding: 'ieee-p1363' }, Buffer.from(signed.value, 'base64url')), true);
 
-  const pkcs11js = createRequire(import.meta.url)('pkcs11js') as typeof Pkcs11Types;
-  const p11 = new pkcs11js.PKCS11();
-  p11.load(MODULE);
+  const view = inspectToken('coffer-test', PIN);
   try {
-    p11.C_Initialize();
-  } catch { /* the server in this process initialised the module already */ }
-  const slot = p11.C_GetSlotList(true).find((s) => p11.C_GetTokenInfo(s).label.trim() === 'coffer-test')!;
-  const session = p11.C_OpenSession(slot, pkcs11js.CKF_SERIAL_SESSION);
-  p11.C_FindObjectsInit(session, [{ type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_PRIVATE_KEY }]);
-  const handles = p11.C_FindObjects(session, 100);
-  p11.C_FindObjectsFinal(session);
-  assert.equal(handles.length, 5, 'RSA ×2 (rotated), EC ×3');
-  for (const h of handles) {
-    const [sensitive, extractable, neverExtractable] = p11.C_GetAttributeValue(session, h,
-      [{ type: pkcs11js.CKA_SENSITIVE }, { type: pkcs11js.CKA_EXTRACTABLE }, { type: pkcs11js.CKA_NEVER_EXTRACTABLE }]);
-    assert.deepEqual([sensitive.value, extractable.value, neverExtractable.value].map((v) => (v as Buffer)[0]), [1, 0, 1]);
+    const keys = view.objects('private');
+    assert.equal(keys.length, 5, 'RSA ×2 (rotated), EC ×3');
+    for (const k of keys) assert.deepEqual([k.sensitive, k.extractable, k.neverExtractable], [true, false, true]);
+  } finally {
+    view.close();
   }
-  p11.C_CloseSession(session);
 });
 
 test('HSM key types: a standard vault refuses them; HSM import puts the key into the token', { skip: !available && 'softhsm2 is not installed' }, async () => {
