@@ -43,6 +43,9 @@ interface PolicyDocument {
   anyOf: { authority: string; allOf?: Condition[]; anyOf?: Condition[] }[];
 }
 
+/** Attestation tokens are signed with an authority's asymmetric key; nothing else is accepted. */
+const TOKEN_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512'];
+
 const normalise = (url: string) => url.replace(/\/+$/, '').toLowerCase();
 
 function invalid(message: string): never {
@@ -181,7 +184,7 @@ export function createReleaseAuthority(options: { authorities: string[]; fetchTi
       let claims: JWTPayload;
       try {
         const authority = rules[0].authority.replace(/\/+$/, '');
-        ({ payload: claims } = await jwtVerify(token, await keySetOf(authority), { requiredClaims: ['exp'], clockTolerance: 60 }));
+        ({ payload: claims } = await jwtVerify(token, await keySetOf(authority), { algorithms: TOKEN_ALGORITHMS, requiredClaims: ['exp'], clockTolerance: 60 }));
       } catch {
         throw forbidden('The target attestation token could not be verified (signature, issuer keys or validity period).', 'AccessDenied');
       }
