@@ -5,7 +5,8 @@ import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { CertificateClient, type CertificatePolicy } from '@azure/keyvault-certificates';
 import { startTestServer, type TestServer } from '../support/server.js';
-import { armClient } from '../support/arm.js';
+import { armClient, assignRole } from '../support/arm.js';
+import { ROLE_IDS } from '../../src/gates/authorization/builtin-roles.js';
 import { dataPlaneToken, managementToken, rawRequest } from '../support/raw-http.js';
 
 /**
@@ -181,10 +182,12 @@ test('a purged vault takes its certificate contacts and issuers with it', async 
   assert.ok([200, 202].includes(purged.status), JSON.stringify(purged.body));
   assert.equal(await rows(), 0);
 
-  // A vault created again under the name starts with neither (the administrator's role assignment on it remains).
-  assert.equal((await arm('PUT', `${sub}/resourceGroups/rg-test/providers/Microsoft.KeyVault/vaults/${name}`, {
+  // A vault created again under the name starts with neither (nor with the purged vault's role assignments).
+  const vaultScope = `${sub}/resourceGroups/rg-test/providers/Microsoft.KeyVault/vaults/${name}`;
+  assert.equal((await arm('PUT', vaultScope, {
     location: 'local', properties: { tenantId: server.admin.tenantId, sku: { family: 'A', name: 'standard' } },
   }, '2025-05-01')).status, 200);
+  await assignRole(server, vaultScope, ROLE_IDS.keyVaultAdministrator, server.admin.objectId);
   await assert.rejects(client.getContacts(), (e: { statusCode?: number }) => e.statusCode === 404);
   assert.deepEqual(await (async () => { const out = []; for await (const i of client.listPropertiesOfIssuers()) out.push(i); return out; })(), []);
 });
