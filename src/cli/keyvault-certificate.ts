@@ -5,7 +5,7 @@ import { action, boolOption, group, parsePositiveInt, parseTags, type ActionEnv 
 import { CliError } from './errors.js';
 import { listAll } from './http.js';
 import {
-  deletedFields, jsonValue, objectAttributes, objectTarget, readFile, registerLifecycleCommands, vaultTarget, withDownloadFile, withMaxResults, withObjectTarget, withVault, type TargetOptions, type WireAttributes, type WireDeleted,
+  deletedFields, jsonValue, objectAttributes, objectTarget, readFile, registerLifecycleCommands, registerListVersionsCommand, registerShowCommand, vaultTarget, withDownloadFile, withMaxResults, withObjectTarget, withVault, type TargetOptions, type WireAttributes, type WireDeleted,
 } from './keyvault-objects.js';
 import { isoTime, subresourceName } from './output.js';
 
@@ -213,12 +213,7 @@ export function registerKeyVaultCertificateCommands(program: Command) {
       return certificateBundle(await vault<WireCertificate>('POST', `/certificates/${name}/import`, { body }));
     }));
 
-  withTarget(certificate.command('show'), CERTIFICATE_ID_HELP, { version: true })
-    .description('Get a certificate (its current version unless --version)')
-    .action(action(async (opts: TargetOptions, env) => {
-      const { vault, name, version } = certificateTarget(opts, env);
-      return certificateBundle(await vault<WireCertificate>('GET', `/certificates/${name}/${version ?? ''}`));
-    }));
+  registerShowCommand(certificate, { collection: 'certificates', noun: 'certificate', bundle: certificateBundle, description: 'Get a certificate (its current version unless --version)' });
 
   withDownloadFile(withTarget(certificate.command('download'), CERTIFICATE_ID_HELP, { version: true })
     .description('Write a certificate\'s public X.509 certificate to a new file'), async (opts, env, encoding) => {
@@ -237,12 +232,7 @@ export function registerKeyVaultCertificateCommands(program: Command) {
       return (await listAll<WireCertificate>(vaultTarget(opts, env), path, opts.maxresults)).map(certificateItem);
     }));
 
-  withMaxResults(withTarget(certificate.command('list-versions'), 'the certificate identifier: https://{vault}/certificates/{name}'))
-    .description('List the versions of a certificate')
-    .action(action(async (opts: TargetOptions & { maxresults?: number }, env) => {
-      const { vault, name } = certificateTarget(opts, env);
-      return (await listAll<WireCertificate>(vault, `/certificates/${name}/versions`, opts.maxresults)).map(certificateItem);
-    }));
+  registerListVersionsCommand(certificate, { collection: 'certificates', noun: 'certificate', item: certificateItem });
 
   withTarget(certificate.command('set-attributes'), CERTIFICATE_ID_HELP, { version: true })
     .description('Update a certificate\'s attributes, tags or policy')

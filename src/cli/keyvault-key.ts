@@ -5,7 +5,7 @@ import { action, boolOption, group, parsePositiveInt, parseTags, type ActionEnv 
 import { CliError, usageError } from './errors.js';
 import { listAll } from './http.js';
 import {
-  deletedFields, jsonValue, objectTarget, readFile, registerLifecycleCommands, validityAttributes, vaultTarget, withDownloadFile, withMaxResults, withObjectTarget, withVault, type TargetOptions, type WireDeleted,
+  deletedFields, jsonValue, objectTarget, readFile, registerLifecycleCommands, registerListVersionsCommand, registerShowCommand, validityAttributes, vaultTarget, withDownloadFile, withMaxResults, withObjectTarget, withVault, type TargetOptions, type WireDeleted,
 } from './keyvault-objects.js';
 import { isoTime, subresourceName } from './output.js';
 
@@ -198,12 +198,7 @@ export function registerKeyVaultKeyCommands(program: Command) {
       return keyBundle(await vault<WireKey>('PUT', `/keys/${name}`, { body }));
     }));
 
-  withTarget(key.command('show'), KEY_ID_HELP, { version: true })
-    .description('Get a key\'s public part and attributes (its current version unless --version)')
-    .action(action(async (opts: TargetOptions, env) => {
-      const { vault, name, version } = keyTarget(opts, env);
-      return keyBundle(await vault<WireKey>('GET', `/keys/${name}/${version ?? ''}`));
-    }));
+  registerShowCommand(key, { collection: 'keys', noun: 'key', bundle: keyBundle, description: 'Get a key\'s public part and attributes (its current version unless --version)' });
 
   withDownloadFile(withTarget(key.command('download'), KEY_ID_HELP, { version: true })
     .description('Write a key\'s public key to a new file'), async (opts, env, encoding) => {
@@ -220,12 +215,7 @@ export function registerKeyVaultKeyCommands(program: Command) {
       return opts.includeManaged ? items : items.filter((k) => !k.managed);
     }));
 
-  withMaxResults(withTarget(key.command('list-versions'), 'the key identifier: https://{vault}/keys/{name}'))
-    .description('List the versions of a key')
-    .action(action(async (opts: TargetOptions & { maxresults?: number }, env) => {
-      const { vault, name } = keyTarget(opts, env);
-      return (await listAll<WireKey>(vault, `/keys/${name}/versions`, opts.maxresults)).map(keyItem);
-    }));
+  registerListVersionsCommand(key, { collection: 'keys', noun: 'key', item: keyItem });
 
   withAttributes(withTarget(key.command('set-attributes'), KEY_ID_HELP, { version: true }))
     .description('Update a key\'s attributes, permitted operations or tags')

@@ -105,6 +105,28 @@ export const objectAttributes = (a: WireAttributes = {}) => ({
   updated: isoTime(a.updated),
 });
 
+/** `show`: one object of a collection, its current version unless `--version`. */
+export function registerShowCommand<T>(parent: Command, out: { collection: string; noun: string; bundle(o: T): unknown; description: string }) {
+  const { collection, noun } = out;
+  withObjectTarget(parent.command('show'), noun, `the ${noun} identifier: https://{vault}/${collection}/{name}[/{version}]`, { version: true })
+    .description(out.description)
+    .action(action(async (opts: TargetOptions, env) => {
+      const { vault, name, version } = objectTarget(opts, env, collection);
+      return out.bundle(await vault<T>('GET', `/${collection}/${name}/${version ?? ''}`));
+    }));
+}
+
+/** `list-versions`: every version of one object, as list items. */
+export function registerListVersionsCommand<T>(parent: Command, out: { collection: string; noun: string; item(o: T): unknown }) {
+  const { collection, noun } = out;
+  withMaxResults(withObjectTarget(parent.command('list-versions'), noun, `the ${noun} identifier: https://{vault}/${collection}/{name}`))
+    .description(`List the versions of a ${noun}`)
+    .action(action(async (opts: TargetOptions & { maxresults?: number }, env) => {
+      const { vault, name } = objectTarget(opts, env, collection);
+      return (await listAll<T>(vault, `/${collection}/${name}/versions`, opts.maxresults)).map((o) => out.item(o));
+    }));
+}
+
 /** How a collection's objects print, for the lifecycle commands every collection shares. */
 export interface LifecycleOutput<T> {
   collection: 'secrets' | 'keys' | 'certificates';

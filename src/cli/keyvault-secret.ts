@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import { Option, type Command } from 'commander';
 import { action, boolOption, group, parseTags, type ActionEnv } from './command.js';
 import { CliError } from './errors.js';
-import { deletedFields, objectAttributes, objectTarget, readFile, registerLifecycleCommands, validityAttributes, vaultTarget, withMaxResults, withObjectTarget, withVault, type TargetOptions, type WireAttributes, type WireDeleted } from './keyvault-objects.js';
+import { deletedFields, objectAttributes, objectTarget, readFile, registerLifecycleCommands, registerListVersionsCommand, registerShowCommand, validityAttributes, vaultTarget, withMaxResults, withObjectTarget, withVault, type TargetOptions, type WireAttributes, type WireDeleted } from './keyvault-objects.js';
 import { listAll } from './http.js';
 import { isoTime, subresourceName } from './output.js';
 
@@ -101,12 +101,7 @@ export function registerKeyVaultSecretCommands(program: Command) {
       return secretBundle(await vault<WireSecret>('PUT', `/secrets/${name}`, { body: { ...body, value, tags } }));
     }));
 
-  withTarget(secret.command('show'), 'the secret identifier: https://{vault}/secrets/{name}[/{version}]', { version: true })
-    .description('Get a secret (its current version unless --version)')
-    .action(action(async (opts: TargetOptions, env) => {
-      const { vault, name, version } = secretTarget(opts, env);
-      return secretBundle(await vault<WireSecret>('GET', `/secrets/${name}/${version ?? ''}`));
-    }));
+  registerShowCommand(secret, { collection: 'secrets', noun: 'secret', bundle: secretBundle, description: 'Get a secret (its current version unless --version)' });
 
   withTarget(secret.command('download'), 'the secret identifier: https://{vault}/secrets/{name}[/{version}]', { version: true })
     .description('Write a secret\'s value to a new file')
@@ -130,12 +125,7 @@ export function registerKeyVaultSecretCommands(program: Command) {
       return opts.includeManaged ? items : items.filter((s) => !s.managed);
     }));
 
-  withMaxResults(withTarget(secret.command('list-versions'), 'the secret identifier: https://{vault}/secrets/{name}'))
-    .description('List the versions of a secret')
-    .action(action(async (opts: TargetOptions & { maxresults?: number }, env) => {
-      const { vault, name } = secretTarget(opts, env);
-      return (await listAll<WireSecret>(vault, `/secrets/${name}/versions`, opts.maxresults)).map(secretItem);
-    }));
+  registerListVersionsCommand(secret, { collection: 'secrets', noun: 'secret', item: secretItem });
 
   withAttributes(withTarget(secret.command('set-attributes'), 'the secret identifier: https://{vault}/secrets/{name}[/{version}]', { version: true }))
     .description('Update a secret\'s attributes, content type or tags')

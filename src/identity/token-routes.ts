@@ -1,6 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import crypto from 'node:crypto';
-import { createRemoteJWKSet, decodeJwt, decodeProtectedHeader, jwtVerify } from 'jose';
+import { decodeJwt, decodeProtectedHeader, jwtVerify } from 'jose';
+import { createRemoteKeySets } from './remote-jwks.js';
 import type { Directory, Principal } from './directory.js';
 import type { SigningKeys } from './signing-keys.js';
 import { issueAccessToken, issueIdToken, issueRefreshToken, issuerFor, verifyRefreshToken } from './tokens.js';
@@ -140,23 +141,9 @@ export function tokenRoutes(app: FastifyInstance, deps: {
     return found.principal;
   }
 
-  /** Remote JWKS of trusted external issuers, found through their OIDC discovery and cached (jose refreshes them). */
-  const remoteKeySets = new Map<string, Promise<ReturnType<typeof createRemoteJWKSet>>>();
-  const keySetOf = (issuerUrl: string) => {
-    let keySet = remoteKeySets.get(issuerUrl);
-    if (!keySet) {
-      keySet = (async () => {
-        const res = await fetch(`${issuerUrl.replace(/\/$/, '')}/.well-known/openid-configuration`, { signal: AbortSignal.timeout(10_000) });
-        if (!res.ok) throw new Error(`discovery answered ${res.status}`);
-        const { jwks_uri: jwksUri } = await res.json() as { jwks_uri?: string };
-        if (!jwksUri || !jwksUri.startsWith('https://')) throw new Error('discovery names no https jwks_uri');
-        return createRemoteJWKSet(new URL(jwksUri));
-      })();
-      keySet.catch(() => remoteKeySets.delete(issuerUrl));
-      remoteKeySets.set(issuerUrl, keySet);
-    }
-    return keySet;
-  };
+  /** Remote JWKS of trusted external issuers, found through their OIDC discovery (https only). */
+  const remoteKeySets = createRemoteKeySets({ timeoutMs: 10_000 });
+  const keySetOf = (issuerUrl: string) => remoteKeySets.fromIssuer(issuerUrl, (url) => url.protocol === 'https:');
 
   /**
    * A token from an external issuer that the app trusts for exactly this subject (a federated identity credential):

@@ -1,7 +1,8 @@
 import crypto from 'node:crypto';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Kysely } from 'kysely';
-import { createRemoteJWKSet, decodeJwt, decodeProtectedHeader, jwtVerify, errors as joseErrors } from 'jose';
+import { decodeJwt, decodeProtectedHeader, jwtVerify, errors as joseErrors } from 'jose';
+import { createRemoteKeySets } from './remote-jwks.js';
 import type { Database } from '../storage/schema.js';
 import type { Directory, Principal } from './directory.js';
 import { TokenRejected, describeJoseError, type TokenClaims } from './tokens.js';
@@ -45,12 +46,7 @@ export function isAcceptableKeyUrl(value: string) {
  */
 export function createTrustedIssuers(deps: { db: Kysely<Database>; directory: Directory }) {
   const db = deps.db as unknown as Kysely<TrustTables>;
-  const keySets = new Map<string, ReturnType<typeof createRemoteJWKSet>>();
-  const keySetOf = (jwksUri: string) => {
-    let keySet = keySets.get(jwksUri);
-    if (!keySet) keySets.set(jwksUri, keySet = createRemoteJWKSet(new URL(jwksUri), { timeoutDuration: 5000, cooldownDuration: 30_000 }));
-    return keySet;
-  };
+  const keySets = createRemoteKeySets({ timeoutMs: 5000, cooldownMs: 30_000 });
   const toIssuer = (row: TrustTables['trusted_issuers']): TrustedIssuer => ({
     id: row.id, issuer: row.issuer, jwksUri: row.jwks_uri, audience: row.audience, createdAt: new Date(Number(row.created_at)).toISOString(),
   });
@@ -104,7 +100,7 @@ export function createTrustedIssuers(deps: { db: Kysely<Database>; directory: Di
       if (typeof alg !== 'string' || !ALGORITHMS.includes(alg)) throw new TokenRejected('AKV10031', `Token signing algorithm '${String(alg)}' is not supported.`);
       let payload: Record<string, unknown>;
       try {
-        ({ payload } = await jwtVerify(token, keySetOf(row.jwks_uri), {
+        ({ payload } = await jwtVerify(token, keySets.fromJwksUri(row.jwks_uri), {
           algorithms: ALGORITHMS, issuer: row.issuer, audience: row.audience, clockTolerance: CLOCK_SKEW_SECONDS, requiredClaims: ['exp'],
         }));
       } catch (err) {

@@ -1,4 +1,5 @@
 import type { Storage } from '../../storage/engine.js';
+import { liveObjectsMentioning } from '../scheduled-candidates.js';
 import type { CertificatesService } from './service.js';
 import type { CertificateNotifications } from './notifications.js';
 
@@ -12,14 +13,7 @@ export function createCertificateRenewalJob(deps: { storage: Storage; certificat
   return {
     name: 'renew-certificates',
     async run(now: number) {
-      const candidates = await storage.db.selectFrom('object_names as n')
-        .innerJoin('object_versions as v', (j) => j.onRef('v.seq', '=', 'n.current_seq'))
-        .innerJoin('vaults', 'vaults.id', 'n.vault_id')
-        .select(['n.name', 'vaults.id', 'vaults.name as vault_name', 'vaults.wrapped_data_key'])
-        .where('n.collection', '=', 'certificates').where('n.deleted_at', 'is', null).where('vaults.deleted_at', 'is', null)
-        // A cheap pre-filter; the service reads the policy itself.
-        .where((eb) => eb.or([eb('v.meta', 'like', '%"AutoRenew"%'), eb('v.meta', 'like', '%"EmailContacts"%')]))
-        .execute();
+      const candidates = await liveObjectsMentioning(storage, 'certificates', ['"AutoRenew"', '"EmailContacts"']);
       let renewed = 0;
       let emailed = 0;
       const failed: string[] = [];

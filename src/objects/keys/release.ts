@@ -1,5 +1,6 @@
 import crypto, { type KeyObject } from 'node:crypto';
-import { createRemoteJWKSet, decodeJwt, jwtVerify, type JWTPayload } from 'jose';
+import { decodeJwt, jwtVerify, type JWTPayload } from 'jose';
+import { createRemoteKeySets } from '../../identity/remote-jwks.js';
 import { badParameter, forbidden } from '../../http/errors.js';
 
 /**
@@ -137,22 +138,7 @@ export function wrapForRelease(pkcs8: Buffer, target: { kid?: string; key: KeyOb
 export function createReleaseAuthority(options: { authorities: string[]; fetchTimeoutMs?: number }) {
   const trusted = new Set(options.authorities.map(normalise));
   /** Each authority's JWKS, found once through its discovery document (jose refreshes the keys themselves). */
-  const keySets = new Map<string, Promise<ReturnType<typeof createRemoteJWKSet>>>();
-  const keySetOf = (authority: string) => {
-    let keySet = keySets.get(authority);
-    if (!keySet) {
-      keySet = (async () => {
-        const res = await fetch(`${authority}/.well-known/openid-configuration`, { signal: AbortSignal.timeout(options.fetchTimeoutMs ?? 10_000) });
-        if (!res.ok) throw new Error(`discovery answered ${res.status}`);
-        const { jwks_uri: jwksUri } = await res.json() as { jwks_uri?: string };
-        if (!jwksUri) throw new Error('discovery names no jwks_uri');
-        return createRemoteJWKSet(new URL(jwksUri, authority));
-      })();
-      keySet.catch(() => keySets.delete(authority));
-      keySets.set(authority, keySet);
-    }
-    return keySet;
-  };
+  const keySets = createRemoteKeySets({ timeoutMs: options.fetchTimeoutMs ?? 10_000 });
 
   return {
     /** Checks a release policy as sent on create/import/update; returns its stored form. */
@@ -184,7 +170,7 @@ export function createReleaseAuthority(options: { authorities: string[]; fetchTi
       let claims: JWTPayload;
       try {
         const authority = rules[0].authority.replace(/\/+$/, '');
-        ({ payload: claims } = await jwtVerify(token, await keySetOf(authority), { algorithms: TOKEN_ALGORITHMS, requiredClaims: ['exp'], clockTolerance: 60 }));
+        ({ payload: claims } = await jwtVerify(token, await keySets.fromIssuer(authority), { algorithms: TOKEN_ALGORITHMS, requiredClaims: ['exp'], clockTolerance: 60 }));
       } catch {
         throw forbidden('The target attestation token could not be verified (signature, issuer keys or validity period).', 'AccessDenied');
       }

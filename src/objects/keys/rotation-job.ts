@@ -1,4 +1,5 @@
 import type { Storage } from '../../storage/engine.js';
+import { liveObjectsMentioning } from '../scheduled-candidates.js';
 import type { KeysService } from './service.js';
 
 /**
@@ -10,14 +11,7 @@ export function createKeyRotationJob(deps: { storage: Storage; keys: KeysService
   return {
     name: 'rotate-keys',
     async run(now: number) {
-      const candidates = await storage.db.selectFrom('object_names as n')
-        .innerJoin('object_versions as v', (j) => j.onRef('v.seq', '=', 'n.current_seq'))
-        .innerJoin('vaults', 'vaults.id', 'n.vault_id')
-        .select(['n.name', 'vaults.id', 'vaults.wrapped_data_key'])
-        .where('n.collection', '=', 'keys').where('n.deleted_at', 'is', null).where('vaults.deleted_at', 'is', null)
-        // A cheap pre-filter; the service reads the policy itself.
-        .where('v.meta', 'like', '%"rotationPolicy"%')
-        .execute();
+      const candidates = await liveObjectsMentioning(storage, 'keys', ['"rotationPolicy"']);
       let rotated = 0;
       for (const c of candidates) {
         if (await keys.rotateIfDue({ id: c.id, wrappedDataKey: c.wrapped_data_key }, c.name, now)) rotated++;
