@@ -118,13 +118,15 @@ export async function startCoffer(options: CofferOptions) {
   const eventGrid = createEventGrid({ storage, clock, endpoints, dataDir, onError: (err) => app.log.error({ err: (err as Error).message }, 'event delivery failed') });
   const vaults = createVaultsService({ storage, keyring, clock, endpoints, events: eventGrid.hooks });
   const authorization = createAuthorization({ db: storage.db, clock, memberships: directory.memberGroupsOf });
+  // What the gates read per request, cached while the database's cache generation (bumped by triggers) stands still.
+  const generationCache = createGenerationCache({ readGeneration: createGenerationReader(storage) });
   const networking = createNetworking({
     db: storage.db, clock, endpoints, directory, vaults, authorization, app, tls, host: options.host, port,
     subscriptionId: deployment.subscriptionId, tenantId: deployment.tenantId, adminObjectId: deployment.adminObjectId,
+    cache: generationCache,
   });
-  // What the gates read per request, cached while the database's cache generation (bumped by triggers) stands still.
   const gateCache = createGateCache({
-    cache: createGenerationCache({ readGeneration: createGenerationReader(storage) }),
+    cache: generationCache,
     getPrincipal: directory.getPrincipal, getVault: vaults.getByName, memberships: authorization.memberships, authorizer: authorization.authorizer,
   });
   await ensureBootstrapOwner(storage.db, authorization.assignments, deployment);

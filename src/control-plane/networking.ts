@@ -12,15 +12,23 @@ import { createNetworkService } from './network.js';
 import { networkRoutes } from './network-routes.js';
 import { createNetworkGate } from '../gates/network/gate.js';
 import { createPrivateEndpointListeners } from '../gates/network/private-endpoint-listeners.js';
+import type { GenerationCache } from '../storage/generation.js';
+
+/** How many entries each of the network gate's caches keeps before it starts over. */
+const CACHE_LIMITS = { trustedServices: 10_000, subnetPrefixes: 1_000, privateEndpoints: 1_000 };
 
 /**
  * Coffer's network surface in one place, for the server to wire: the network resources (virtual networks, subnets,
  * private endpoints, trusted services), the data-plane network gate reading them, and this node's private-endpoint
- * listeners.
+ * listeners. What the gate reads (trusted services, subnet prefixes, private endpoints) is cached under the database's
+ * cache generation, as the other gates' reads are: their tables bump it, so a change on any node reaches the next
+ * request everywhere, and an unchanged generation costs no query.
  */
 export function createNetworking(deps: {
   db: Kysely<Database>; clock: Clock; endpoints: Endpoints; directory: Directory; vaults: VaultsService; authorization: Authorization;
   subscriptionId: string; tenantId: string; adminObjectId: string;
+  /** The database-validated cache the gate's reads are memoised in (refreshed per request by the first gate). */
+  cache: GenerationCache;
   app: FastifyInstance; tls: { cert: string; key: string }; host: string; port: number;
   /** How often each node re-reads the private endpoints others created or deleted (default 5 s). */
   reconcileIntervalMs?: number;
@@ -32,12 +40,16 @@ export function createNetworking(deps: {
     addresses: () => network.privateEndpointAddresses(),
     onError: (address, err) => deps.app.log.error({ address, err: err.message }, 'cannot listen on a private endpoint address'),
   });
+  const isTrustedService = deps.cache.memo((principalId) => network.isTrustedService(principalId), CACHE_LIMITS.trustedServices);
+  // Keyed by the rule's whole list of subnet ids (JSON: ids are free text until matched).
+  const subnetPrefixes = deps.cache.memo((ids) => network.subnetPrefixes(JSON.parse(ids) as string[]), CACHE_LIMITS.subnetPrefixes);
+  const vaultAtAddress = deps.cache.memo((address) => network.vaultAtAddress(address), CACHE_LIMITS.privateEndpoints);
   return {
     network,
     gate: createNetworkGate({
-      isTrustedService: (caller) => network.isTrustedService(caller.principal.objectId),
-      subnetPrefixes: (ids) => network.subnetPrefixes(ids),
-      privateLink: { arrivedAt: listeners.arrivedAt, vaultAt: (address) => network.vaultAtAddress(address) },
+      isTrustedService: (caller) => isTrustedService(caller.principal.objectId),
+      subnetPrefixes: (ids) => subnetPrefixes(JSON.stringify(ids)),
+      privateLink: { arrivedAt: listeners.arrivedAt, vaultAt: vaultAtAddress },
     }),
     /** Registers the Microsoft.Network routes and the trusted-services admin endpoints in the control plane's scope. */
     routes(scope: FastifyInstance) {

@@ -38,8 +38,9 @@ const describe = (ctx: RequestContext) => {
  * The data plane's network step, after identity and authorization (so strangers learn nothing about the firewall):
  * private link first (a request that arrived on a private endpoint of this vault passes; on another vault's endpoint
  * it is refused), then public network access, then the vault's `networkAcls` on the connection's real source
- * address — never a header, which a client could forge. The control plane is not firewalled, as in Azure. Vault
- * settings are read afresh on every request (by the vault step), so a rule change takes effect on every node at once.
+ * address — never a header, which a client could forge. The control plane is not firewalled, as in Azure. The vault's
+ * settings and what its rules refer to (subnets, trusted services, private endpoints) come through caches that the
+ * database's cache generation validates on every request, so a change takes effect on every node at the next request.
  */
 export function createNetworkGate(deps: { isTrustedService?: TrustedServiceCheck; subnetPrefixes?: SubnetPrefixes; privateLink?: PrivateLink } = {}): Gate {
   const isTrustedService: TrustedServiceCheck = deps.isTrustedService ?? (() => false);
