@@ -101,6 +101,11 @@ function settingsFrom(body: EventSubscriptionBody, topic: string, prior?: Subscr
   const schema = p.eventDeliverySchema ?? prior?.eventDeliverySchema ?? 'EventGridSchema';
   const eventDeliverySchema = DELIVERY_SCHEMAS.find((s) => s.toLowerCase() === schema.toLowerCase());
   if (!eventDeliverySchema) throw invalid(`The eventDeliverySchema '${schema}' is not supported; use ${DELIVERY_SCHEMAS.join(' or ')}.`);
+  // A filter Coffer would not apply is refused rather than ignored: the subscriber would get events it meant to exclude.
+  const advanced = (p.filter as { advancedFilters?: unknown } | undefined)?.advancedFilters;
+  if (Array.isArray(advanced) ? advanced.length > 0 : advanced != null) {
+    throw invalid('Advanced filters are not supported by Coffer; filter on includedEventTypes, subjectBeginsWith and subjectEndsWith.');
+  }
   const included = p.filter?.includedEventTypes ?? null;
   for (const t of included ?? []) {
     if (!EVENT_TYPES.some((known) => known.toLowerCase() === t.toLowerCase())) {

@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import type { Registry } from 'prom-client';
 import { armError, type Arm } from '../control-plane/arm.js';
 import type { VaultsService } from '../control-plane/vaults.js';
+import { parseTimespan } from '../monitor/workspace-query.js';
 
 /**
  * Azure Monitor's metrics API for a vault (`{vault}/providers/Microsoft.Insights/metrics`, api-version 2018-01-01),
@@ -78,6 +79,15 @@ function aggregate(metric: MetricName, s: Series, aggregation: Aggregation): num
   }
 }
 
+/** The intervals Azure Monitor's metrics API accepts. */
+const INTERVALS = ['PT1M', 'PT5M', 'PT15M', 'PT30M', 'PT1H', 'PT6H', 'PT12H', 'P1D', 'FULL'];
+// Each parameter once, as a string: a repeated one arrives as an array, which is refused (400) rather than split.
+const queryString = { type: 'string', maxLength: 2048 } as const;
+const metricsQuery = {
+  type: 'object',
+  properties: { metricnames: queryString, aggregation: queryString, interval: queryString, timespan: queryString, $filter: queryString, top: queryString, orderby: queryString },
+} as const;
+
 export function azureMetricsRoutes(app: FastifyInstance, deps: { arm: Arm; registry: Registry; vaults: VaultsService; startedAt: number; now: () => number }) {
   const { arm } = deps;
   type Query = { metricnames?: string; aggregation?: string; interval?: string; timespan?: string; $filter?: string };
@@ -85,7 +95,7 @@ export function azureMetricsRoutes(app: FastifyInstance, deps: { arm: Arm; regis
     for (const provider of ['Microsoft.Insights', 'microsoft.insights']) {
       app.get<{ Params: { subscriptionId: string; resourceGroup: string; vaultName: string }; Querystring: Query }>(
         `/subscriptions/:subscriptionId/${segment}/:resourceGroup/providers/Microsoft.KeyVault/vaults/:vaultName/providers/${provider}/metrics`,
-        arm.config('MetricsList'), async (req) => {
+        { ...arm.config('MetricsList'), schema: { querystring: metricsQuery } }, async (req) => {
           arm.checkSubscription(req.params.subscriptionId);
           const vault = await deps.vaults.getByName(req.params.vaultName);
           if (!vault || vault.resourceGroup.toLowerCase() !== req.params.resourceGroup.toLowerCase()) {
@@ -96,6 +106,14 @@ export function azureMetricsRoutes(app: FastifyInstance, deps: { arm: Arm; regis
           const requested = req.query.aggregation?.split(',').map((a) => AGGREGATIONS.find((x) => x.toLowerCase() === a.trim().toLowerCase()));
           if (requested?.some((a) => !a)) throw armError(400, 'BadRequest', `Invalid aggregation '${req.query.aggregation}': use ${AGGREGATIONS.join(', ')}.`);
           const interval = req.query.interval ?? 'PT1M';
+          if (!INTERVALS.includes(interval.toUpperCase())) throw armError(400, 'BadRequest', `Invalid interval '${interval}': use ${INTERVALS.join(', ')}.`);
+          if (req.query.timespan !== undefined) {
+            try {
+              parseTimespan(req.query.timespan, deps.now());
+            } catch {
+              throw armError(400, 'BadRequest', `Invalid timespan '${req.query.timespan}': use an ISO 8601 interval (start/end or start/duration) or duration.`);
+            }
+          }
           const now = new Date(deps.now()).toISOString();
           const start = new Date(deps.startedAt).toISOString();
           const value = [];

@@ -157,7 +157,12 @@ export function monitorResourceRoutes(app: FastifyInstance, deps: { arm: Arm; re
       app.put<{ Params: ResourceParams; Body: ResourceBody }>(`${collection}/:name`, { ...arm.config(`${op}Put`), schema: { body: bodies[kind] } }, async (req, reply) => {
         const resourceGroup = await group(req.params);
         await arm.requireAction(req, resources.idOf(kind, resourceGroup, req.params.name), `${type}/write`);
-        const properties = kind === 'eventHubNamespace' ? { serviceBusEndpoint: (req.body.properties as { serviceBusEndpoint: string }).serviceBusEndpoint.replace(/\/+$/, '') } : {};
+        const endpoint = kind === 'eventHubNamespace' ? (req.body.properties as { serviceBusEndpoint: string }).serviceBusEndpoint.replace(/\/+$/, '') : undefined;
+        // The schema only checks the scheme; an endpoint that is no URL would fail every delivery, so it is refused now.
+        if (endpoint !== undefined && !URL.canParse(endpoint)) {
+          throw armError(400, 'InvalidRequestBody', `The serviceBusEndpoint '${endpoint}' is not a valid https URL.`);
+        }
+        const properties = endpoint === undefined ? {} : { serviceBusEndpoint: endpoint };
         const { resource, created } = await resources.put(kind, { resourceGroup, name: req.params.name, location: req.body.location, tags: req.body.tags, properties });
         reply.code(created ? 201 : 200);
         return toArmResource(resource);
