@@ -85,7 +85,8 @@ export function createLifecycleOperations(deps: { store: ObjectStore; endpoints:
       return { ...bundle(vault, d.current), ...deletedFields(vault, d) };
     },
 
-    async listDeleted(vault: Vault, maxResults: number, continuation: string | undefined, nextLink: NextLink) {
+    /** `_query`: as for `list` (certificates' includePending). */
+    async listDeleted(vault: Vault, maxResults: number, continuation: string | undefined, nextLink: NextLink, _query?: ListQuery) {
       const p = await store.listDeleted(vault, collection, { maxResults, continuation }).catch((e) => errors.rethrow(e, ''));
       return listPage(p, (d) => ({ ...item(vault, d.current, false), ...deletedFields(vault, d) }), nextLink);
     },
@@ -158,7 +159,7 @@ export function lifecycleRoutes(app: FastifyInstance, deps: {
     ...route('ListDeleted'), schema: { querystring: shared.listQuery, response: { 200: schemas.deletedList } },
   }, (req) => {
     const size = pageSize(req.query);
-    return service.listDeleted(vault(req), size, req.query.$skiptoken, nextLink(req, deleted, size));
+    return service.listDeleted(vault(req), size, req.query.$skiptoken, nextLink(req, deleted, size), req.query);
   });
 
   app.get<{ Params: Params }>(`${deleted}/:name`, { ...route('GetDeleted'), schema: { response: { 200: schemas.deletedBundle } } },

@@ -370,6 +370,50 @@ test('Unknown issuer: the pending operation carries a CSR; merge accepts only th
   await expectError(certs.getCertificateOperation('abandoned', POLL), 404);
 });
 
+test('a certificate still waiting for its merge is deleted like any other: listed as deleted with includePending, recovered back to waiting, purged', async () => {
+  await certs.beginCreateCertificate('awaiting', { issuerName: 'Unknown', subject: 'CN=awaiting' }, POLL);
+  const created = await certs.getCertificate('awaiting');
+
+  const deleted = await (await certs.beginDeleteCertificate('awaiting', POLL)).pollUntilDone();
+  assert.equal(deleted.name, 'awaiting');
+  assert.equal(deleted.properties.version, created.properties.version);
+  assert.ok(deleted.recoveryId?.endsWith('/deletedcertificates/awaiting'));
+  assert.equal(deleted.cer, undefined, 'no certificate was ever issued');
+  assert.equal(deleted.policy?.issuerName, 'Unknown');
+  await expectError(certs.getCertificate('awaiting'), 404);
+  await expectError(certs.getCertificateOperation('awaiting', POLL), 404);
+  await expectError(keys.getKey('awaiting'), 404);
+  assert.equal((await certs.getDeletedCertificate('awaiting')).properties.version, created.properties.version);
+  // As in Azure, a certificate that was never completely provisioned is listed only with includePending.
+  const listed = async (includePending?: boolean) => {
+    const names: string[] = [];
+    for await (const d of certs.listDeletedCertificates({ includePending })) names.push(d.name!);
+    return names;
+  };
+  assert.ok(!(await listed()).includes('awaiting'));
+  assert.ok((await listed(true)).includes('awaiting'));
+  // The name stays taken while it is recoverable.
+  await expectError(certs.beginCreateCertificate('awaiting', webPolicy, POLL), 409);
+
+  // Recovered, it waits for its merge again, with the same request.
+  await (await certs.beginRecoverDeletedCertificate('awaiting', POLL)).pollUntilDone();
+  const operation = (await certs.getCertificateOperation('awaiting', POLL)).getOperationState().certificateOperation!;
+  assert.equal(operation.status, 'inProgress');
+  assert.equal((await certs.getCertificate('awaiting')).properties.version, created.properties.version);
+  assert.equal((await keys.getKey('awaiting')).properties.managed, true);
+  await expectError(certs.getDeletedCertificate('awaiting'), 404);
+  const pendingNames: string[] = [];
+  for await (const c of certs.listPropertiesOfCertificates({ includePending: true })) pendingNames.push(c.name!);
+  assert.ok(pendingNames.includes('awaiting'));
+
+  // Deleted again and purged: nothing is left, and the name is free.
+  await (await certs.beginDeleteCertificate('awaiting', POLL)).pollUntilDone();
+  await certs.purgeDeletedCertificate('awaiting');
+  await expectError(certs.getDeletedCertificate('awaiting'), 404);
+  await expectError(keys.getDeletedKey('awaiting'), 404);
+  await (await certs.beginCreateCertificate('awaiting', webPolicy, POLL)).pollUntilDone();
+});
+
 test('backup and restore carry the certificate with its managed key and secret', async () => {
   const created = await (await certs.beginCreateCertificate('saved', webPolicy, POLL)).pollUntilDone();
   const secretBefore = (await server.secretClient(VAULT).getSecret('saved')).value;

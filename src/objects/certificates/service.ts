@@ -5,7 +5,7 @@ import type { Keyring } from '../../crypto/envelope.js';
 import type { Clock } from '../../clock.js';
 import { badParameter, conflict, notFound } from '../../http/errors.js';
 import { StoreError, type ObjectStore, type StoredVersion, type VersionMeta } from '../store.js';
-import { applyAttributes, checkTags, createBackupCodec, seconds, versionAttributes, type AttributesInput, type BackupDocument } from '../collection-helpers.js';
+import { applyAttributes, checkTags, createBackupCodec, deletedObjectFields, seconds, versionAttributes, type AttributesInput, type BackupDocument } from '../collection-helpers.js';
 import { createLifecycleOperations, objectErrors, type LifecycleOperations } from '../lifecycle.js';
 import { curveOf, exportPrivate, generateSoftwareKey, loadPrivate, publicJwk, type CurveName } from '../keys/key-crypto.js';
 import {
@@ -19,8 +19,6 @@ import type { Database } from '../../storage/schema.js';
 import { listPage, type ListQuery } from '../collection-helpers.js';
 import type { CertificateNotice } from './notifications.js';
 import type { VaultEventHooks } from '../../events/event-grid.js';
-
-/** Azure's limits for certificates. */
 
 export interface CreateCertificateInput {
   policy?: PolicyInput;
@@ -71,6 +69,13 @@ interface CertificateMeta extends VersionMeta {
 }
 
 const meta = (v: StoredVersion) => v.meta as CertificateMeta;
+/**
+ * A certificate deleted while its only version still waited for its merge. Azure deletes such a certificate like any
+ * other (listed among the deleted ones with includePending); Coffer keeps no certificate object for a waiting version,
+ * so deleting one first records this stand-in (no DER certificate, `awaitingMerge`) to carry it through the deleted
+ * state. Recovering it returns the certificate to waiting for its merge, and the stand-in goes again.
+ */
+const isAwaitingMerge = (v: StoredVersion) => v.meta.awaitingMerge === true;
 /** Whether a lifetime action's trigger (a lifetime percentage, or days before expiry) has passed at `now` (ms). */
 function triggerPassed(trigger: CertificatePolicy['lifetime_actions'][number]['trigger'], nbf: number, exp: number, now: number) {
   const { lifetime_percentage: pct, days_before_expiry: days } = trigger;
@@ -116,8 +121,7 @@ export function createCertificatesService(deps: {
 
   const bundle = (vault: Vault, v: StoredVersion) => ({
     ...ids(vault, v.name, v.version),
-    x5t: meta(v).x5t,
-    cer: v.open().toString('base64'),
+    ...(isAwaitingMerge(v) ? {} : { x5t: meta(v).x5t, cer: v.open().toString('base64') }),
     contentType: meta(v).policy.secret_props.contentType,
     attributes: versionAttributes(vault, v),
     tags: v.meta.tags,
@@ -305,11 +309,27 @@ export function createCertificatesService(deps: {
 
   const backups = createBackupCodec(keyring, 'certificates');
 
+  /** Azure's `includePending` query flag (true or false; anything else is a 400). */
+  const includePending = (query: ListQuery | undefined) => {
+    const given = (query as { includePending?: string | string[] } | undefined)?.includePending;
+    // A repeated parameter arrives as an array: joined, it is no value Key Vault accepts (a 400, not a crash).
+    const flag = Array.isArray(given) ? given.join(',') : given;
+    if (flag !== undefined && !['true', 'false'].includes(flag.toLowerCase())) throw badParameter(`Invalid includePending value: ${flag}.`);
+    return flag?.toLowerCase() === 'true';
+  };
+
   const lifecycle = createLifecycleOperations({ store, endpoints, keyring }, { collection: 'certificates', errors, checkName, bundle, item });
 
   /** Deleting, recovering and purging a certificate does the same to its managed key and secret. */
   const cascading: Pick<LifecycleOperations, 'delete' | 'recover' | 'purge'> = {
     async delete(vault, name) {
+      checkName(name);
+      const waiting = await pendingKey(vault, name);
+      if (waiting && !(await store.get(vault, 'certificates', name))) {
+        const { key, pending } = waiting;
+        const standIn = { enabled: pending.enabled, tags: pending.tags, policy: pending.policy, operation: pending.operation, awaitingMerge: true };
+        await store.create(vault, 'certificates', name, Buffer.alloc(0), standIn, key.version).catch((e) => errors.rethrow(e, name));
+      }
       const deleted = await lifecycle.delete(vault, name);
       for (const collection of ['keys', 'secrets'] as const) await store.softDelete(vault, collection, name, vault.properties.softDeleteRetentionInDays);
       return deleted;
@@ -317,6 +337,12 @@ export function createCertificatesService(deps: {
     async recover(vault, name) {
       const recovered = await lifecycle.recover(vault, name);
       for (const collection of ['keys', 'secrets'] as const) await store.recover(vault, collection, name);
+      const live = await store.get(vault, 'certificates', name);
+      if (live && isAwaitingMerge(live)) {
+        // Back to waiting for its merge: the pending key alone stands for the certificate again.
+        await store.softDelete(vault, 'certificates', name, vault.properties.softDeleteRetentionInDays);
+        await store.purge(vault, 'certificates', name);
+      }
       return recovered;
     },
     async purge(vault, name) {
@@ -331,14 +357,24 @@ export function createCertificatesService(deps: {
 
     /** Azure's `includePending`: certificates still waiting for their first certificate are listed only when asked. */
     async list(vault: Vault, maxResults: number, continuation: string | undefined, nextLink: (token: string) => string, query?: ListQuery) {
-      const given = (query as { includePending?: string | string[] } | undefined)?.includePending;
-      // A repeated parameter arrives as an array: joined, it is no value Key Vault accepts (a 400, not a crash).
-      const flag = Array.isArray(given) ? given.join(',') : given;
-      if (flag !== undefined && !['true', 'false'].includes(flag.toLowerCase())) throw badParameter(`Invalid includePending value: ${flag}.`);
-      if (flag?.toLowerCase() === 'true' || continuation?.startsWith('pending.') || continuation?.startsWith('issued.')) {
+      if (includePending(query) || continuation?.startsWith('pending.') || continuation?.startsWith('issued.')) {
         return listWithPending(vault, maxResults, continuation, nextLink);
       }
       return lifecycle.list(vault, maxResults, continuation, nextLink);
+    },
+
+    /**
+     * Deleted certificates; those deleted while waiting for their merge only with includePending (as Azure lists
+     * them). Such a list's continuation tokens carry `withpending.`, so the next page keeps the choice.
+     */
+    async listDeleted(vault: Vault, maxResults: number, continuation: string | undefined, nextLink: (token: string) => string, query?: ListQuery) {
+      const withPending = includePending(query) || continuation?.startsWith('withpending.') === true;
+      const token = withPending && continuation?.startsWith('withpending.') ? continuation.slice('withpending.'.length) : continuation;
+      const p = await store.listDeleted(vault, 'certificates', { maxResults, continuation: token }).catch((e) => errors.rethrow(e, ''));
+      const items = withPending ? p.items : p.items.filter((d) => !isAwaitingMerge(d.current));
+      const vaultUrl = endpoints.vaultUrl(vault.name);
+      return listPage({ items, next: p.next && (withPending ? `withpending.${p.next}` : p.next) },
+        (d) => ({ ...item(vault, d.current, false), ...deletedObjectFields(vaultUrl, 'deletedcertificates', d) }), nextLink);
     },
 
     async create(vault: Vault, name: string, input: CreateCertificateInput) {
