@@ -2,7 +2,7 @@ import { STATUS_CODES } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import type { FastifyRequest } from 'fastify';
 import type { Storage } from '../storage/engine.js';
-import { groupCommit } from '../storage/group-commit.js';
+import { defineWrite, groupCommit } from '../storage/group-commit.js';
 import { normaliseAddress } from '../gates/network/ip-rules.js';
 
 /** Key Vault's AuditEvent, as Azure Monitor receives it from a vault's diagnostic settings. */
@@ -62,6 +62,13 @@ function errorMessage(payload: unknown): string | undefined {
   }
 }
 
+type AuditRow = { time: number; record: string; resource_key: string | null; origin: string | null };
+
+/** Appends audit rows — a group-commit write (on SQLite it runs on the writer thread, with the object writes). */
+const appendAuditRecords = defineWrite(import.meta.url, 'audit.append', async (trx, rows: AuditRow[]) => {
+  for (let i = 0; i < rows.length; i += 500) await trx.insertInto('audit_events').values(rows.slice(i, i + 500)).execute();
+});
+
 /**
  * Durable audit with group commit: records that arrive while a batch is being written wait for the next batch,
  * and each batch is one transaction (one fsync) however many requests it covers. Every request on the vault,
@@ -87,13 +94,8 @@ export function createAuditLog(deps: {
       pending = [];
       try {
         // The storage's group commit: a batch shares its transaction (and fsync) with the object writes queued with it.
-        await groupCommit(deps.storage).run(async (trx) => {
-          for (let i = 0; i < batch.length; i += 500) {
-            await trx.insertInto('audit_events')
-              .values(batch.slice(i, i + 500).map(({ time, record, resource_key }) => ({ time, record, resource_key, origin: deps.origin ?? null })))
-              .execute();
-          }
-        });
+        await groupCommit(deps.storage).write(appendAuditRecords,
+          batch.map(({ time, record, resource_key }) => ({ time, record, resource_key, origin: deps.origin ?? null })));
         batch.forEach((b) => b.done());
         deps.onCommitted?.();
       } catch (err) {

@@ -5,6 +5,7 @@ import SQLite from 'better-sqlite3';
 import pg from 'pg';
 import type { Database } from './schema.js';
 import { migrationProvider } from './migrations.js';
+import { createSqliteWriter, type SqliteWriter } from './sqlite-writer.js';
 
 export type StorageDialect = 'sqlite' | 'postgres';
 
@@ -13,6 +14,8 @@ export interface Storage {
   dialect: StorageDialect;
   /** A human-readable description that never includes credentials. */
   describe: string;
+  /** SQLite only: the worker thread that runs the group commit's batches on a connection of its own. */
+  writer?: SqliteWriter;
   close(): Promise<void>;
 }
 
@@ -40,12 +43,30 @@ export async function openStorage(opts: { url?: string; dataDir: string }): Prom
 
 function openSqlite(file: string): Storage {
   fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
+  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: openSqliteConnection(file) }) });
+  // The group commit's writes run on a connection of their own in a worker thread, so that their COMMIT's fsync
+  // never blocks the event loop; this connection serves the reads (WAL: readers never wait for the writer).
+  const writer = createSqliteWriter(file);
+  return {
+    db, dialect: 'sqlite', describe: `sqlite:${file}`, writer,
+    close: async () => {
+      await writer.close();
+      await db.destroy();
+    },
+  };
+}
+
+/**
+ * One SQLite connection as Coffer uses it (the server's and the writer thread's alike): WAL, every commit fsynced,
+ * foreign keys enforced, prepared statements reused.
+ */
+export function openSqliteConnection(file: string, opts: { busyTimeoutMs?: number } = {}): SQLite.Database {
   const database = new SQLite(file);
   database.pragma('journal_mode = WAL');
   // FULL: every commit is fsynced before it returns, so an acknowledged write survives power loss.
   database.pragma('synchronous = FULL');
   database.pragma('foreign_keys = ON');
-  database.pragma('busy_timeout = 5000');
+  database.pragma(`busy_timeout = ${opts.busyTimeoutMs ?? 5000}`);
   // Kysely's SQLite driver prepares every statement anew (10% of a GET's CPU); reuse prepared statements by SQL text.
   // Safe across schema changes (SQLite re-prepares transparently) and holds no data. Nothing streams (iterate),
   // so a cached statement is never busy when reused.
@@ -53,6 +74,10 @@ function openSqlite(file: string): Storage {
   const cachingDatabase = {
     close: () => database.close(),
     prepare(sqlText: string) {
+      // Two connections write (this one and the writer thread's): a deferred transaction that reads, then writes
+      // after the other committed would fail at once (SQLITE_BUSY_SNAPSHOT, no retry). An immediate one takes the
+      // write lock up front, waiting for the other under busy_timeout.
+      if (sqlText === 'begin') sqlText = 'begin immediate';
       let statement = statements.get(sqlText);
       if (!statement) {
         if (statements.size >= 500) statements.clear(); // bounded: multi-row inserts vary in text
@@ -61,8 +86,7 @@ function openSqlite(file: string): Storage {
       return statement;
     },
   };
-  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: cachingDatabase as unknown as SQLite.Database }) });
-  return { db, dialect: 'sqlite', describe: `sqlite:${file}`, close: () => db.destroy() };
+  return cachingDatabase as unknown as SQLite.Database;
 }
 
 /** The URL parameters Coffer interprets itself; they are removed before the URL reaches the driver. */
@@ -156,14 +180,18 @@ function redact(message: string, url: URL) {
   return url.password ? message.split(decodeURIComponent(url.password)).join('***').split(url.password).join('***') : message;
 }
 
+// Migrations are keyed by name and were developed concurrently: one may sort before another that already ran on a
+// database (0009_keys after 0010/0011), and must still run rather than abort the start.
+const UNORDERED = { allowUnorderedMigrations: true } as const;
+
 async function migrate(storage: Storage) {
-  const migrator = new Migrator({ db: storage.db, provider: migrationProvider(storage.dialect) });
+  const migrator = new Migrator({ db: storage.db, provider: migrationProvider(storage.dialect), ...UNORDERED });
   if (storage.dialect === 'postgres') {
     // Nodes starting together must not race on DDL: serialise migrations with a transaction-scoped advisory lock.
     await storage.db.connection().execute(async (conn) => {
       await conn.executeQuery(CompiledQuery.raw('select pg_advisory_lock(7242001)'));
       try {
-        const { error } = await new Migrator({ db: conn, provider: migrationProvider('postgres') }).migrateToLatest();
+        const { error } = await new Migrator({ db: conn, provider: migrationProvider('postgres'), ...UNORDERED }).migrateToLatest();
         if (error) throw error;
       } finally {
         await conn.executeQuery(CompiledQuery.raw('select pg_advisory_unlock(7242001)'));

@@ -5,6 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { openStorage, type Storage } from './engine.js';
 import { groupCommit } from './group-commit.js';
+import { putSettingOrRefuse } from './group-commit.fixture.js';
 import { precompile } from './prepared.js';
 import { enginesUnderTest, freshDatabase } from '../../test/support/postgres.js';
 
@@ -19,20 +20,24 @@ for (const { engine, skip } of enginesUnderTest()) {
     try {
       const commits = groupCommit(storage);
       assert.equal(groupCommit(storage), commits, 'one group commit per storage, shared by its writers');
-      const put = (key: string) => commits.run(async (trx) => {
-        await trx.insertInto('settings').values({ key, value: 'v' }).execute();
-        // Written, then refused: the unit's own row must be rolled back with it.
-        if (key.endsWith('bad')) throw new Error(`refused ${key}`);
-        return key;
-      });
+      // Written, then refused: the unit's own row must be rolled back with it.
+      const put = (key: string) => commits.write(putSettingOrRefuse, key);
       const outcomes = await Promise.allSettled(['a', 'b-bad', 'c', 'd-bad', 'e'].map(put));
       assert.deepEqual(outcomes.map((o) => (o.status === 'fulfilled' ? o.value : (o.reason as Error).message)),
         ['a', 'refused b-bad', 'c', 'refused d-bad', 'e']);
-      // A constraint violation by the database fails only its own unit too.
+      // The error keeps its properties across the writer thread.
+      assert.equal(((outcomes[1] as PromiseRejectedResult).reason as { reason?: string }).reason, 'Refused');
+      // A constraint violation by the database fails only its own unit too, with the driver's code.
       const duplicate = await Promise.allSettled([put('a'), put('f')]);
       assert.equal(duplicate[0].status, 'rejected');
+      assert.match(String(((duplicate[0] as PromiseRejectedResult).reason as { code?: string }).code), engine === 'sqlite' ? /^SQLITE_CONSTRAINT/ : /^23505$/);
       assert.equal(duplicate[1].status, 'fulfilled');
-      const keys = (await storage.db.selectFrom('settings').select('key').where('key', 'in', ['a', 'b-bad', 'c', 'd-bad', 'e', 'f']).orderBy('key').execute()).map((r) => r.key);
+      // A closure (not a named operation) still runs atomically, in a transaction of its own.
+      await assert.rejects(commits.run(async (trx) => {
+        await trx.insertInto('settings').values({ key: 'g', value: 'v' }).execute();
+        throw new Error('refused g');
+      }), /refused g/);
+      const keys = (await storage.db.selectFrom('settings').select('key').where('key', 'in', ['a', 'b-bad', 'c', 'd-bad', 'e', 'f', 'g']).orderBy('key').execute()).map((r) => r.key);
       assert.deepEqual(keys, ['a', 'c', 'e', 'f']);
     } finally {
       await storage.close();
