@@ -1,6 +1,5 @@
 import crypto from 'node:crypto';
-import fs from 'node:fs';
-import { Option, type Command } from 'commander';
+import type { Command } from 'commander';
 import { action, boolOption, group, parsePositiveInt, parseTags, type ActionEnv } from './command.js';
 import { CliError } from './errors.js';
 import { listAll } from './http.js';

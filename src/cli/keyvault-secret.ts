@@ -4,7 +4,7 @@ import { action, boolOption, group, parseTags, type ActionEnv } from './command.
 import { CliError } from './errors.js';
 import { deletedFields, objectAttributes, objectTarget, readFile, registerLifecycleCommands, registerListVersionsCommand, registerShowCommand, validityAttributes, vaultTarget, withMaxResults, withObjectTarget, withVault, type TargetOptions, type WireAttributes, type WireDeleted } from './keyvault-objects.js';
 import { listAll } from './http.js';
-import { isoTime, subresourceName } from './output.js';
+import { subresourceName } from './output.js';
 
 /** The wire shapes of the secrets data plane (the parts the CLI reads). */
 interface WireSecret extends WireDeleted {

@@ -18,7 +18,7 @@ const accessPolicyEntry = {
     applicationId: { type: 'string', format: 'uuid' },
     permissions: {
       type: 'object',
-      properties: Object.fromEntries(Object.entries(ACCESS_POLICY_PERMISSIONS).map(([k, v]) => [k, { type: 'array', items: { type: 'string' } }])),
+      properties: Object.fromEntries(Object.entries(ACCESS_POLICY_PERMISSIONS).map(([k]) => [k, { type: 'array', items: { type: 'string' } }])),
     },
   },
 } as const;

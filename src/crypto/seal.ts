@@ -13,7 +13,6 @@ import { tokenSealedRootKey, type TokenSealer } from './seal-pkcs11.js';
  * before anything is written with it.
  */
 export type SealKind = 'file' | 'passphrase' | 'pkcs11';
-export const SEAL_KINDS: SealKind[] = ['file', 'passphrase', 'pkcs11'];
 
 export interface SealOptions {
   kind: SealKind;

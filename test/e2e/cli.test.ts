@@ -14,7 +14,7 @@ let server: TestServer;
 const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'coffer-cli-test-'));
 const emptyConfigDir = path.join(scratch, 'no-login');
 
-const { coffer, ok, json, fails } = cliRunner(scratch, () => ({ COFFER_CONFIG_DIR: emptyConfigDir, COFFER_DATA_DIR: server.dataDir }));
+const { ok, json, fails } = cliRunner(scratch, () => ({ COFFER_CONFIG_DIR: emptyConfigDir, COFFER_DATA_DIR: server.dataDir }));
 
 const ISO = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\+00:00$/;
 const VAULT = 'cli-vault';

@@ -76,4 +76,3 @@ export function createThrottle(deps: ThrottleDeps) {
   };
 }
 
-export type Throttle = ReturnType<typeof createThrottle>;

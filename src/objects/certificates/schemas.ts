@@ -1,5 +1,5 @@
 /** Route schemas for the certificates family: they validate input and shape output (nothing else goes out). */
-import { tags, attributesIn, attributesOut, deletedFields, listOf, listQuery } from '../shared-schemas.js';
+import { tags, attributesIn, attributesOut, deletedFields, listOf } from '../shared-schemas.js';
 
 const strings = { type: 'array', items: { type: 'string' } } as const;
 
@@ -94,12 +94,6 @@ export const cancelBody = {
   type: 'object',
   required: ['cancellation_requested'],
   properties: { cancellation_requested: { type: 'boolean' } },
-} as const;
-
-/** `includePending` is accepted on the list of certificates; issuance completes at once, so nothing is pending. */
-export const certificateListQuery = {
-  type: 'object',
-  properties: { ...listQuery.properties, includePending: { type: 'string' } },
 } as const;
 
 export const mergeBody = {

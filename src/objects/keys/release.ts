@@ -181,4 +181,3 @@ export function createReleaseAuthority(options: { authorities: string[]; fetchTi
   };
 }
 
-export type ReleaseAuthority = ReturnType<typeof createReleaseAuthority>;
