@@ -115,7 +115,7 @@ export async function startCoffer(options: CofferOptions) {
     verifyManagement: createTokenVerifier({ keys, issuer, audiences: [endpoints.managementEndpoint, `${endpoints.managementEndpoint}/`], tenantId: deployment.tenantId }),
     verifyExternal: createTrustedIssuers({ db: storage.db, directory }).verify,
   });
-  const eventGrid = createEventGrid({ storage, clock, endpoints, dataDir, onError: (err) => app.log.error({ err: (err as Error).message }, 'event delivery failed') });
+  const eventGrid = createEventGrid({ storage, clock, keyring, endpoints, dataDir, onError: (err) => app.log.error({ err: (err as Error).message }, 'event delivery failed') });
   const vaults = createVaultsService({ storage, keyring, clock, endpoints, events: eventGrid.hooks });
   const authorization = createAuthorization({ db: storage.db, clock, memberships: directory.memberGroupsOf });
   // What the gates read per request, cached while the database's cache generation (bumped by triggers) stands still.

@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import type { Clock } from '../clock.js';
+import type { Keyring } from '../crypto/envelope.js';
 import { createArm } from '../control-plane/arm.js';
 import type { VaultsService } from '../control-plane/vaults.js';
 import type { Authorizer } from '../gates/authorization/evaluate.js';
@@ -34,10 +35,10 @@ const vaultNameOf = (vaultResourceId: string) => vaultResourceId.slice(vaultReso
 const COLLECTION_PATH: Record<ObjectType, string> = { Secret: 'secrets', Key: 'keys', Certificate: 'certificates' };
 
 /** Event Grid for Coffer: subscriptions, the outbox and its delivery, and the publishing hooks. */
-export function createEventGrid(deps: { storage: Storage; clock: Clock; endpoints: Endpoints; dataDir: string; onError?: (err: unknown) => void }) {
+export function createEventGrid(deps: { storage: Storage; clock: Clock; keyring: Keyring; endpoints: Endpoints; dataDir: string; onError?: (err: unknown) => void }) {
   const { clock, endpoints } = deps;
   const db = eventsDb(deps.storage);
-  const subscriptions = createEventSubscriptions({ db, clock });
+  const subscriptions = createEventSubscriptions({ db, clock, keyring: deps.keyring });
   const outbox = createOutbox({ db, storage: deps.storage, clock, subscriptions, dataDir: deps.dataDir, onError: deps.onError });
 
   /** Enqueues an object event (with `executor`, e.g. the expiry job's transaction); returns how many deliveries. */

@@ -1,5 +1,6 @@
 import crypto from 'node:crypto';
 import type { Clock } from '../clock.js';
+import type { Keyring } from '../crypto/envelope.js';
 import { KeyVaultError } from '../http/errors.js';
 import { DELIVERY_SCHEMAS, EVENT_TYPES, type DeliverySchema } from './events.js';
 import type { EventsDb } from './tables.js';
@@ -144,12 +145,24 @@ function settingsFrom(body: EventSubscriptionBody, topic: string, prior?: Subscr
   };
 }
 
-export function createEventSubscriptions(deps: { db: EventsDb; clock: Clock }) {
-  const { db, clock } = deps;
+/** The keyring purpose under which webhook endpoint URLs are sealed at rest. */
+const ENDPOINT_PURPOSE = 'event-subscription-endpoint';
+
+export function createEventSubscriptions(deps: { db: EventsDb; clock: Clock; keyring: Keyring }) {
+  const { db, clock, keyring } = deps;
   type Row = { id: string; vault_id: string; name: string; document: string; created_at: number; updated_at: number };
-  const toSubscription = (r: Row): EventSubscription => ({
-    id: r.id, vaultId: r.vault_id, name: r.name, settings: JSON.parse(r.document), created: Number(r.created_at), updated: Number(r.updated_at),
-  });
+  type StoredDocument = Omit<SubscriptionSettings, 'endpointUrl'> & { endpointUrl?: string; sealedEndpointUrl?: string };
+  // The endpoint URL's query often holds the webhook's key (hence getFullUrl), so it is sealed like any secret value,
+  // bound to its subscription's id. Rows written before sealing hold it in plain text and are read as they are.
+  const toDocument = (id: string, { endpointUrl, ...rest }: SubscriptionSettings) => JSON.stringify({
+    ...rest, sealedEndpointUrl: keyring.sealSystem(ENDPOINT_PURPOSE, id, Buffer.from(endpointUrl, 'utf8')).toString('base64'),
+  } satisfies StoredDocument);
+  const toSubscription = (r: Row): EventSubscription => {
+    const { sealedEndpointUrl, ...stored } = JSON.parse(r.document) as StoredDocument;
+    const endpointUrl = sealedEndpointUrl === undefined ? stored.endpointUrl!
+      : keyring.openSystem(ENDPOINT_PURPOSE, r.id, Buffer.from(sealedEndpointUrl, 'base64')).toString('utf8');
+    return { id: r.id, vaultId: r.vault_id, name: r.name, settings: { ...stored, endpointUrl }, created: Number(r.created_at), updated: Number(r.updated_at) };
+  };
   const columns = ['id', 'vault_id', 'name', 'document', 'created_at', 'updated_at'] as const;
 
   const get = async (vaultId: string, name: string) => {
@@ -203,12 +216,12 @@ export function createEventSubscriptions(deps: { db: EventsDb; clock: Clock }) {
       }
       const now = clock.now();
       if (existing) {
-        await db.updateTable('event_subscriptions').set({ document: JSON.stringify(settings), updated_at: now }).where('id', '=', existing.id).execute();
+        await db.updateTable('event_subscriptions').set({ document: toDocument(existing.id, settings), updated_at: now }).where('id', '=', existing.id).execute();
         return { subscription: { ...existing, settings, updated: now }, created: false };
       }
       const id = crypto.randomUUID();
       const inserted = await db.insertInto('event_subscriptions').values({
-        id, vault_id: vault.id, name, name_key: name.toLowerCase(), document: JSON.stringify(settings), created_at: now, updated_at: now,
+        id, vault_id: vault.id, name, name_key: name.toLowerCase(), document: toDocument(id, settings), created_at: now, updated_at: now,
       }).onConflict((oc) => oc.doNothing()).executeTakeFirst();
       if (Number(inserted.numInsertedOrUpdatedRows ?? 0) === 0) {
         throw new KeyVaultError(409, 'Conflict', `Event subscription '${name}' was created by a concurrent request; retry to update it.`);

@@ -158,9 +158,12 @@ export function monitorResourceRoutes(app: FastifyInstance, deps: { arm: Arm; re
         const resourceGroup = await group(req.params);
         await arm.requireAction(req, resources.idOf(kind, resourceGroup, req.params.name), `${type}/write`);
         const endpoint = kind === 'eventHubNamespace' ? (req.body.properties as { serviceBusEndpoint: string }).serviceBusEndpoint.replace(/\/+$/, '') : undefined;
-        // The schema only checks the scheme; an endpoint that is no URL would fail every delivery, so it is refused now.
-        if (endpoint !== undefined && !URL.canParse(endpoint)) {
-          throw armError(400, 'InvalidRequestBody', `The serviceBusEndpoint '${endpoint}' is not a valid https URL.`);
+        // The schema only checks the scheme. An endpoint that is no URL would fail every delivery; one with a query,
+        // fragment or user info carries what looks like a key, which Coffer would store and show in plain text (it sends
+        // no SAS token). Both are refused, without echoing the value.
+        const url = endpoint !== undefined && URL.canParse(endpoint) ? new URL(endpoint) : undefined;
+        if (endpoint !== undefined && (!url || url.search || url.hash || url.username || url.password)) {
+          throw armError(400, 'InvalidRequestBody', 'The serviceBusEndpoint must be an https URL without a query, fragment or credentials (Coffer sends no SAS token).');
         }
         const properties = endpoint === undefined ? {} : { serviceBusEndpoint: endpoint };
         const { resource, created } = await resources.put(kind, { resourceGroup, name: req.params.name, location: req.body.location, tags: req.body.tags, properties });
