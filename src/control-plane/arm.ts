@@ -17,6 +17,18 @@ export interface Arm {
 
 export const armError = (status: number, code: string, message: string) => new KeyVaultError(status, code, message);
 
+/**
+ * Coffer's own management endpoints (`/coffer/admin/*`, trusted issuers, managed-identity administration) belong to
+ * the deployment administrator alone; anyone else is refused as ARM refuses an action: 403 AuthorizationFailed.
+ */
+export function requireDeploymentAdmin(req: FastifyRequest, adminObjectId: string) {
+  const caller = req.coffer.caller;
+  if (!caller) throw armError(401, 'AuthenticationFailed', 'Authentication failed. The Authorization header is missing.');
+  if (caller.principal.objectId === adminObjectId) return;
+  throw armError(403, 'AuthorizationFailed',
+    `The client '${caller.claims.appid ?? caller.principal.objectId}' with object id '${caller.principal.objectId}' does not have authorization to perform action 'Coffer/${req.coffer.operation}': only the deployment administrator may.`);
+}
+
 export function createArm(deps: { subscriptionId: string; tenantId: string; authorizer: Authorizer }): Arm {
   const callerId = (req: FastifyRequest) => {
     const principal = req.coffer.caller?.principal;

@@ -1,11 +1,10 @@
 import crypto from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { armError, type Arm } from './arm.js';
+import { armError, requireDeploymentAdmin, type Arm } from './arm.js';
 import type { ResourceGroupsService } from './resource-groups.js';
 import type { VaultsService } from './vaults.js';
 import type { Directory } from '../identity/directory.js';
 import type { Endpoints } from '../endpoints.js';
-import { forbidden } from '../http/errors.js';
 import type { NetworkService, PrivateEndpoint, Subnet, VirtualNetwork } from './network.js';
 
 type GroupParams = { subscriptionId: string; resourceGroup: string };
@@ -327,9 +326,7 @@ export function networkRoutes(app: FastifyInstance, deps: {
 
   // Trusted services: Azure's list is Microsoft's first-party services; Coffer's is the principals its administrator
   // names here. A vault whose networkAcls bypass is AzureServices lets them through its firewall.
-  const requireAdmin = (req: FastifyRequest) => {
-    if (req.coffer.caller?.principal.objectId !== deps.adminObjectId) throw forbidden('Only the deployment administrator may do this.');
-  };
+  const requireAdmin = (req: FastifyRequest) => requireDeploymentAdmin(req, deps.adminObjectId);
   const config = (operation: string) => ({ config: { plane: 'management' as const, operation } });
   const describeTrusted = async (row: { principal_id: string; created_at: number }) => {
     const p = await deps.directory.getPrincipal(row.principal_id);

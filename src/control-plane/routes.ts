@@ -3,12 +3,12 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Kysely } from 'kysely';
 import type { Database } from '../storage/schema.js';
 import type { VaultsService } from './vaults.js';
-import { KeyVaultError, forbidden } from '../http/errors.js';
+import { KeyVaultError } from '../http/errors.js';
 import type { Clock } from '../clock.js';
 import { parseDuration } from '../clock.js';
 import type { SettingsRepository } from '../storage/settings.js';
 import type { Directory } from '../identity/directory.js';
-import { createArm } from './arm.js';
+import { createArm, requireDeploymentAdmin } from './arm.js';
 import { createResourceGroupsService, resourceGroupRoutes } from './resource-groups.js';
 import { vaultRoutes } from './vaults-routes.js';
 import { createRoleDefinitionsService, roleDefinitionRoutes } from './role-definitions.js';
@@ -88,9 +88,7 @@ export function controlPlaneRoutes(app: FastifyInstance, deps: {
   });
   app.get('/subscriptions', arm.config('SubscriptionList'), async () => ({ value: [subscription(deps)] }));
 
-  const requireAdmin = (req: FastifyRequest) => {
-    if (req.coffer.caller?.principal.objectId !== deps.adminObjectId) throw forbidden('Only the deployment administrator may do this.');
-  };
+  const requireAdmin = (req: FastifyRequest) => requireDeploymentAdmin(req, deps.adminObjectId);
   const config = (operation: string) => ({ config: { plane: 'management' as const, operation } });
 
   app.post<{ Body: { advance: string } }>('/coffer/admin/clock/advance', {

@@ -3,7 +3,8 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Kysely } from 'kysely';
 import type { Database } from '../storage/schema.js';
 import type { Directory, IdentityDatabase, Principal } from './directory.js';
-import { KeyVaultError, forbidden } from '../http/errors.js';
+import { KeyVaultError } from '../http/errors.js';
+import { requireDeploymentAdmin } from '../control-plane/arm.js';
 import type { Endpoints } from '../endpoints.js';
 import { APP_SERVICE_TOKEN_PATH, podIdentityAuthorityHost } from './managed-identity-endpoints.js';
 
@@ -65,9 +66,7 @@ export function managedIdentityRoutes(app: FastifyInstance, deps: {
 }) {
   const { directory } = deps;
   const config = (operation: string) => ({ config: { plane: 'management' as const, operation } });
-  const requireAdmin = (req: FastifyRequest) => {
-    if (req.coffer.caller?.principal.objectId !== deps.adminObjectId) throw forbidden('Only the deployment administrator may manage managed identities.');
-  };
+  const requireAdmin = (req: FastifyRequest) => requireDeploymentAdmin(req, deps.adminObjectId);
   const armError = (status: number, code: string, message: string) => new KeyVaultError(status, code, message);
   const resourceIdOf = (p: IdentityParams) =>
     `/subscriptions/${p.subscriptionId}/resourcegroups/${p.resourceGroup}/providers/${IDENTITY_TYPE}/${p.name}`;

@@ -6,7 +6,8 @@ import { createRemoteKeySets } from './remote-jwks.js';
 import type { Database } from '../storage/schema.js';
 import type { Directory, Principal } from './directory.js';
 import { TokenRejected, describeJoseError, type TokenClaims } from './tokens.js';
-import { KeyVaultError, forbidden } from '../http/errors.js';
+import { KeyVaultError } from '../http/errors.js';
+import { requireDeploymentAdmin } from '../control-plane/arm.js';
 
 export interface TrustedIssuer { id: string; issuer: string; jwksUri: string; audience: string; createdAt: string }
 export interface TrustedSubject { externalId: string; principalId: string }
@@ -138,9 +139,7 @@ const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 export function trustedIssuerRoutes(app: FastifyInstance, deps: { trustedIssuers: TrustedIssuers; directory: Directory; adminObjectId: string }) {
   const { trustedIssuers } = deps;
   const config = (operation: string) => ({ config: { plane: 'management' as const, operation } });
-  const requireAdmin = (req: FastifyRequest) => {
-    if (req.coffer.caller?.principal.objectId !== deps.adminObjectId) throw forbidden('Only the deployment administrator may manage trusted issuers.');
-  };
+  const requireAdmin = (req: FastifyRequest) => requireDeploymentAdmin(req, deps.adminObjectId);
   const issuerNotFound = (id: string) => new KeyVaultError(404, 'NotFound', `The trusted issuer '${id}' was not found.`);
   const find = async (id: string) => {
     const issuer = GUID.test(id) ? await trustedIssuers.get(id.toLowerCase()) : undefined;
