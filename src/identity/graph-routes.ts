@@ -76,11 +76,22 @@ export function graphRoutes(app: FastifyInstance, deps: { directory: Directory; 
     if (typeof v !== 'string' || v.trim() === '' || v.length > max) throw graphError(400, 'Request_BadRequest', `Property '${field}' is required and must be a non-empty string.`);
     return v;
   };
+  /** The body's accountEnabled, if given (a boolean, as Graph requires). */
+  const accountEnabledIn = (body: Body) => {
+    if (body?.accountEnabled !== undefined && typeof body.accountEnabled !== 'boolean') throw graphError(400, 'Request_BadRequest', "Property 'accountEnabled' must be a boolean.");
+    return body?.accountEnabled as boolean | undefined;
+  };
   const enabledPatch = async (p: Principal, body: Body) => {
-    if (body?.accountEnabled !== undefined) {
-      if (typeof body.accountEnabled !== 'boolean') throw graphError(400, 'Request_BadRequest', "Property 'accountEnabled' must be a boolean.");
-      await directory.setEnabled(p.objectId, body.accountEnabled);
+    const enabled = accountEnabledIn(body);
+    if (enabled !== undefined) await directory.setEnabled(p.objectId, enabled);
+  };
+  /** The body's passwordProfile.password, if given, checked the same way on creation and on reset. */
+  const passwordIn = (body: Body) => {
+    const password = (body?.passwordProfile as { password?: unknown } | undefined)?.password;
+    if (password !== undefined && (typeof password !== 'string' || password.length < MIN_PASSWORD_LENGTH || password.length > 256)) {
+      throw graphError(400, 'Request_BadRequest', `The specified password does not comply with password complexity requirements (${MIN_PASSWORD_LENGTH} to 256 characters).`);
     }
+    return password as string | undefined;
   };
 
   app.get('/v1.0/me', config('GraphMe'), async (req) => toGraph(req.coffer.caller!.principal));
@@ -89,25 +100,22 @@ export function graphRoutes(app: FastifyInstance, deps: { directory: Directory; 
   app.post('/v1.0/users', ...admin<unknown>('GraphUserCreate', async (req) => {
     const upn = str(req.body, 'userPrincipalName');
     const displayName = str(req.body, 'displayName');
-    const password = (req.body?.passwordProfile as { password?: unknown } | undefined)?.password;
     if (!/^[^@\s]+@[^@\s]+$/.test(upn)) throw graphError(400, 'Request_BadRequest', "Invalid value specified for property 'userPrincipalName' of resource 'User'.");
-    if (typeof password !== 'string' || password.length < MIN_PASSWORD_LENGTH || password.length > 256) {
-      throw graphError(400, 'Request_BadRequest', `The specified password does not comply with password complexity requirements (at least ${MIN_PASSWORD_LENGTH} characters).`);
-    }
+    const password = passwordIn(req.body);
+    if (password === undefined) throw graphError(400, 'Request_BadRequest', "Property 'passwordProfile.password' is required.");
+    const enabled = accountEnabledIn(req.body);
     if (await directory.getByUserPrincipalName(upn)) {
       throw graphError(400, 'Request_BadRequest', 'Another object with the same value for property userPrincipalName already exists.');
     }
-    return toGraph(await directory.createUser({ tenantId, userPrincipalName: upn, displayName, password, enabled: req.body.accountEnabled !== false }));
+    return toGraph(await directory.createUser({ tenantId, userPrincipalName: upn, displayName, password, enabled: enabled !== false }));
   }));
   app.get('/v1.0/users', ...admin<unknown>('GraphUserList', async () => collection('users', await directory.listPrincipals('User'))));
   app.get('/v1.0/users/:id', ...admin<{ id: string }>('GraphUserGet', async (req) => toGraph(await lookup(req.params.id, ['User']))));
   app.patch('/v1.0/users/:id', ...admin<{ id: string }>('GraphUserUpdate', async (req) => {
     const user = await lookup(req.params.id, ['User']);
-    const password = (req.body?.passwordProfile as { password?: unknown } | undefined)?.password;
-    if (password !== undefined) {
-      if (typeof password !== 'string' || password.length < MIN_PASSWORD_LENGTH) throw graphError(400, 'Request_BadRequest', 'The specified password does not comply with password complexity requirements.');
-      await directory.setPassword(user.objectId, password);
-    }
+    const password = passwordIn(req.body);
+    accountEnabledIn(req.body); // both are checked before either is applied: a refused update changes nothing
+    if (password !== undefined) await directory.setPassword(user.objectId, password);
     await enabledPatch(user, req.body);
     return undefined;
   }));

@@ -91,6 +91,7 @@ async function snapshot() {
     `${vaultId()}/providers/Microsoft.EventGrid/eventSubscriptions?api-version=${EVENTGRID_API}`,
     `${rg()}/providers/Microsoft.ManagedIdentity/userAssignedIdentities?api-version=2023-01-31`,
     '/coffer/trusted-issuers',
+    '/v1.0/users',
     `${vaultId()}?api-version=2025-05-01`,
   ];
   const out: Record<string, unknown> = {};
@@ -130,6 +131,7 @@ before(async () => {
   await ok(arm('PUT', settingPath('to-ws'), { properties: { workspaceId: workspacePath('ws-hard'), logs: [{ categoryGroup: 'audit', enabled: true }] } }, INSIGHTS_API));
   await ok(arm('PUT', subscriptionPath('hard-sub'), { properties: { destination: { endpointType: 'WebHook', properties: { endpointUrl: `${hook.base}/eg?code=k` } } } }, EVENTGRID_API));
   await ok(arm('PUT', `${rg()}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/hard-id`, { location: 'local' }, '2023-01-31'));
+  await ok(arm('POST', '/v1.0/users', { displayName: 'Hard', userPrincipalName: 'hard@coffer.test', passwordProfile: { password: 'Hard-password-1' } }, ''));
   const vault = server.vaultUrl(VAULT).replace(/\/$/, '');
   const created = await rawRequest(`${vault}/keys/releasable/create?api-version=7.5`, {
     method: 'POST', token: data, body: {
@@ -376,6 +378,8 @@ test('identity: IMDS, bindings, system-assigned identities, trusted issuers and 
     ['a password grant for nobody', { method: 'POST', path: tokenUrl, ...form({ grant_type: 'password', client_id: server.admin.clientId, username: 'nobody@example.com', password: 'x', scope: `${server.admin.managementEndpoint}/.default` }), token: null }],
     ['a password grant without a password', { method: 'POST', path: tokenUrl, ...form({ grant_type: 'password', client_id: server.admin.clientId, username: 'nobody@example.com' }), token: null }],
     ['a client assertion that is garbage', { method: 'POST', path: tokenUrl, ...form({ grant_type: 'client_credentials', client_id: server.admin.clientId, client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer', client_assertion: 'a.b.c', scope: `${server.admin.managementEndpoint}/.default` }), token: null }],
+    ['a password grant with a huge password', { method: 'POST', path: tokenUrl, ...form({ grant_type: 'password', client_id: 'cli', username: 'hard@coffer.test', password: LONG.repeat(10), scope: `${server.admin.managementEndpoint}/.default` }), token: null }],
+    ['a password grant with an unknown scope', { method: 'POST', path: tokenUrl, ...form({ grant_type: 'password', client_id: 'cli', username: 'hard@coffer.test', password: 'Hard-password-1', scope: 'https://elsewhere.example/.default' }), token: null }],
     ['a token request to an unknown tenant', { method: 'POST', path: `${authority}/nosuchtenant/oauth2/v2.0/token`, ...form({ grant_type: 'client_credentials', client_id: server.admin.clientId, client_secret: server.admin.clientSecret, scope: `${server.admin.managementEndpoint}/.default` }), token: null }],
   ];
   for (const [label, probe] of oauth) await refused(label, probe, { oauth: true });
@@ -411,9 +415,30 @@ test('identity: IMDS, bindings, system-assigned identities, trusted issuers and 
     ['a subject of a missing issuer', { method: 'PUT', path: '/coffer/trusted-issuers/00000000-0000-0000-0000-000000000000/subjects/repo:x', body: { principalId: '00000000-0000-0000-0000-000000000000' } }],
     ['a subject with a malformed body', { method: 'PUT', path: '/coffer/trusted-issuers/00000000-0000-0000-0000-000000000000/subjects/repo:x', body: '{', headers: { 'content-type': 'application/json' } }],
     ['PATCH on issuers', { method: 'PATCH', path: '/coffer/trusted-issuers', body: {} }],
+    ...malformedBodies('POST', '/v1.0/users'),
+    ['a user without a name', { method: 'POST', path: '/v1.0/users', body: { displayName: 'X', passwordProfile: { password: 'Pass-word-1' } } }],
+    ['a user with a password of the wrong type', { method: 'POST', path: '/v1.0/users', body: { displayName: 'X', userPrincipalName: 'x@coffer.test', passwordProfile: { password: 12345 } } }],
+    ['a user with an empty password', { method: 'POST', path: '/v1.0/users', body: { displayName: 'X', userPrincipalName: 'x@coffer.test', passwordProfile: { password: '' } } }],
+    ['a user with a huge password', { method: 'POST', path: '/v1.0/users', body: { displayName: 'X', userPrincipalName: 'x@coffer.test', passwordProfile: { password: LONG.repeat(50) } } }],
+    ['a user with a bad principal name', { method: 'POST', path: '/v1.0/users', body: { displayName: 'X', userPrincipalName: '../../etc', passwordProfile: { password: 'Pass-word-1' } } }],
+    ['a user with a huge display name', { method: 'POST', path: '/v1.0/users', body: { displayName: LONG.repeat(20), userPrincipalName: 'y@coffer.test', passwordProfile: { password: 'Pass-word-1' } } }],
+    ['a user enabled flag of the wrong type', { method: 'POST', path: '/v1.0/users', body: { accountEnabled: 'yes', displayName: 'X', userPrincipalName: 'z@coffer.test', passwordProfile: { password: 'Pass-word-1' } } }],
+    ['a password reset of nobody', { method: 'PATCH', path: '/v1.0/users/nobody@coffer.test', body: { passwordProfile: { password: 'Pass-word-2' } } }],
+    ['a password reset with the wrong type', { method: 'PATCH', path: '/v1.0/users/hard@coffer.test', body: { passwordProfile: { password: ['x'] } } }],
+    ['a password reset with a malformed body', { method: 'PATCH', path: '/v1.0/users/hard@coffer.test', body: '{', headers: { 'content-type': 'application/json' } }],
+    ['a password reset with an enabled flag of the wrong type', { method: 'PATCH', path: '/v1.0/users/hard@coffer.test', body: { accountEnabled: 'no', passwordProfile: { password: 'Changed-password-9' } } }],
+    ['a password reset that is too long', { method: 'PATCH', path: '/v1.0/users/hard@coffer.test', body: { passwordProfile: { password: LONG } } }],
+    ['a user lookup with traversal', { method: 'GET', path: '/v1.0/users/..%2F..%2Fx' }],
+    ['a group member of nobody', { method: 'POST', path: '/v1.0/groups/00000000-0000-0000-0000-000000000000/members/$ref', body: { '@odata.id': 'x' } }],
+    ['GET on the token endpoint', { method: 'GET', path: tokenUrl, token: null }],
+    ['OPTIONS on a vnet', { method: 'OPTIONS', path: vnetPath('vnet1'), apiVersion: NETWORK_API }],
+    ['DELETE on the IMDS path', { method: 'DELETE', path: `${server.admin.authorityHost}/metadata/identity/oauth2/token`, token: null }],
   ];
   for (const [label, probe] of cases) await refused(label, probe);
   assert.deepEqual(await snapshot(), before);
+  // The refused password resets changed nothing: the user still signs in with the first password.
+  const signIn = await send({ method: 'POST', path: tokenUrl, ...form({ grant_type: 'password', client_id: 'cli', username: 'hard@coffer.test', password: 'Hard-password-1', scope: `${server.admin.managementEndpoint}/.default` }), token: null });
+  assert.equal(signIn.status, 200, signIn.text);
 });
 
 test('keys and certificates: release, release policies, includePending, PFX imports and issuers refuse bad input', async () => {
