@@ -1,6 +1,5 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -10,34 +9,17 @@ import { openStorage } from '../../src/storage/engine.js';
 import { createVaultAsAdmin, seedTestCa } from '../support/server.js';
 import { freshDatabase } from '../support/postgres.js';
 import { rawRequest } from '../support/raw-http.js';
+import { startChildServer } from '../support/child-server.js';
 
 const NODE_ID = 'audit-kill-node';
 const VAULT = 'killvault';
 const REQUESTS = 60;
 
-/** `coffer server start` as a real child process; resolves with its port once it says it is ready. */
-async function startServer(dataDir: string, storageUrl: string | undefined): Promise<{ child: ChildProcess; port: number }> {
-  const child = spawn(process.execPath, [
-    'bin/coffer.js', 'server', 'start', '--data-dir', dataDir, '--port', '0', '--node-id', NODE_ID, '--throttle', 'off', '--log-level', 'warn',
-    ...(storageUrl ? ['--storage', storageUrl] : []),
-  ], { stdio: ['ignore', 'pipe', 'pipe'] });
-  const reap = () => child.kill('SIGKILL');
-  process.once('exit', reap);
-  child.once('exit', () => process.off('exit', reap));
-  let out = '';
-  let err = '';
-  child.stderr!.setEncoding('utf8').on('data', (c) => { err += c; });
-  const port = await new Promise<number>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`server did not start: ${err}`)), 30_000);
-    child.once('exit', (code) => { clearTimeout(timer); reject(new Error(`server exited (${code}): ${err}`)); });
-    child.stdout!.setEncoding('utf8').on('data', (c) => {
-      out += c;
-      const ready = /Coffer is ready .* on https:\/\/[^:]+:(\d+)/.exec(out);
-      if (ready) { clearTimeout(timer); resolve(Number(ready[1])); }
-    });
-  });
-  return { child, port };
-}
+/** `coffer server start` (built) on its own data dir and, when the tests run on PostgreSQL, database. */
+const startServer = (dataDir: string, storageUrl: string | undefined) => startChildServer([
+  '--data-dir', dataDir, '--port', '0', '--node-id', NODE_ID, '--throttle', 'off', '--log-level', 'warn',
+  ...(storageUrl ? ['--storage', storageUrl] : []),
+]);
 
 test('kill -9 right after the responses loses no audit record of them, and their routing resumes after restart', { timeout: 120_000 }, async () => {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'coffer-audit-kill-'));

@@ -4,13 +4,13 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { spawn, type ChildProcess } from 'node:child_process';
 import Database from 'better-sqlite3';
 import pg from 'pg';
 import { ClientSecretCredential } from '@azure/identity';
 import { CryptographyClient, KeyClient } from '@azure/keyvault-keys';
 import { createVaultAsAdmin, seedTestCa } from '../support/server.js';
 import { freshDatabase } from '../support/postgres.js';
+import { startChildServer, type ChildServer } from '../support/child-server.js';
 import { SOFTHSM_MODULE, createSoftHsmToken, inspectToken, softHsmAvailable } from '../support/softhsm.js';
 import { createKeyring } from '../../src/crypto/envelope.js';
 import { createBackupCodec } from '../../src/objects/collection-helpers.js';
@@ -29,8 +29,7 @@ const LABEL = 'coffer-absence';
 let token: ReturnType<typeof createSoftHsmToken> | undefined;
 let dataDir: string;
 let storageUrl: string | undefined;
-let child: ChildProcess | undefined;
-let logs = '';
+let server: ChildServer | undefined;
 let port: number;
 
 before(async () => {
@@ -39,24 +38,14 @@ before(async () => {
   dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'coffer-absence-'));
   seedTestCa(dataDir);
   storageUrl = process.env.COFFER_TEST_STORAGE_URL ? await freshDatabase(process.env.COFFER_TEST_STORAGE_URL) : undefined;
-  child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'server', 'start', '--port', '0', '--data-dir', dataDir,
-    '--log-level', 'debug', '--throttle', 'off', '--scheduler-interval', '1s', '--pkcs11-module', SOFTHSM_MODULE, '--pkcs11-token', LABEL,
-    ...(storageUrl ? ['--storage', storageUrl] : [])], { env: { ...process.env, COFFER_PKCS11_PIN: PIN } });
-  port = await new Promise<number>((resolve, reject) => {
-    child!.stdout!.on('data', (d) => {
-      logs += d;
-      const ready = /Coffer is ready .* on https:\/\/127\.0\.0\.1:(\d+)/.exec(logs);
-      if (ready) resolve(Number(ready[1]));
-    });
-    child!.stderr!.on('data', (d) => { logs += d; });
-    child!.on('exit', (code) => reject(new Error(`coffer exited with ${code}: ${logs.slice(-2000)}`)));
-  });
+  server = await startChildServer([
+    '--port', '0', '--data-dir', dataDir, '--log-level', 'debug', '--throttle', 'off', '--scheduler-interval', '1s',
+    '--pkcs11-module', SOFTHSM_MODULE, '--pkcs11-token', LABEL, ...(storageUrl ? ['--storage', storageUrl] : []),
+  ], { fromSources: true, env: { ...process.env, COFFER_PKCS11_PIN: PIN } });
+  port = server.port;
 });
 after(async () => {
-  if (child && child.exitCode === null) {
-    child.kill('SIGTERM');
-    await new Promise((resolve) => child!.once('exit', resolve));
-  }
+  await server?.stop();
   token?.remove();
   if (dataDir) fs.rmSync(dataDir, { recursive: true, force: true });
 });
@@ -138,6 +127,7 @@ test('HSM keys: private material absent from database, data dir, backups and log
   }
   // Every file of the data directory (the SQLite database and its WAL, audit logs, settings…) and the debug logs.
   for (const file of filesUnder(dataDir)) assertAbsent(fs.readFileSync(file), secrets, file);
+  const logs = server!.stdout() + server!.stderr();
   assert.match(logs, /incoming request/, 'the server logged every request (debug level)');
   assertAbsent(Buffer.from(logs), secrets, 'the server logs');
 

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import net, { type AddressInfo } from 'node:net';
 import os from 'node:os';
@@ -13,6 +13,7 @@ import type { BootstrapAdminFile } from '../../src/bootstrap.js';
 import { createVaultAsAdmin, seedTestCa } from '../support/server.js';
 import { freshDatabase, postgresSkipReason, query } from '../support/postgres.js';
 import { rawRequest } from '../support/raw-http.js';
+import { startChildServer } from '../support/child-server.js';
 
 /**
  * Three Coffer nodes (the real CLI, each its own process and data dir) on one PostgreSQL database, behind a TCP
@@ -231,45 +232,15 @@ function makeDataDir() {
 /** Starts `coffer server start` as a child process and resolves when it is ready. */
 async function startNode(n: number, storageUrl: string, publicPort: number, dataDir = makeDataDir()): Promise<CofferNode> {
   const nodeId = `node-${n}`;
-  const child = spawn(process.execPath, [
-    'bin/coffer.js', 'server', 'start', '--storage', storageUrl, '--node-id', nodeId, '--port', '0',
+  const server = await startChildServer([
+    '--storage', storageUrl, '--node-id', nodeId, '--port', '0',
     '--public-port', String(publicPort), '--data-dir', dataDir, '--scheduler-interval', SCHEDULER_TICK, '--log-level', 'info',
     // This test drives writes as fast as it can; Azure's budgets are tested in throttle*.test.ts.
     '--throttle', 'off',
-  ], { stdio: ['ignore', 'pipe', 'pipe'] });
-  // Should this test process die, its nodes must not outlive it.
-  const reap = () => child.kill('SIGKILL');
-  process.once('exit', reap);
-  child.once('exit', () => process.off('exit', reap));
-  let stdout = '';
-  let stderr = '';
-  child.stdout!.setEncoding('utf8').on('data', (chunk) => { stdout += chunk; });
-  child.stderr!.setEncoding('utf8').on('data', (chunk) => { stderr += chunk; });
-  // `--port 0`: the node picks a free port and names it in its ready line.
-  const port = await new Promise<number>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${nodeId} did not start: ${stderr}`)), 30_000);
-    const onExit = (code: number | null) => { clearTimeout(timer); reject(new Error(`${nodeId} exited (${code}): ${stderr}`)); };
-    child.once('exit', onExit);
-    child.stdout!.on('data', () => {
-      const ready = /Coffer is ready .* on https:\/\/[^:]+:(\d+)/.exec(stdout);
-      if (ready) {
-        clearTimeout(timer);
-        child.off('exit', onExit);
-        resolve(Number(ready[1]));
-      }
-    });
-  });
+  ], { label: nodeId });
   return {
-    nodeId, port, dataDir, process: child,
-    logs: () => stdout.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l)),
-    async stop() {
-      if (child.exitCode !== null || child.signalCode !== null) return;
-      const exited = new Promise((r) => child.once('exit', r));
-      child.kill('SIGTERM');
-      const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
-      await exited;
-      clearTimeout(timer);
-    },
+    nodeId, port: server.port, dataDir, process: server.child, stop: server.stop,
+    logs: () => server.stdout().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l)),
   };
 }
 

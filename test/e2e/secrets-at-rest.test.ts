@@ -1,17 +1,15 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { once } from 'node:events';
-import { fileURLToPath } from 'node:url';
 import { ClientSecretCredential } from '@azure/identity';
 import { SecretClient } from '@azure/keyvault-secrets';
 import { startTestServer, seedTestCa, createVaultAsAdmin } from '../support/server.js';
 import { rawRequest } from '../support/raw-http.js';
 import { restError } from '../support/sdk-errors.js';
+import { startChildServer } from '../support/child-server.js';
 import type { BootstrapAdminFile } from '../../src/bootstrap.js';
 
 /**
@@ -45,43 +43,18 @@ function dataFiles(dataDir: string): string[] {
     .map((e) => path.join(e.parentPath ?? (e as any).path, e.name));
 }
 
-/** `coffer server start` from the sources (what bin/coffer.js runs once built), as a child process. */
-async function startChildServer(dataDir: string) {
-  const cli = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
-  const child = spawn(process.execPath, [
-    '--import', 'tsx', cli, 'server', 'start',
-    '--port', '0', '--data-dir', dataDir, '--log-level', 'debug',
-  ], { env: { ...process.env, COFFER_DATA_DIR: dataDir }, stdio: ['ignore', 'pipe', 'pipe'] });
-  const chunks: Buffer[] = [];
-  child.stdout!.on('data', (c: Buffer) => chunks.push(c));
-  child.stderr!.on('data', (c: Buffer) => chunks.push(c));
-  const output = () => Buffer.concat(chunks);
-  const port = await new Promise<number>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`server did not start: ${output()}`)), 60_000);
-    const check = () => {
-      const match = /Coffer is ready .* on https:\/\/[^:]+:(\d+)/.exec(output().toString('utf8'));
-      if (match) {
-        clearTimeout(timer);
-        resolve(Number(match[1]));
-      }
-    };
-    child.stdout!.on('data', check);
-    child.once('exit', (code) => reject(new Error(`server exited (${code}): ${output()}`)));
+/** `coffer server start` from the sources (what bin/coffer.js runs once built), with debug logging, as a child process. */
+async function startServer(dataDir: string) {
+  const server = await startChildServer(['--port', '0', '--data-dir', dataDir, '--log-level', 'debug'], {
+    fromSources: true, env: { ...process.env, COFFER_DATA_DIR: dataDir }, timeoutMs: 60_000,
   });
-  return { child, port, output };
-}
-
-async function stop(child: ChildProcess) {
-  if (child.exitCode !== null) return;
-  const exited = once(child, 'exit');
-  child.kill('SIGTERM');
-  await exited;
+  return { ...server, output: () => Buffer.from(server.stdout() + server.stderr()) };
 }
 
 test('neither the database files nor the debug log ever hold a stored value, a token or a client secret', async () => {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'coffer-at-rest-'));
   seedTestCa(dataDir);
-  const { child, output } = await startChildServer(dataDir);
+  const { stop, output } = await startServer(dataDir);
   try {
     const admin = JSON.parse(fs.readFileSync(path.join(dataDir, 'bootstrap-admin.json'), 'utf8')) as BootstrapAdminFile;
     const credential = new ClientSecretCredential(admin.tenantId, admin.clientId, admin.clientSecret, {
@@ -132,14 +105,14 @@ test('neither the database files nor the debug log ever hold a stored value, a t
     const stored = Buffer.concat(['coffer.db', 'coffer.db-wal'].map((f) => fs.readFileSync(path.join(dataDir, f))));
     assert.ok(stored.includes(Buffer.from('"rotated":"yes"')), 'the tag written last is visible in the database files');
     check('running');
-    await stop(child);
+    await stop();
     check('stopped');
 
     const log = output();
     assert.match(log.toString('utf8'), /"url":"\/secrets\/marked".*"msg":"incoming request"/, 'debug logging was on: every request is logged');
     for (const [what, value] of secrets) assertAbsent(log, value, 'the server log', what);
   } finally {
-    await stop(child);
+    await stop();
     fs.rmSync(dataDir, { recursive: true, force: true });
   }
 });
