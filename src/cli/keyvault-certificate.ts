@@ -247,6 +247,7 @@ export function registerKeyVaultCertificateCommands(program: Command) {
 
   registerLifecycleCommands(certificate, {
     collection: 'certificates', noun: 'certificate', bundle: certificateBundle, deletedBundle: deletedCertificateBundle, deletedItem: deletedCertificateItem,
+    includePending: true,
   });
 
   registerPendingCommands(certificate);

@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import { Option, type Command } from 'commander';
-import { action, parseDate, parsePositiveInt, type ActionEnv } from './command.js';
+import { action, boolOption, parseDate, parsePositiveInt, type ActionEnv } from './command.js';
 import { CliError, usageError } from './errors.js';
 import { listAll } from './http.js';
 import { isoTime } from './output.js';
@@ -134,6 +134,8 @@ export interface LifecycleOutput<T> {
   bundle(o: T): unknown;
   deletedBundle(o: T): unknown;
   deletedItem(o: T): unknown;
+  /** Certificates: `list-deleted --include-pending` (those deleted while still waiting for their merge). */
+  includePending?: boolean;
 }
 
 /** `delete`, `list-deleted`, `show-deleted`, `recover`, `purge`, `backup` and `restore`, as az has them for every collection. */
@@ -150,10 +152,12 @@ export function registerLifecycleCommands<T>(parent: Command, out: LifecycleOutp
       return out.deletedBundle(await vault<T>('DELETE', `/${collection}/${name}`));
     }));
 
-  withMaxResults(withVault(parent.command('list-deleted')))
-    .description(`List soft-deleted ${collection}`)
-    .action(action(async (opts: { vaultName?: string; id?: string; maxresults?: number }, env) =>
-      (await listAll<T>(vaultTarget(opts, env), `/${deleted}`, opts.maxresults)).map((o) => out.deletedItem(o))));
+  const listDeleted = withMaxResults(withVault(parent.command('list-deleted'))).description(`List soft-deleted ${collection}`);
+  if (out.includePending) listDeleted.addOption(boolOption('--include-pending [bool]', `include ${collection} deleted while their issuance was pending`));
+  listDeleted.action(action(async (opts: { vaultName?: string; id?: string; maxresults?: number; includePending?: boolean }, env) => {
+    const path = `/${deleted}${opts.includePending !== undefined ? `?includePending=${opts.includePending}` : ''}`;
+    return (await listAll<T>(vaultTarget(opts, env), path, opts.maxresults)).map((o) => out.deletedItem(o));
+  }));
 
   const deletedCommand = (command: string, description: string) =>
     withTarget(command, `the recovery id: https://{vault}/${deleted}/{name}`).description(description);

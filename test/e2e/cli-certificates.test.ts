@@ -247,7 +247,7 @@ test('issuer admin add, list, delete (the organization id is kept)', async () =>
   await fails(['keyvault', 'certificate', 'issuer', 'admin', 'list', '--vault-name', VAULT, '--issuer-name', 'missing'], 3, /not found/i);
 });
 
-test('create --validity overrides the policy; list --include-pending (with --maxresults) shows a certificate awaiting its merge', async () => {
+test('create --validity overrides the policy; list and list-deleted --include-pending (with --maxresults) show a certificate awaiting its merge', async () => {
   const policy = await policyFile('CN=short.example.test', 'short.example.test');
   await ok(cmd('create', 'short', '--policy', `@${policy}`, '--validity', '6'));
   const short = await json(cmd('show', 'short'));
@@ -268,6 +268,14 @@ test('create --validity overrides the policy; list --include-pending (with --max
   assert.ok(!names(await list('--include-pending', 'false')).includes('awaiting'));
   assert.equal((await list('--include-pending', '--maxresults', '1')).length, 1);
   await ok(['keyvault', 'certificate', 'pending', 'delete', '--vault-name', VAULT, '--name', 'awaiting']);
+
+  // Deleted while still waiting for its merge, a certificate is listed among the deleted ones with --include-pending only.
+  await ok(cmd('create', 'awaiting-gone', '--policy', `@${unknownFile}`));
+  await ok(cmd('delete', 'awaiting-gone'));
+  const listDeleted = (...flags: string[]) => json(['keyvault', 'certificate', 'list-deleted', '--vault-name', VAULT, ...flags]);
+  assert.ok(!names(await listDeleted()).includes('awaiting-gone'));
+  assert.ok(names(await listDeleted('--include-pending')).includes('awaiting-gone'));
+  await ok(cmd('purge', 'awaiting-gone'));
 });
 
 test('contact add, list, delete', async () => {
