@@ -222,7 +222,10 @@ export function createObjectStore(deps: { storage: Storage; keyring: Keyring; cl
       version: v.version, meta: v.meta, created: v.created, updated: v.updated,
       payload: keyring.sealValue(vault.id, vault.wrappedDataKey, identity(vault, collection, nameKey, v.version), v.payload),
     }));
-    const last = await commits.write(insertVersionsWrite, { vaultId: vault.id, collection, nameKey, name, versions: sealed, mustBeNew });
+    // Each payload as an array of its own: a Buffer is often a view of Node's shared 8 KB pool, all of which a
+    // structured clone (to the SQLite writer thread) would copy.
+    const versionsToWrite = sealed.map((v) => ({ ...v, payload: new Uint8Array(v.payload) }));
+    const last = await commits.write(insertVersionsWrite, { vaultId: vault.id, collection, nameKey, name, versions: versionsToWrite, mustBeNew });
     const { version, created, updated, payload } = sealed[sealed.length - 1];
     return toVersion(vault, collection, {
       name: last.name, name_key: nameKey, version, seq: last.seq, meta: last.meta, payload, created_at: created, updated_at: updated,

@@ -27,13 +27,14 @@ const ENTRY = new URL(FROM_SOURCE ? './sqlite-writer-worker.ts' : './sqlite-writ
 const BOOT = `const { workerData } = require('node:worker_threads');
 (async () => { if (workerData.tsx) (await import('tsx/esm/api')).register(); await import(workerData.entry); })();`;
 /** The thread holds a connection, compiled statements and one batch at a time: a small heap. */
-const WORKER_LIMITS = { maxOldGenerationSizeMb: 64, maxYoungGenerationSizeMb: 8 };
+const WORKER_LIMITS = { maxOldGenerationSizeMb: 48, maxYoungGenerationSizeMb: 4 };
 
 export function createSqliteWriter(file: string): SqliteWriter {
   type Pending = { resolve(outcomes: UnitOutcome[]): void; reject(err: Error): void };
   const pending = new Map<number, Pending>();
   let worker: Worker | undefined;
   let nextId = 0;
+  let closed = false;
 
   const failAll = (err: Error) => {
     for (const p of pending.values()) p.reject(err);
@@ -64,6 +65,8 @@ export function createSqliteWriter(file: string): SqliteWriter {
 
   return {
     commit(units) {
+      // After close the database belongs to no one: a late write must not start a thread that outlives the storage.
+      if (closed) return Promise.reject(new Error('the storage is closed'));
       const thread = (worker ??= spawn());
       const id = ++nextId;
       return new Promise((resolve, reject) => {
@@ -73,6 +76,7 @@ export function createSqliteWriter(file: string): SqliteWriter {
       });
     },
     async close() {
+      closed = true;
       const thread = worker;
       if (!thread) return;
       worker = undefined;
