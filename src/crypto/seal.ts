@@ -12,7 +12,8 @@ import { tokenSealedRootKey, type TokenSealer } from './seal-pkcs11.js';
  * an AES key inside the PKCS#11 token (seal-pkcs11.ts), so no root key is on disk. A check value in the database refuses a wrong root key
  * before anything is written with it.
  */
-export type SealKind = 'file' | 'passphrase' | 'pkcs11';
+export const SEAL_KINDS = ['file', 'passphrase', 'pkcs11'] as const;
+export type SealKind = typeof SEAL_KINDS[number];
 
 export interface SealOptions {
   kind: SealKind;
@@ -28,6 +29,9 @@ const SCRYPT = { N: 2 ** 15, r: 8, p: 1, maxmem: 64 * 1024 * 1024 };
 export class SealError extends Error {}
 
 export async function unsealRootKey(opts: SealOptions, settings: SettingsRepository): Promise<Buffer> {
+  // `--seal` and COFFER_SEAL reach here unchecked: an unknown kind must not quietly become the file seal (and be
+  // recorded as the database's seal kind).
+  if (!(SEAL_KINDS as readonly string[]).includes(opts.kind)) throw new SealError(`unknown seal '${opts.kind}': use ${SEAL_KINDS.join(', ')}`);
   const rootKey = opts.kind === 'passphrase' ? await passphraseKey(opts, settings)
     : opts.kind === 'pkcs11' ? await pkcs11Key(opts, settings)
       : fileKey(opts.dataDir);
