@@ -8,7 +8,7 @@ import type { Authorization } from './routes.js';
 import type { VaultsService } from './vaults.js';
 import { createArm } from './arm.js';
 import { createResourceGroupsService } from './resource-groups.js';
-import { createNetworkService } from './network.js';
+import { createNetworkService, type NetworkService } from './network.js';
 import { networkRoutes } from './network-routes.js';
 import { createNetworkGate } from '../gates/network/gate.js';
 import { createPrivateEndpointListeners } from '../gates/network/private-endpoint-listeners.js';
@@ -40,16 +40,13 @@ export function createNetworking(deps: {
     addresses: () => network.privateEndpointAddresses(),
     onError: (address, err) => deps.app.log.error({ address, err: err.message }, 'cannot listen on a private endpoint address'),
   });
-  const isTrustedService = deps.cache.memo((principalId) => network.isTrustedService(principalId), CACHE_LIMITS.trustedServices);
-  // Keyed by the rule's whole list of subnet ids (JSON: ids are free text until matched).
-  const subnetPrefixes = deps.cache.memo((ids) => network.subnetPrefixes(JSON.parse(ids) as string[]), CACHE_LIMITS.subnetPrefixes);
-  const vaultAtAddress = deps.cache.memo((address) => network.vaultAtAddress(address), CACHE_LIMITS.privateEndpoints);
+  const reads = cachedNetworkReads(network, deps.cache);
   return {
     network,
     gate: createNetworkGate({
-      isTrustedService: (caller) => isTrustedService(caller.principal.objectId),
-      subnetPrefixes: (ids) => subnetPrefixes(JSON.stringify(ids)),
-      privateLink: { arrivedAt: listeners.arrivedAt, vaultAt: vaultAtAddress },
+      isTrustedService: (caller) => reads.isTrustedService(caller.principal.objectId),
+      subnetPrefixes: reads.subnetPrefixes,
+      privateLink: { arrivedAt: listeners.arrivedAt, vaultAt: reads.vaultAtAddress },
     }),
     /** Registers the Microsoft.Network routes and the trusted-services admin endpoints in the control plane's scope. */
     routes(scope: FastifyInstance) {
@@ -63,5 +60,20 @@ export function createNetworking(deps: {
     /** Starts this node's private-endpoint listeners (after the main listener). */
     start: () => listeners.start(),
     close: () => listeners.close(),
+  };
+}
+
+/**
+ * What the network gate reads from the database, memoised under the cache generation: the tables behind each read
+ * (trusted_services, subnets, private_endpoints) bump it, so an entry lives exactly until one of them changes.
+ */
+export function cachedNetworkReads(network: Pick<NetworkService, 'isTrustedService' | 'subnetPrefixes' | 'vaultAtAddress'>, cache: GenerationCache) {
+  const trusted = cache.memo((principalId) => network.isTrustedService(principalId), CACHE_LIMITS.trustedServices);
+  // Keyed by a rule set's whole list of subnet ids (as JSON: the ids are free text until matched).
+  const prefixes = cache.memo((ids) => network.subnetPrefixes(JSON.parse(ids) as string[]), CACHE_LIMITS.subnetPrefixes);
+  return {
+    isTrustedService: trusted,
+    subnetPrefixes: (subnetIds: string[]) => prefixes(JSON.stringify(subnetIds)),
+    vaultAtAddress: cache.memo((address) => network.vaultAtAddress(address), CACHE_LIMITS.privateEndpoints),
   };
 }
