@@ -19,6 +19,9 @@ const IMDS_MIN_API_VERSION = '2018-02-01';
 const REDACTED = 'REDACTED';
 
 type Query = Record<string, string | undefined>;
+
+/** A parameter given more than once reaches the handler as an array, which no check below expects: it is refused. */
+const repeatedParameter = (q: Query) => Object.keys(q).find((name) => Array.isArray(q[name]));
 type Outcome = { status: number; error: string; message: string } | { principal: Principal; audience: string };
 
 /**
@@ -57,6 +60,8 @@ export function managedIdentityEndpoints(app: FastifyInstance, deps: { bindings:
   app.get<{ Querystring: Query }>(APP_SERVICE_TOKEN_PATH, { config }, async (req, reply) => {
     const fail = (status: number, message: string) => reply.code(status).send({ statusCode: status, message, correlationId: req.coffer.requestId });
     const q = req.query ?? {};
+    const repeated = repeatedParameter(q);
+    if (repeated) return fail(400, `The query parameter '${repeated}' is given more than once.`);
     if (q['api-version'] !== '2019-08-01') return fail(400, `The api-version '${q['api-version'] ?? ''}' is not supported; use 2019-08-01.`);
     const header = req.headers['x-identity-header'];
     const outcome = await decide(deps, typeof header === 'string' ? header : undefined, q);
@@ -70,6 +75,8 @@ export function managedIdentityEndpoints(app: FastifyInstance, deps: { bindings:
     // As IMDS: a request without `Metadata: true` is refused before anything else (the SDKs' probe relies on it).
     if (req.headers.metadata !== 'true') return fail(400, 'invalid_request', 'Required metadata header not specified');
     const q = req.query ?? {};
+    const repeated = repeatedParameter(q);
+    if (repeated) return fail(400, 'invalid_request', `Bad request. The query parameter '${repeated}' is given more than once.`);
     const version = q['api-version'];
     if (!version || !/^\d{4}-\d{2}-\d{2}$/.test(version) || version < IMDS_MIN_API_VERSION) {
       return fail(400, 'invalid_request', `Bad request. api-version '${version ?? ''}' is missing or not supported; use ${IMDS_MIN_API_VERSION} or later.`);

@@ -382,7 +382,24 @@ test('identity: IMDS, bindings, system-assigned identities, trusted issuers and 
     ['a password grant with an unknown scope', { method: 'POST', path: tokenUrl, ...form({ grant_type: 'password', client_id: 'cli', username: 'hard@coffer.test', password: 'Hard-password-1', scope: 'https://elsewhere.example/.default' }), token: null }],
     ['a token request to an unknown tenant', { method: 'POST', path: `${authority}/nosuchtenant/oauth2/v2.0/token`, ...form({ grant_type: 'client_credentials', client_id: server.admin.clientId, client_secret: server.admin.clientSecret, scope: `${server.admin.managementEndpoint}/.default` }), token: null }],
   ];
+  // With a live binding, so the checks past the binding run too (repeated parameters arrive as arrays).
+  const bound = await send({ method: 'POST', path: '/coffer/managed-identity/bindings', body: { identity: `${rg()}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/hard-id` } });
+  assert.equal(bound.status, 201, bound.text);
+  const binding = bound.json.identityHeader as string;
+  const resource = encodeURIComponent(server.coffer.endpoints.dataPlaneResource);
+  oauth.push(
+    ['IMDS with a repeated client id', imds(binding, `api-version=2018-02-01&resource=${resource}&client_id=a&client_id=b`)],
+    ['IMDS with a repeated object id', imds(binding, `api-version=2018-02-01&resource=${resource}&object_id=a&object_id=b`)],
+    ['IMDS with a repeated resource id', imds(binding, `api-version=2018-02-01&resource=${resource}&mi_res_id=a&mi_res_id=b`)],
+    ['IMDS with a repeated resource', imds(binding, `api-version=2018-02-01&resource=${resource}&resource=${resource}`)],
+    ['IMDS with a repeated api-version and a live binding', imds(binding, `api-version=2018-02-01&api-version=2019-08-01&resource=${resource}`)],
+    ['IMDS for another resource', imds(binding, 'api-version=2018-02-01&resource=https://elsewhere.example')],
+  );
   for (const [label, probe] of oauth) await refused(label, probe, { oauth: true });
+  for (const query of [`api-version=2019-08-01&resource=${resource}&client_id=a&client_id=b`, `api-version=2019-08-01&resource=${resource}&resource=x`, `api-version=2019-08-01&api-version=2019-08-01&resource=${resource}`]) {
+    const res = await send({ method: 'GET', path: `${authority}/coffer/managed-identity/token?${query}`, headers: { 'x-identity-header': binding }, token: null });
+    assert.ok(res.status >= 400 && res.status < 500, `App Service endpoint, ${query}: ${res.status} ${res.text}`);
+  }
   const appService = await send({ method: 'GET', path: `${authority}/coffer/managed-identity/token?api-version=2019-08-01&resource=https://vault.azure.net`, headers: { 'x-identity-header': 'nope' }, token: null });
   assert.ok(appService.status >= 400 && appService.status < 500, appService.text);
 
