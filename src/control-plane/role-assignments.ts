@@ -122,6 +122,9 @@ type AssignmentBody = { properties: { roleDefinitionId: string; principalId: str
 const ASSIGNMENT_TYPE: Record<string, PrincipalType> = { ServicePrincipal: 'ServicePrincipal', ManagedIdentity: 'ServicePrincipal', User: 'User', Group: 'Group' };
 
 /** Parses the `$filter`s az and the SDKs send: atScope(), principalId eq '…', assignedTo('…'), joined by `and`. */
+/** `$filter` once, as a string: a repeated one arrives as an array, refused (400) rather than parsed. */
+const listQuery = { type: 'object', properties: { $filter: { type: 'string', maxLength: 2048 } } } as const;
+
 function parseFilter(filter: string | undefined) {
   const result: { atScope?: boolean; principalId?: string; assignedTo?: string } = {};
   if (!filter) return result;
@@ -155,7 +158,7 @@ export function roleAssignmentRoutes(app: FastifyInstance, deps: {
 
   for (const prefix of SCOPE_ROUTES) {
     const base = `${prefix}/providers/Microsoft.Authorization/roleAssignments`;
-    app.get<{ Params: ScopeParams; Querystring: { $filter?: string } }>(base, arm.config('RoleAssignmentList'), async (req) => {
+    app.get<{ Params: ScopeParams; Querystring: { $filter?: string } }>(base, { ...arm.config('RoleAssignmentList'), schema: { querystring: listQuery } }, async (req) => {
       const scope = await resolveScope(req.params);
       const filter = parseFilter(req.query.$filter);
       await arm.requireAction(req, scope, 'Microsoft.Authorization/roleAssignments/read');

@@ -523,3 +523,24 @@ test('keys and certificates: release, release policies, includePending, PFX impo
   for (const [label, probe] of cases) await refused(label, probe);
   assert.deepEqual(await snapshot(), before);
 });
+
+test('a repeated query parameter is a 4xx wherever a handler reads the query', async () => {
+  const vault = server.vaultUrl(VAULT).replace(/\/$/, '');
+  const sub = `/subscriptions/${server.admin.subscriptionId}`;
+  const cases: [string, Probe][] = [
+    ['secrets maxresults', { method: 'GET', path: `${vault}/secrets?api-version=7.5&maxresults=1&maxresults=2`, token: data }],
+    ['secrets skiptoken', { method: 'GET', path: `${vault}/secrets?api-version=7.5&$skiptoken=a&$skiptoken=b`, token: data }],
+    ['key versions skiptoken', { method: 'GET', path: `${vault}/keys/releasable/versions?api-version=7.5&$skiptoken=a&$skiptoken=b`, token: data }],
+    ['deleted certificates includePending', { method: 'GET', path: `${vault}/deletedcertificates?api-version=7.5&includePending=true&includePending=true`, token: data }],
+    ['role assignments filter', { method: 'GET', path: `${sub}/providers/Microsoft.Authorization/roleAssignments?api-version=2022-04-01&$filter=atScope()&$filter=atScope()` }],
+    ['role definitions filter', { method: 'GET', path: `${sub}/providers/Microsoft.Authorization/roleDefinitions?api-version=2022-04-01&$filter=a&$filter=b` }],
+    ['vaults filter', { method: 'GET', path: `${sub}/resources?api-version=2021-04-01&$filter=a&$filter=b` }],
+    ['vaults top', { method: 'GET', path: `${sub}/providers/Microsoft.KeyVault/vaults?api-version=2025-05-01&$top=1&$top=2` }],
+    ['workspace GET query', { method: 'GET', path: `/v1/workspaces/${(await send({ method: 'GET', path: workspacePath('ws-hard'), apiVersion: '2022-10-01' })).json.properties.customerId}/query?query=AzureDiagnostics&query=AzureDiagnostics` }],
+  ];
+  for (const [label, probe] of cases) {
+    const res = await send(probe);
+    assert.ok(res.status < 500, `${label}: ${res.status} ${res.text.slice(0, 300)}`);
+    if (res.status >= 400) assert.equal(typeof res.json?.error?.code, 'string', `${label}: ${res.text}`);
+  }
+});
