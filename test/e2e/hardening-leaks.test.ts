@@ -158,11 +158,20 @@ test('no secret value, password, token, binding, private key or URL key reaches 
   await createVaultAsAdmin(admin, credential, 'leakvault');
   const vaultUrl = `https://leakvault.vault.localhost:${port}`;
   const vaultId = `${rg}/providers/Microsoft.KeyVault/vaults/leakvault`;
-  // Audit records also flow to a workspace, which is searched through its query API.
+  // Audit records also flow to every kind of destination: a workspace (searched through its query API), a storage
+  // account (files under the data dir) and an event hub (the webhook's received bodies).
   const ws = await arm('workspace', 'PUT', `${rg}/providers/Microsoft.OperationalInsights/workspaces/leak-ws`, { location: 'local' }, '2022-10-01');
   assert.equal(ws.status, 201, ws.text);
-  assert.equal((await arm('setting', 'PUT', `${vaultId}/providers/Microsoft.Insights/diagnosticSettings/to-ws`,
-    { properties: { workspaceId: ws.json.id, logs: [{ categoryGroup: 'audit', enabled: true }] } }, '2021-05-01-preview')).status, 200);
+  assert.equal((await arm('storage', 'PUT', `${rg}/providers/Microsoft.Storage/storageAccounts/leakfiles`, { location: 'local' }, '2023-01-01')).status, 201);
+  assert.equal((await arm('hub', 'PUT', `${rg}/providers/Microsoft.EventHub/namespaces/leak-hub`, { location: 'local', properties: { serviceBusEndpoint: `${hook.base}/hub` } }, '2021-11-01')).status, 201);
+  const setting = await arm('setting', 'PUT', `${vaultId}/providers/Microsoft.Insights/diagnosticSettings/everywhere`, {
+    properties: {
+      workspaceId: ws.json.id, storageAccountId: `${rg}/providers/Microsoft.Storage/storageAccounts/leakfiles`,
+      eventHubAuthorizationRuleId: `${rg}/providers/Microsoft.EventHub/namespaces/leak-hub/authorizationRules/RootManageSharedAccessKey`, eventHubName: 'audit',
+      logs: [{ categoryGroup: 'allLogs', enabled: true }],
+    },
+  }, '2021-05-01-preview');
+  assert.equal(setting.status, 200, setting.text);
 
   const dataToken = (await credential.getToken('https://vault.localhost/.default'))!.token;
   learnt.dataToken = dataToken;
@@ -275,10 +284,9 @@ test('no secret value, password, token, binding, private key or URL key reaches 
   assert.equal((await arm('subscription bad', 'PUT', subscription, { properties: { destination: { endpointType: 'WebHook', properties: { endpointUrl: `http://example.com/eg?code=${HOOK_KEY}` } } } }, '2022-06-15')).status, 400);
   // An event-hub namespace's endpoint is shown by GET (it is the namespace's address): one carrying a key is refused.
   for (const endpoint of [`${hook.base}/hub?sig=${HUB_KEY}`, `${hook.base}/hub#${HUB_KEY}`, `https://user:${HUB_KEY}@127.0.0.1:1/hub`]) {
-    const hub = await arm('hub with a key', 'PUT', `${rg}/providers/Microsoft.EventHub/namespaces/leak-hub`, { location: 'local', properties: { serviceBusEndpoint: endpoint } }, '2021-11-01');
+    const hub = await arm('hub with a key', 'PUT', `${rg}/providers/Microsoft.EventHub/namespaces/keyed-hub`, { location: 'local', properties: { serviceBusEndpoint: endpoint } }, '2021-11-01');
     assert.equal(hub.status, 400, hub.text);
   }
-  assert.equal((await arm('hub', 'PUT', `${rg}/providers/Microsoft.EventHub/namespaces/leak-hub`, { location: 'local', properties: { serviceBusEndpoint: `${hook.base}/hub` } }, '2021-11-01')).status, 201);
   // An event the webhook receives (so the delivery path, with its URL, has run) before anything is searched.
   assert.equal((await vault('secret set 2', 'PUT', '/secrets/trigger', { value: SECRET_VALUE })).status, 200);
   await waitFor('an event delivery', () => hook.events('/eg').length > 0);
@@ -312,5 +320,14 @@ test('no secret value, password, token, binding, private key or URL key reaches 
   assert.ok(logs.length > 1000, 'debug logs were captured');
   assertAbsent(logs, notInLogsOrAudit, 'the server log');
   assert.ok(errorBodies.length >= 10);
+  // What left the process: audit records POSTed to the event hub, and Event Grid events (which name, never carry, values).
+  await waitFor('audit records at the event hub', () => hook.received.some((r) => r.path.startsWith('/hub/audit/messages')), 20_000);
+  const sent = hook.received.filter((r) => r.path.startsWith('/hub') || r.path.startsWith('/eg'));
+  const { HOOK_KEY: _inTheUrlItIsSentTo, ...notInPaths } = notInLogsOrAudit;
+  for (const r of sent) {
+    assertAbsent(`${JSON.stringify(r.headers)}\n${r.body}`, notInLogsOrAudit, `a request to ${r.path.split('?')[0]}`);
+    assertAbsent(r.path, notInPaths, `the path of a request to ${r.path.split('?')[0]}`);
+  }
+  assert.ok(filesUnder(dataDir).some((f) => f.includes('insights-logs-auditevent')), 'the storage account received audit files');
   for (const { what, text } of errorBodies) assertAbsent(text, notInLogsOrAudit, `the error body of ${what}`);
 });
