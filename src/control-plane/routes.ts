@@ -65,8 +65,9 @@ export function controlPlaneRoutes(app: FastifyInstance, deps: {
   const resourceGroups = createResourceGroupsService({ db: deps.db, clock: deps.clock, subscriptionId: deps.subscriptionId, vaults });
   const resolveScope = createScopeResolver({ arm, resourceGroups, vaults });
 
-  // ARM refuses any /subscriptions request without an api-version, before looking at anything else.
-  app.addHook('preHandler', async (req) => {
+  // ARM refuses any /subscriptions request without an api-version, before looking at anything else (the body included:
+  // preValidation runs before the route's schema does).
+  app.addHook('preValidation', async (req) => {
     if (req.coffer.plane !== 'management' || !req.url.startsWith('/subscriptions')) return;
     const version = (req.query as Record<string, unknown> | undefined)?.['api-version'];
     if (typeof version !== 'string' || version === '') {

@@ -544,3 +544,25 @@ test('a repeated query parameter is a 4xx wherever a handler reads the query', a
     if (res.status >= 400) assert.equal(typeof res.json?.error?.code, 'string', `${label}: ${res.text}`);
   }
 });
+
+test('every new management family refuses a request without an api-version (MissingApiVersionParameter) and changes nothing', async () => {
+  const before = await snapshot();
+  const paths: [string, unknown][] = [
+    [vnetPath('vnet-noversion'), { location: 'local', properties: { addressSpace: { addressPrefixes: ['127.42.0.0/16'] } } }],
+    [`${vnetPath('vnet1')}/subnets/noversion`, { properties: { addressPrefix: '127.40.9.0/24' } }],
+    [endpointPath('pe-noversion'), { location: 'local', properties: {} }],
+    [workspacePath('ws-noversion'), { location: 'local' }],
+    [storagePath('noversion'), { location: 'local' }],
+    [hubPath('hub-noversion'), { location: 'local', properties: { serviceBusEndpoint: `${hook.base}/hub` } }],
+    [settingPath('noversion'), { properties: { workspaceId: workspacePath('ws-hard'), logs: [{ categoryGroup: 'audit', enabled: true }] } }],
+    [subscriptionPath('noversion'), { properties: { destination: { endpointType: 'WebHook', properties: { endpointUrl: `${hook.base}/eg` } } } }],
+    [`${rg()}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/noversion`, { location: 'local' }],
+  ];
+  for (const [p, body] of paths) {
+    const res = await refused('no api-version', { method: 'PUT', path: p, body }, { status: 400 });
+    assert.equal(res.json.error.code, 'MissingApiVersionParameter', p);
+    const empty = await refused('an empty api-version', { method: 'PUT', path: `${p}?api-version=`, body }, { status: 400 });
+    assert.equal(empty.json.error.code, 'MissingApiVersionParameter', p);
+  }
+  assert.deepEqual(await snapshot(), before);
+});
