@@ -13,23 +13,24 @@ import { ROLE_IDS } from '../../src/gates/authorization/builtin-roles.js';
 let server: TestServer;
 let hook: Webhook;
 const VAULT = 'authzvault';
-const principals: Record<'nobody' | 'reader' | 'secretsUser' | 'contributor', TestPrincipal> = {} as never;
+const principals: Record<'nobody' | 'reader' | 'secretsUser' | 'contributor' | 'releaser', TestPrincipal> = {} as never;
 const rg = () => `/subscriptions/${server.admin.subscriptionId}/resourceGroups/rg-test`;
 const vaultId = () => `${rg()}/providers/Microsoft.KeyVault/vaults/${VAULT}`;
 const NETWORK = '2024-05-01';
 
 before(async () => {
-  server = await startTestServer();
+  server = await startTestServer({ attestationAuthorities: ['https://attest.example'] });
   const tlsFile = (name: string) => fs.readFileSync(path.join(server.dataDir, 'tls', name), 'utf8');
   hook = await startWebhook({ tls: { cert: tlsFile('server.crt'), key: tlsFile('server.key') } });
   await server.createVault(VAULT);
   await server.secretClient(VAULT).setSecret('db-password', 'contributors-must-not-see-this');
-  for (const name of Object.keys({ nobody: 0, reader: 0, secretsUser: 0, contributor: 0 }) as (keyof typeof principals)[]) {
+  for (const name of Object.keys({ nobody: 0, reader: 0, secretsUser: 0, contributor: 0, releaser: 0 }) as (keyof typeof principals)[]) {
     principals[name] = await createPrincipal(server, `authz-${name}`);
   }
   await assignRole(server, rg(), ROLE_IDS.reader, principals.reader.objectId);
   await assignRole(server, vaultId(), ROLE_IDS.keyVaultSecretsUser, principals.secretsUser.objectId);
   await assignRole(server, rg(), ROLE_IDS.contributor, principals.contributor.objectId);
+  await assignRole(server, vaultId(), ROLE_IDS.keyVaultCryptoServiceReleaseUser, principals.releaser.objectId);
   const admin = armClient(server, server.adminCredential);
   const ok = async (p: Promise<{ status: number; body: any }>) => {
     const { status, body } = await p;
@@ -188,4 +189,37 @@ test('managing a vault grants no data: a Contributor manages its network and mon
   assert.equal(grant.body.error.code, 'AuthorizationFailed');
   // A Key Vault Secrets User reads the secret, yet manages nothing of the vault.
   assert.equal((await secretClientAs(server, VAULT, principals.secretsUser.credential).getSecret('db-password')).value, 'contributors-must-not-see-this');
+});
+
+test('key release and certificate issuers: only their own data roles reach them, never management roles', async () => {
+  const admin = await server.adminCredential.getToken(`${server.coffer.endpoints.dataPlaneResource}/.default`);
+  const vault = server.vaultUrl(VAULT).replace(/\/$/, '');
+  const dataCall = async (who: TestPrincipal | 'admin', method: string, p: string, body?: unknown) => {
+    const token = who === 'admin' ? admin!.token : (await who.credential.getToken(`${server.coffer.endpoints.dataPlaneResource}/.default`))!.token;
+    const res = await fetch(`${vault}${p}?api-version=7.5`, {
+      method, headers: { authorization: `Bearer ${token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) }, body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    return { status: res.status, body: await res.json().catch(() => undefined) };
+  };
+  const policy = { version: '1.0.0', anyOf: [{ authority: 'https://attest.example', allOf: [{ claim: 'x-ms-attestation-type', equals: 'sevsnpvm' }] }] };
+  const created = await dataCall('admin', 'POST', '/keys/releasable/create', {
+    kty: 'RSA', key_size: 2048, attributes: { exportable: true },
+    release_policy: { contentType: 'application/json; charset=utf-8', data: Buffer.from(JSON.stringify(policy)).toString('base64url') },
+  });
+  assert.equal(created.status, 200, JSON.stringify(created.body));
+  assert.equal((await dataCall('admin', 'PUT', '/certificates/issuers/ca', { provider: 'Test', credentials: { account_id: 'acct', pwd: 'issuer-pw' } })).status, 200);
+  for (const who of ['nobody', 'reader', 'secretsUser', 'contributor'] as const) {
+    const release = await dataCall(principals[who], 'POST', '/keys/releasable/release', { target: 'a.b.c' });
+    assert.equal(release.status, 403, `${who} release: ${JSON.stringify(release.body)}`);
+    assert.equal(release.body.error.code, 'Forbidden');
+    const issuer = await dataCall(principals[who], 'GET', '/certificates/issuers/ca');
+    assert.equal(issuer.status, 403, `${who} issuer: ${JSON.stringify(issuer.body)}`);
+    const write = await dataCall(principals[who], 'PUT', '/certificates/issuers/ca', { provider: 'Test', credentials: { pwd: 'planted' } });
+    assert.equal(write.status, 403, `${who} issuer write: ${JSON.stringify(write.body)}`);
+  }
+  // The release role gets past authorization (the token is then judged: a bad one is a 400) but reads nothing else.
+  const released = await dataCall(principals.releaser, 'POST', '/keys/releasable/release', { target: 'a.b.c' });
+  assert.equal(released.status, 400, JSON.stringify(released.body));
+  assert.equal((await dataCall(principals.releaser, 'GET', '/keys/releasable')).status, 403);
+  assert.equal((await dataCall(principals.releaser, 'GET', '/secrets/db-password')).status, 403);
 });
