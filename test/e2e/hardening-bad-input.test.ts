@@ -101,7 +101,7 @@ async function snapshot() {
     out[list] = res.json;
   }
   const vault = server.vaultUrl(VAULT).replace(/\/$/, '');
-  for (const list of ['/keys', '/secrets', '/certificates', '/certificates/issuers', '/keys/releasable/versions']) {
+  for (const list of ['/keys', '/secrets', '/certificates', '/certificates/issuers', '/keys/releasable/versions', '/keys/releasable']) {
     const res = await rawRequest(`${vault}${list}?api-version=7.5`, { token: data });
     assert.equal(res.status, 200, `${list}: ${res.text}`);
     out[list] = res.json;
@@ -495,6 +495,9 @@ test('keys and certificates: release, release policies, includePending, PFX impo
     ['a policy with a content type of the wrong type', dp('POST', '/keys/np/create', exportable({ contentType: 5, data: 'e30' }))],
     ['a policy on a key that is not exportable', dp('POST', '/keys/np/create', { kty: 'RSA', key_size: 2048, release_policy: policy({ version: '1.0.0', anyOf: [{ authority: 'https://attest.example', allOf: [{ claim: 'x', equals: true }] }] }) })],
     ['a bad policy update', dp('PATCH', '/keys/releasable', { release_policy: { data: '%%%' } })],
+    ['a policy update that is not JSON', dp('PATCH', '/keys/releasable', { release_policy: policy('{') })],
+    ['a policy update without anyOf', dp('PATCH', '/keys/releasable', { release_policy: policy({ version: '1.0.0' }) })],
+    ['a policy update with attributes of the wrong type', dp('PATCH', '/keys/releasable', { release_policy: policy({ version: '1.0.0', anyOf: [] }), attributes: { exportable: 'yes' } })],
     ['certificates with a bad includePending', dp('GET', '/certificates?includePending=banana')],
     ['certificates with a repeated includePending', dp('GET', '/certificates?includePending=true&includePending=false')],
     ['a PFX import that is not base64', dp('POST', '/certificates/imp/import', { value: '!!!', pwd: 'p' })],
