@@ -569,3 +569,28 @@ test('every new management family refuses a request without an api-version (Miss
   }
   assert.deepEqual(await snapshot(), before);
 });
+
+test('hostile bodies and headers: prototype keys, deep nesting, odd Authorization headers are 4xx, never a crash', async () => {
+  const before = await snapshot();
+  const vnet = vnetPath('vnet-hostile');
+  const json = { 'content-type': 'application/json' };
+  const deep = (n: number) => `{"location":"local","properties":${'['.repeat(n)}${']'.repeat(n)}}`;
+  const cases: [string, Probe][] = [
+    ['a __proto__ key', { method: 'PUT', path: vnet, apiVersion: NETWORK_API, body: '{"__proto__":{"polluted":true},"location":"local","properties":{"addressSpace":{"addressPrefixes":["127.43.0.0/16"]}}}', headers: json }],
+    ['a constructor.prototype key', { method: 'PUT', path: vnet, apiVersion: NETWORK_API, body: '{"constructor":{"prototype":{"polluted":true}},"location":"local","properties":{"addressSpace":{"addressPrefixes":["127.43.0.0/16"]}}}', headers: json }],
+    ['a __proto__ tag', { method: 'PUT', path: workspacePath('ws-hostile'), apiVersion: '2022-10-01', body: '{"location":"local","tags":{"__proto__":"x"}}', headers: json }],
+    ['deeply nested JSON', { method: 'PUT', path: vnet, apiVersion: NETWORK_API, body: deep(100_000), headers: json }],
+    ['deeply nested JSON in a query', { method: 'POST', path: '/coffer/trusted-issuers', body: deep(100_000), headers: json }],
+    ['a body on a DELETE', { method: 'DELETE', path: vnetPath('nosuch'), apiVersion: NETWORK_API, body: '{', headers: json }],
+    ['a charset that is not utf-8', { method: 'PUT', path: vnet, apiVersion: NETWORK_API, body: '{"location":"local"}', headers: { 'content-type': 'application/json; charset=utf-16' } }],
+    ['a Basic Authorization header', { method: 'PUT', path: vnet, apiVersion: NETWORK_API, body: { location: 'local' }, token: null, headers: { authorization: 'Basic YWRtaW46YWRtaW4=' } }],
+    ['an empty Bearer', { method: 'PUT', path: vnet, apiVersion: NETWORK_API, body: { location: 'local' }, token: null, headers: { authorization: 'Bearer ' } }],
+    ['a Bearer of three dots', { method: 'PUT', path: vnet, apiVersion: NETWORK_API, body: { location: 'local' }, token: null, headers: { authorization: 'Bearer a.b.c' } }],
+    ['a huge Bearer', { method: 'PUT', path: vnet, apiVersion: NETWORK_API, body: { location: 'local' }, token: null, headers: { authorization: `Bearer ${'a'.repeat(12_000)}` } }],
+    ['a data-plane token on the management plane', { method: 'PUT', path: vnet, apiVersion: NETWORK_API, body: { location: 'local' }, token: data }],
+    ['a management token on the data plane', { method: 'GET', path: `${server.vaultUrl(VAULT).replace(/\/$/, '')}/keys?api-version=7.5`, token: mgmt }],
+  ];
+  for (const [label, probe] of cases) await refused(label, probe);
+  assert.equal(({} as Record<string, unknown>).polluted, undefined, 'no prototype was polluted');
+  assert.deepEqual(await snapshot(), before);
+});
