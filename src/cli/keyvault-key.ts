@@ -3,9 +3,8 @@ import fs from 'node:fs';
 import { Option, type Command } from 'commander';
 import { action, boolOption, group, parsePositiveInt, parseTags, type ActionEnv } from './command.js';
 import { CliError, usageError } from './errors.js';
-import { listAll } from './http.js';
 import {
-  deletedFields, jsonValue, objectTarget, readFile, registerLifecycleCommands, registerListVersionsCommand, registerShowCommand, validityAttributes, vaultTarget, withDownloadFile, withMaxResults, withObjectTarget, withVault, type TargetOptions, type WireDeleted,
+  deletedFields, jsonValue, objectTarget, readFile, registerLifecycleCommands, registerListCommand, registerListVersionsCommand, registerShowCommand, validityAttributes, vaultTarget, withDownloadFile, withObjectTarget, withVault, type TargetOptions, type WireDeleted,
 } from './keyvault-objects.js';
 import { isoTime, subresourceName } from './output.js';
 
@@ -207,13 +206,7 @@ export function registerKeyVaultKeyCommands(program: Command) {
     return encoding === 'PEM' ? publicKey.export({ type: 'spki', format: 'pem' }) : publicKey.export({ type: 'spki', format: 'der' });
   });
 
-  withMaxResults(withVault(key.command('list')))
-    .description('List keys')
-    .option('--include-managed', 'include keys managed by certificates')
-    .action(action(async (opts: { vaultName?: string; id?: string; maxresults?: number; includeManaged?: boolean }, env) => {
-      const items = (await listAll<WireKey>(vaultTarget(opts, env), '/keys', opts.maxresults)).map(keyItem);
-      return opts.includeManaged ? items : items.filter((k) => !k.managed);
-    }));
+  registerListCommand(key, { collection: 'keys', item: keyItem, description: 'List keys' });
 
   registerListVersionsCommand(key, { collection: 'keys', noun: 'key', item: keyItem });
 

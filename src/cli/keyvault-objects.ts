@@ -116,6 +116,18 @@ export function registerShowCommand<T>(parent: Command, out: { collection: strin
     }));
 }
 
+/** `list`: a vault's secrets or keys; those a certificate manages only with `--include-managed`, as az does. */
+export function registerListCommand<T>(parent: Command, out: { collection: 'secrets' | 'keys'; item(o: T): { managed: boolean | null }; description: string }) {
+  const { collection } = out;
+  withMaxResults(withVault(parent.command('list')))
+    .description(out.description)
+    .option('--include-managed', `include ${collection} managed by certificates`)
+    .action(action(async (opts: { vaultName?: string; id?: string; maxresults?: number; includeManaged?: boolean }, env) => {
+      const items = (await listAll<T>(vaultTarget(opts, env), `/${collection}`, opts.maxresults)).map((o) => out.item(o));
+      return opts.includeManaged ? items : items.filter((o) => !o.managed);
+    }));
+}
+
 /** `list-versions`: every version of one object, as list items. */
 export function registerListVersionsCommand<T>(parent: Command, out: { collection: string; noun: string; item(o: T): unknown }) {
   const { collection, noun } = out;

@@ -2,8 +2,7 @@ import fs from 'node:fs';
 import { Option, type Command } from 'commander';
 import { action, boolOption, group, parseTags, type ActionEnv } from './command.js';
 import { CliError } from './errors.js';
-import { deletedFields, objectAttributes, objectTarget, readFile, registerLifecycleCommands, registerListVersionsCommand, registerShowCommand, validityAttributes, vaultTarget, withMaxResults, withObjectTarget, withVault, type TargetOptions, type WireAttributes, type WireDeleted } from './keyvault-objects.js';
-import { listAll } from './http.js';
+import { deletedFields, objectAttributes, objectTarget, readFile, registerLifecycleCommands, registerListCommand, registerListVersionsCommand, registerShowCommand, validityAttributes, withObjectTarget, type TargetOptions, type WireAttributes, type WireDeleted } from './keyvault-objects.js';
 import { subresourceName } from './output.js';
 
 /** The wire shapes of the secrets data plane (the parts the CLI reads). */
@@ -117,13 +116,7 @@ export function registerKeyVaultSecretCommands(program: Command) {
       return undefined;
     }));
 
-  withMaxResults(withVault(secret.command('list')))
-    .description('List secrets (without their values)')
-    .option('--include-managed', 'include secrets managed by certificates')
-    .action(action(async (opts: { vaultName?: string; id?: string; maxresults?: number; includeManaged?: boolean }, env) => {
-      const items = (await listAll<WireSecret>(vaultTarget(opts, env), '/secrets', opts.maxresults)).map(secretItem);
-      return opts.includeManaged ? items : items.filter((s) => !s.managed);
-    }));
+  registerListCommand(secret, { collection: 'secrets', item: secretItem, description: 'List secrets (without their values)' });
 
   registerListVersionsCommand(secret, { collection: 'secrets', noun: 'secret', item: secretItem });
 
