@@ -36,6 +36,7 @@ const PFX_PASSWORD = marker('pfxpassword');
 const ISSUER_PASSWORD = marker('issuerpassword');
 const HOOK_KEY = marker('hookkey');
 const HUB_KEY = marker('hubkey');
+const QUERY_KEY = marker('querykey');
 
 let dataDir: string;
 let storageUrl: string | undefined;
@@ -194,6 +195,14 @@ test('no secret value, password, token, binding, private key or URL key reaches 
   learnt.principalToken = spToken.json.access_token;
   assert.equal((await tokenRequest('sp wrong secret', { grant_type: 'client_credentials', client_id: sp.json.appId, client_secret: WRONG_CLIENT_SECRET, scope: `${admin.managementEndpoint}/.default` })).status, 401);
 
+  // Secrets put where they do not belong, in query strings, are not logged or audited either.
+  await call('secret get with a key in the query', `${vaultUrl}/secrets/leak?api-version=7.5&sig=${QUERY_KEY}`, { token: dataToken });
+  await call('token request with the secret in the query', `${admin.authorityHost}/${admin.tenantId}/oauth2/v2.0/token?client_secret=${QUERY_KEY}`, {
+    method: 'POST', body: new URLSearchParams({ grant_type: 'client_credentials', client_id: sp.json.appId, client_secret: QUERY_KEY, scope: `${admin.managementEndpoint}/.default` }).toString(),
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+  });
+  await call('management call with a key in the query', `${admin.managementEndpoint}${rg}?api-version=2022-09-01&code=${QUERY_KEY}`, { token: mgmtToken });
+
   // Passwords: a user signs in (with a refresh token), fails, gets locked out, and refreshes.
   assert.equal((await arm('user', 'POST', '/v1.0/users', { displayName: 'Leaky', userPrincipalName: 'leaky@coffer.test', passwordProfile: { password: USER_PASSWORD } })).status, 201);
   const signIn = (password: string) => tokenRequest('password grant', {
@@ -292,7 +301,7 @@ test('no secret value, password, token, binding, private key or URL key reaches 
   await waitFor('an event delivery', () => hook.events('/eg').length > 0);
 
   const secrets: Record<string, string> = {
-    SECRET_VALUE, USER_PASSWORD, WRONG_PASSWORD, WRONG_CLIENT_SECRET, PFX_PASSWORD, ISSUER_PASSWORD, HOOK_KEY, ...learnt,
+    SECRET_VALUE, USER_PASSWORD, WRONG_PASSWORD, WRONG_CLIENT_SECRET, PFX_PASSWORD, ISSUER_PASSWORD, HOOK_KEY, QUERY_KEY, ...learnt,
   };
   const notInLogsOrAudit: Record<string, string> = { ...secrets, HUB_KEY };
   const { adminClientSecret: _bootstrapFileHoldsIt, ...notInFiles } = notInLogsOrAudit;
