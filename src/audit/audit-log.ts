@@ -2,7 +2,9 @@ import { STATUS_CODES } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import type { FastifyRequest } from 'fastify';
 import type { Storage } from '../storage/engine.js';
+import { SqliteAdapter } from 'kysely';
 import { defineWrite, groupCommit } from '../storage/group-commit.js';
+import { perDialect, precompile } from '../storage/prepared.js';
 import { normaliseAddress } from '../gates/network/ip-rules.js';
 
 /** Key Vault's AuditEvent, as Azure Monitor receives it from a vault's diagnostic settings. */
@@ -64,8 +66,19 @@ function errorMessage(payload: unknown): string | undefined {
 
 type AuditRow = { time: number; record: string; resource_key: string | null; origin: string | null };
 
-/** Appends audit rows — a group-commit write (on SQLite it runs on the writer thread, with the object writes). */
+const insertAuditRow = perDialect((db) => precompile<unknown, [number, string, string | null, string | null]>(db, (p) =>
+  db.insertInto('audit_events').values({ time: p<number>(0), record: p(1), resource_key: p(2), origin: p(3) })));
+
+/**
+ * Appends audit rows — a group-commit write (on SQLite it runs on the writer thread, with the object writes). SQLite
+ * runs one prepared single-row insert per record (no query to build, no statement text per batch size);
+ * PostgreSQL gets multi-row inserts (one round trip per 500 records).
+ */
 const appendAuditRecords = defineWrite(import.meta.url, 'audit.append', async (trx, rows: AuditRow[]) => {
+  if (trx.getExecutor().adapter instanceof SqliteAdapter) {
+    for (const row of rows) await insertAuditRow(trx)(trx, row.time, row.record, row.resource_key, row.origin);
+    return;
+  }
   for (let i = 0; i < rows.length; i += 500) await trx.insertInto('audit_events').values(rows.slice(i, i + 500)).execute();
 });
 
