@@ -107,6 +107,8 @@ function settingsFrom(body: EventSubscriptionBody, topic: string, prior?: Subscr
   if (Array.isArray(advanced) ? advanced.length > 0 : advanced != null) {
     throw invalid('Advanced filters are not supported by Coffer; filter on includedEventTypes, subjectBeginsWith and subjectEndsWith.');
   }
+  // Likewise an expiry Coffer would not enforce: the subscription would go on delivering after the time asked for.
+  if ((p as { expirationTimeUtc?: unknown }).expirationTimeUtc != null) throw invalid('expirationTimeUtc is not supported by Coffer; delete the subscription when it is no longer wanted.');
   const included = p.filter?.includedEventTypes ?? null;
   for (const t of included ?? []) {
     if (!EVENT_TYPES.some((known) => known.toLowerCase() === t.toLowerCase())) {

@@ -333,6 +333,7 @@ test('Event Grid subscriptions refuse bad input (and getFullUrl of what does not
     ['a huge time to live', { method: 'PUT', path: sub, apiVersion: EVENTGRID_API, body: body({ retryPolicy: { eventTimeToLiveInMinutes: 1e15 } }) }],
     ['an unknown dead-letter type', { method: 'PUT', path: sub, apiVersion: EVENTGRID_API, body: body({ deadLetterDestination: { endpointType: 'Queue', properties: {} } }) }],
     ['a dead-letter container with traversal', { method: 'PUT', path: sub, apiVersion: EVENTGRID_API, body: body({ deadLetterDestination: { endpointType: 'StorageBlob', properties: { resourceId: storagePath('hardfiles'), blobContainerName: '../../..' } } }) }],
+    ['an expiration time (not enforced, so refused)', { method: 'PUT', path: sub, apiVersion: EVENTGRID_API, body: body({ expirationTimeUtc: '2999-01-01T00:00:00Z' }) }],
     ['labels of the wrong type', { method: 'PUT', path: sub, apiVersion: EVENTGRID_API, body: body({ labels: [1, 2] }) }],
     ['a bad name', { method: 'PUT', path: subscriptionPath('a_b'), apiVersion: EVENTGRID_API, body: body({}) }],
     ['a short name', { method: 'PUT', path: subscriptionPath('ab'), apiVersion: EVENTGRID_API, body: body({}) }],
