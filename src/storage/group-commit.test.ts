@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { openStorage, type Storage } from './engine.js';
+import { inTransaction, openStorage, type Storage } from './engine.js';
 import { groupCommit } from './group-commit.js';
 import { putSettingOrRefuse } from './group-commit.fixture.js';
 import { precompile } from './prepared.js';
@@ -39,6 +39,33 @@ for (const { engine, skip } of enginesUnderTest()) {
       }), /refused g/);
       const keys = (await storage.db.selectFrom('settings').select('key').where('key', 'in', ['a', 'b-bad', 'c', 'd-bad', 'e', 'f', 'g']).orderBy('key').execute()).map((r) => r.key);
       assert.deepEqual(keys, ['a', 'c', 'e', 'f']);
+    } finally {
+      await storage.close();
+    }
+  });
+
+  test(`${engine}: grouped writes and the server connection's own read-then-write transactions interleave without failing`, { skip }, async () => {
+    // On SQLite two connections write (the writer thread's and the server's): a transaction that reads, then writes
+    // after the other committed must wait for the lock, not fail (SQLITE_BUSY_SNAPSHOT).
+    const storage = await freshStorage(engine);
+    try {
+      const commits = groupCommit(storage);
+      // Grouped writes keep committing (four chains) while each transaction of the server's connection waits
+      // between its read and its write.
+      await commits.write(putSettingOrRefuse, 'writer-started');
+      let next = 0;
+      const grouped = Array.from({ length: 4 }, async () => {
+        while (next < 60) await commits.write(putSettingOrRefuse, `grouped-${next++}`);
+      });
+      const own = Array.from({ length: 20 }, (_, i) => inTransaction(storage, async (trx) => {
+        const seen = await trx.selectFrom('settings').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
+        await new Promise((r) => setTimeout(r, 2));
+        await trx.insertInto('settings').values({ key: `own-${i}`, value: String(seen.n) }).execute();
+      }));
+      await Promise.all([...grouped, ...own]);
+      const count = await storage.db.selectFrom('settings').select((eb) => eb.fn.countAll<number>().as('n'))
+        .where((eb) => eb.or([eb('key', 'like', 'grouped-%'), eb('key', 'like', 'own-%')])).executeTakeFirstOrThrow();
+      assert.equal(Number(count.n), 80);
     } finally {
       await storage.close();
     }
