@@ -109,17 +109,17 @@ export async function startCoffer(options: CofferOptions) {
   await keys.current();
 
   const issuer = issuerFor(endpoints.authorityHost, deployment.tenantId);
+  // What the gates read per request, cached while the database's cache generation (bumped by triggers) stands still.
+  const generationCache = createGenerationCache({ readGeneration: createGenerationReader(storage) });
   const identityGate = createIdentityGate({
     endpoints, tenantId: deployment.tenantId, directory: { getPrincipal: (objectId) => gateCache.getPrincipal(objectId) },
     verifyDataPlane: createTokenVerifier({ keys, issuer, audiences: endpoints.dataPlaneAudiences, tenantId: deployment.tenantId }),
     verifyManagement: createTokenVerifier({ keys, issuer, audiences: [endpoints.managementEndpoint, `${endpoints.managementEndpoint}/`], tenantId: deployment.tenantId }),
-    verifyExternal: createTrustedIssuers({ db: storage.db, directory }).verify,
+    verifyExternal: createTrustedIssuers({ db: storage.db, directory: { getPrincipal: (objectId) => gateCache.getPrincipal(objectId) }, cache: generationCache }).verify,
   });
   const eventGrid = createEventGrid({ storage, clock, keyring, endpoints, dataDir, onError: (err) => app.log.error({ err: (err as Error).message }, 'event delivery failed') });
   const vaults = createVaultsService({ storage, keyring, clock, endpoints, events: eventGrid.hooks });
   const authorization = createAuthorization({ db: storage.db, clock, memberships: directory.memberGroupsOf });
-  // What the gates read per request, cached while the database's cache generation (bumped by triggers) stands still.
-  const generationCache = createGenerationCache({ readGeneration: createGenerationReader(storage) });
   const networking = createNetworking({
     db: storage.db, clock, endpoints, directory, vaults, authorization, app, tls, host: options.host, port,
     subscriptionId: deployment.subscriptionId, tenantId: deployment.tenantId, adminObjectId: deployment.adminObjectId,

@@ -4,6 +4,7 @@ import type { Kysely } from 'kysely';
 import { decodeJwt, decodeProtectedHeader, jwtVerify, errors as joseErrors } from 'jose';
 import { createRemoteKeySets } from './remote-jwks.js';
 import type { Database } from '../storage/schema.js';
+import type { GenerationCache } from '../storage/generation.js';
 import type { Directory, Principal } from './directory.js';
 import { TokenRejected, describeJoseError, type TokenClaims } from './tokens.js';
 import { KeyVaultError } from '../http/errors.js';
@@ -42,11 +43,20 @@ export function isAcceptableKeyUrl(value: string) {
  * Trusted external issuers: an administrator names an OIDC issuer (real Entra ID, Keycloak, another Coffer…) by its
  * `iss`, its JWKS URL and the audience its tokens must carry for Coffer, and maps that issuer's subjects (`oid`, else
  * `sub`) to principals of this directory. Data-plane tokens of such an issuer are then accepted as those principals,
- * with the same authorization as the principal's own tokens. Nothing is cached but the issuers' key sets (jose
- * refreshes them on an unknown `kid`): removing an issuer or a mapping takes effect at the next request.
+ * with the same authorization as the principal's own tokens. The issuers' key sets are cached (jose refreshes them on
+ * an unknown `kid`); with a `cache`, so are the issuer and subject look-ups, under the database's cache generation that
+ * their tables bump: removing an issuer or a mapping takes effect at the next request, on every node.
  */
-export function createTrustedIssuers(deps: { db: Kysely<Database>; directory: Directory }) {
+export function createTrustedIssuers(deps: { db: Kysely<Database>; directory: Pick<Directory, 'getPrincipal'>; cache?: GenerationCache }) {
   const db = deps.db as unknown as Kysely<TrustTables>;
+  const memo = <V>(load: (key: string) => Promise<V>, maxEntries: number) => (deps.cache ? deps.cache.memo(load, maxEntries) : load);
+  const issuerNamed = memo((iss) => db.selectFrom('trusted_issuers').selectAll().where('issuer', '=', iss).executeTakeFirst(), 1_000);
+  /** The principal id a subject of an issuer maps to; keyed by JSON `[issuerId, ...candidate ids]`. */
+  const mappedSubject = memo(async (key) => {
+    const [issuerId, ...candidates] = JSON.parse(key) as string[];
+    return (await db.selectFrom('trusted_issuer_subjects').select('principal_id')
+      .where('issuer_id', '=', issuerId).where('external_id', 'in', candidates).executeTakeFirst())?.principal_id;
+  }, 10_000);
   const keySets = createRemoteKeySets({ timeoutMs: 5000, cooldownMs: 30_000 });
   const toIssuer = (row: TrustTables['trusted_issuers']): TrustedIssuer => ({
     id: row.id, issuer: row.issuer, jwksUri: row.jwks_uri, audience: row.audience, createdAt: new Date(Number(row.created_at)).toISOString(),
@@ -96,7 +106,7 @@ export function createTrustedIssuers(deps: { db: Kysely<Database>; directory: Di
         return undefined;
       }
       if (typeof iss !== 'string') return undefined;
-      const row = await db.selectFrom('trusted_issuers').selectAll().where('issuer', '=', iss).executeTakeFirst();
+      const row = await issuerNamed(iss);
       if (!row) return undefined;
       if (typeof alg !== 'string' || !ALGORITHMS.includes(alg)) throw new TokenRejected('AKV10031', `Token signing algorithm '${String(alg)}' is not supported.`);
       let payload: Record<string, unknown>;
@@ -111,9 +121,8 @@ export function createTrustedIssuers(deps: { db: Kysely<Database>; directory: Di
         throw new TokenRejected('AKV10031', 'Token signature validation failed: the signing keys of the issuer could not be retrieved.');
       }
       const candidates = [payload.oid, payload.sub].filter((v): v is string => typeof v === 'string' && v.length > 0);
-      const mapped = candidates.length ? await db.selectFrom('trusted_issuer_subjects').select('principal_id')
-        .where('issuer_id', '=', row.id).where('external_id', 'in', candidates).executeTakeFirst() : undefined;
-      const principal = mapped && await deps.directory.getPrincipal(mapped.principal_id);
+      const mapped = candidates.length ? await mappedSubject(JSON.stringify([row.id, ...candidates])) : undefined;
+      const principal = mapped && await deps.directory.getPrincipal(mapped);
       if (!principal) throw new TokenRejected('AKV10032', 'The subject of this token is not mapped to a principal of this directory.');
       const now = Math.floor(Date.now() / 1000);
       const claims: TokenClaims = {
