@@ -23,6 +23,9 @@ export { toArmVault } from './vaults-routes.js';
 export type Memberships = (principalId: string) => Promise<string[]>;
 export const noMemberships: Memberships = async () => [];
 
+/** The latest time the service clock may be advanced to. */
+const LATEST_SERVICE_TIME = Date.UTC(9999, 11, 31);
+
 /** Role definitions, role assignments and the RBAC evaluator over them, shared by the control plane and the data-plane gate. */
 export function createAuthorization(deps: { db: Kysely<Database>; clock: Clock; memberships?: Memberships }) {
   const memberships = deps.memberships ?? noMemberships;
@@ -102,6 +105,11 @@ export function controlPlaneRoutes(app: FastifyInstance, deps: {
       ms = parseDuration(req.body.advance);
     } catch (err) {
       throw new KeyVaultError(400, 'BadParameter', (err as Error).message);
+    }
+    // The service clock must stay a date everything can write (ISO 8601 and X.509 stop at the year 9999): past it,
+    // every request that formats a time would fail, so such an advance is refused and the clock left as it was.
+    if (!Number.isSafeInteger(ms) || deps.clock.now() + ms > LATEST_SERVICE_TIME) {
+      throw new KeyVaultError(400, 'BadParameter', `Advancing the clock by '${req.body.advance}' would take it past the year 9999.`);
     }
     deps.clock.setOffset(deps.clock.offsetMs() + ms);
     await deps.settings.put('clock.offset_ms', String(deps.clock.offsetMs()));

@@ -92,6 +92,7 @@ async function snapshot() {
     `${rg()}/providers/Microsoft.ManagedIdentity/userAssignedIdentities?api-version=2023-01-31`,
     '/coffer/trusted-issuers',
     '/v1.0/users',
+    '/v1.0/servicePrincipals',
     `${vaultId()}?api-version=2025-05-01`,
   ];
   const out: Record<string, unknown> = {};
@@ -223,6 +224,14 @@ test('Microsoft.Network: malformed bodies, wrong types, bad names and prefixes, 
     ['a trusted service with a traversal id', { method: 'PUT', path: '/coffer/admin/trusted-services/..%2F..%2Fadmin' }],
     ['a trusted service with a long id', { method: 'PUT', path: `/coffer/admin/trusted-services/${LONG}` }],
     ['POST to trusted services', { method: 'POST', path: '/coffer/admin/trusted-services', body: {} }],
+    ...malformedBodies('POST', '/coffer/admin/service-principals'),
+    ['a service principal without a name', { method: 'POST', path: '/coffer/admin/service-principals', body: {} }],
+    ['a service principal name of the wrong type', { method: 'POST', path: '/coffer/admin/service-principals', body: { displayName: ['x'] } }],
+    ['a service principal with a huge name', { method: 'POST', path: '/coffer/admin/service-principals', body: { displayName: LONG.repeat(20) } }],
+    ['a clock advance that is no duration', { method: 'POST', path: '/coffer/admin/clock/advance', body: { advance: 'banana' } }],
+    ['a negative clock advance', { method: 'POST', path: '/coffer/admin/clock/advance', body: { advance: '-1d' } }],
+    ['a huge clock advance', { method: 'POST', path: '/coffer/admin/clock/advance', body: { advance: '99999999999999999999d' } }],
+    ['a clock advance of the wrong type', { method: 'POST', path: '/coffer/admin/clock/advance', body: { advance: 5 } }],
   ];
   for (const [label, probe] of cases) await refused(label, probe);
   assert.deepEqual(await snapshot(), before);
