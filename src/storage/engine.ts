@@ -14,7 +14,7 @@ export interface Storage {
   dialect: StorageDialect;
   /** A human-readable description that never includes credentials. */
   describe: string;
-  /** SQLite only: the worker thread that runs the group commit's batches on a connection of its own. */
+  /** SQLite only, when enabled: the worker thread that runs the group commit's batches on a connection of its own. */
   writer?: SqliteWriter;
   close(): Promise<void>;
 }
@@ -44,13 +44,15 @@ export async function openStorage(opts: { url?: string; dataDir: string }): Prom
 function openSqlite(file: string): Storage {
   fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
   const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: openSqliteConnection(file) }) });
-  // The group commit's writes run on a connection of their own in a worker thread, so that their COMMIT's fsync
-  // never blocks the event loop; this connection serves the reads (WAL: readers never wait for the writer).
-  const writer = createSqliteWriter(file);
+  // COFFER_SQLITE_WRITER_THREAD=1: the group commit's batches run on a connection of their own in a worker thread,
+  // so that their COMMIT's fsync never blocks the event loop (this connection keeps the reads). Off by default: on
+  // two cores shared with the load generator it measured slower (smaller batches, a third busy thread, +22 MB RSS);
+  // see docs/BENCHMARKS.md, round 3.
+  const writer = process.env.COFFER_SQLITE_WRITER_THREAD === '1' ? createSqliteWriter(file) : undefined;
   return {
     db, dialect: 'sqlite', describe: `sqlite:${file}`, writer,
     close: async () => {
-      await writer.close();
+      await writer?.close();
       await db.destroy();
     },
   };

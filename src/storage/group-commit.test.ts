@@ -9,14 +9,27 @@ import { putSettingOrRefuse } from './group-commit.fixture.js';
 import { precompile } from './prepared.js';
 import { enginesUnderTest, freshDatabase } from '../../test/support/postgres.js';
 
-async function freshStorage(engine: 'sqlite' | 'postgres'): Promise<Storage> {
+/** `writerThread`: SQLite's group commit on the writer thread (COFFER_SQLITE_WRITER_THREAD=1) instead of the event loop. */
+async function freshStorage(engine: 'sqlite' | 'postgres', writerThread = false): Promise<Storage> {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'coffer-group-commit-test-'));
-  return openStorage({ dataDir, url: engine === 'postgres' ? await freshDatabase() : undefined });
+  const url = engine === 'postgres' ? await freshDatabase() : undefined;
+  const previous = process.env.COFFER_SQLITE_WRITER_THREAD;
+  process.env.COFFER_SQLITE_WRITER_THREAD = writerThread ? '1' : '0';
+  try {
+    return await openStorage({ dataDir, url });
+  } finally {
+    if (previous === undefined) delete process.env.COFFER_SQLITE_WRITER_THREAD; else process.env.COFFER_SQLITE_WRITER_THREAD = previous;
+  }
 }
 
-for (const { engine, skip } of enginesUnderTest()) {
-  test(`${engine}: concurrent writes commit together, and a failing write fails alone and leaves nothing`, { skip }, async () => {
-    const storage = await freshStorage(engine);
+type Mode = { engine: 'sqlite' | 'postgres'; skip: string | false; writerThread: boolean; label: string };
+const modes = enginesUnderTest().flatMap(({ engine, skip }): Mode[] => (engine === 'sqlite'
+  ? [{ engine, skip, writerThread: false, label: 'sqlite' }, { engine, skip, writerThread: true, label: 'sqlite (writer thread)' }]
+  : [{ engine, skip, writerThread: false, label: engine }]));
+
+for (const { engine, skip, writerThread, label } of modes) {
+  test(`${label}: concurrent writes commit together, and a failing write fails alone and leaves nothing`, { skip }, async () => {
+    const storage = await freshStorage(engine, writerThread);
     try {
       const commits = groupCommit(storage);
       assert.equal(groupCommit(storage), commits, 'one group commit per storage, shared by its writers');
@@ -32,7 +45,7 @@ for (const { engine, skip } of enginesUnderTest()) {
       assert.equal(duplicate[0].status, 'rejected');
       assert.match(String(((duplicate[0] as PromiseRejectedResult).reason as { code?: string }).code), engine === 'sqlite' ? /^SQLITE_CONSTRAINT/ : /^23505$/);
       assert.equal(duplicate[1].status, 'fulfilled');
-      // A closure (not a named operation) still runs atomically, in a transaction of its own.
+      // A closure (not a named operation) still runs atomically.
       await assert.rejects(commits.run(async (trx) => {
         await trx.insertInto('settings').values({ key: 'g', value: 'v' }).execute();
         throw new Error('refused g');
@@ -44,10 +57,10 @@ for (const { engine, skip } of enginesUnderTest()) {
     }
   });
 
-  test(`${engine}: grouped writes and the server connection's own read-then-write transactions interleave without failing`, { skip }, async () => {
+  test(`${label}: grouped writes and the server connection's own read-then-write transactions interleave without failing`, { skip }, async () => {
     // On SQLite two connections write (the writer thread's and the server's): a transaction that reads, then writes
     // after the other committed must wait for the lock, not fail (SQLITE_BUSY_SNAPSHOT).
-    const storage = await freshStorage(engine);
+    const storage = await freshStorage(engine, writerThread);
     try {
       const commits = groupCommit(storage);
       // Grouped writes keep committing (four chains) while each transaction of the server's connection waits
@@ -71,8 +84,8 @@ for (const { engine, skip } of enginesUnderTest()) {
     }
   });
 
-  test(`${engine}: a precompiled query binds new arguments and keeps its constants`, { skip }, async () => {
-    const storage = await freshStorage(engine);
+  test(`${label}: a precompiled query binds new arguments and keeps its constants`, { skip }, async () => {
+    const storage = await freshStorage(engine, writerThread);
     try {
       await storage.db.insertInto('settings').values([{ key: 'k1', value: 'one' }, { key: 'k2', value: 'two' }, { key: 'k3', value: 'one' }]).execute();
       const byValue = precompile<{ key: string }, [string, string]>(storage.db, (p, db) => db.selectFrom('settings').select('key')

@@ -44,8 +44,8 @@ export interface GroupCommit {
    */
   write<A, T>(operation: WriteOperation<A, T>, args: A): Promise<T>;
   /**
-   * Runs `work` atomically in a transaction of its own and resolves once it is durable. A closure cannot cross to
-   * the SQLite writer thread, so it is not grouped: prefer `write` on hot paths.
+   * Runs `work` atomically and resolves once it is durable. A closure cannot cross to the SQLite writer thread, so
+   * with the writer thread it runs in a transaction of its own (not grouped): prefer `write` on hot paths.
    */
   run<T>(work: Work<T>): Promise<T>;
 }
@@ -59,12 +59,12 @@ const shared = new WeakMap<Storage, GroupCommit>();
  * The storage's group commit, shared by every writer of that storage (object writes and audit records alike), so
  * that the writes arriving together share one transaction and one fsync.
  *
- * SQLite fsyncs every commit (`synchronous=FULL`): the writes queued while a batch is being committed are sent
- * together to the writer thread, which runs them in one transaction on its own connection, each inside its own
- * SAVEPOINT — a unit that throws is rolled back to its savepoint and fails alone, the others commit — and every unit
- * is acknowledged only after the COMMIT (its fsync) returned. The event loop never waits for that fsync, and a read
- * on the server's connection after the acknowledgement sees the write (WAL: a committed transaction is visible to
- * every statement that starts afterwards).
+ * SQLite fsyncs every commit (`synchronous=FULL`): the writes queued while a batch is being committed form the next
+ * batch, one transaction, each inside its own SAVEPOINT — a unit that throws is rolled back to its savepoint and
+ * fails alone, the others commit — and every unit is acknowledged only after the COMMIT (its fsync) returned. The
+ * batch runs on the storage's connection, or on the writer thread's own connection when it is enabled (then the
+ * event loop never waits for the fsync, and a read on the server's connection after the acknowledgement sees the
+ * write: WAL makes a committed transaction visible to every statement that starts afterwards).
  * PostgreSQL's pool already runs writes concurrently and the server groups commits itself, so there each unit is
  * its own transaction (serialization failures retried), exactly as without the queue.
  */
@@ -72,8 +72,8 @@ export function groupCommit(storage: Storage): GroupCommit {
   let commits = shared.get(storage);
   if (!commits) {
     const run = <T>(work: Work<T>) => inTransaction(storage, work);
-    commits = storage.writer
-      ? sqliteGroupCommit(storage.writer, run)
+    commits = storage.dialect === 'sqlite'
+      ? sqliteGroupCommit(storage, run)
       : { run, write: (operation, args) => run((trx) => operation.run(trx, args)) };
     shared.set(storage, commits);
   }
@@ -131,15 +131,27 @@ export function reviveError(data: ErrorData, operation?: WriteOperation<unknown,
 interface Queued {
   operation: WriteOperation<unknown, unknown>;
   args: unknown;
+  /** A closure instead of the operation (only without the writer thread: a closure cannot cross to it). */
+  work?: Work<unknown>;
   resolve(value: unknown): void;
   reject(err: unknown): void;
 }
 
-function sqliteGroupCommit(writer: NonNullable<Storage['writer']>, run: GroupCommit['run']): GroupCommit {
+/** Runs a batch on the writer thread if there is one, else on the storage's own connection (on the event loop). */
+async function commitQueued(storage: Storage, batch: Queued[]): Promise<Outcome[]> {
+  if (!storage.writer) return commitBatch(storage.db, batch.map(({ operation, args, work }) => work ?? ((trx) => operation.run(trx, args))));
+  const outcomes = await storage.writer.commit(batch.map(({ operation, args }) => ({ module: operation.module, name: operation.name, args })));
+  return outcomes.map((o, i) => (o.ok ? o : { ok: false, err: reviveError(o.error, batch[i].operation) }));
+}
+
+/** Stands for a closure in the queue (never registered, never sent to the writer thread). */
+const CLOSURE: WriteOperation<unknown, unknown> = { module: '', name: 'closure', run: () => Promise.reject(new Error('a closure runs itself')) };
+
+function sqliteGroupCommit(storage: Storage, run: GroupCommit['run']): GroupCommit {
   let queue: Queued[] = [];
   let sending = false;
 
-  // One batch at a time: what arrives while the writer thread commits one forms the next.
+  // One batch at a time: what arrives while one commits forms the next.
   function pump() {
     if (sending || !queue.length) return;
     sending = true;
@@ -151,10 +163,10 @@ function sqliteGroupCommit(writer: NonNullable<Storage['writer']>, run: GroupCom
     const batch = queue.slice(0, MAX_BATCH);
     queue = queue.slice(MAX_BATCH);
     try {
-      const outcomes = await writer.commit(batch.map(({ operation, args }) => ({ module: operation.module, name: operation.name, args })));
+      const outcomes = await commitQueued(storage, batch);
       batch.forEach((unit, i) => {
         const outcome = outcomes[i];
-        if (outcome.ok) unit.resolve(outcome.value); else unit.reject(reviveError(outcome.error, unit.operation));
+        if (outcome.ok) unit.resolve(outcome.value); else unit.reject(outcome.err);
       });
     } catch (err) {
       // The COMMIT (or the writer thread) failed: nothing of the batch is durable.
@@ -164,13 +176,15 @@ function sqliteGroupCommit(writer: NonNullable<Storage['writer']>, run: GroupCom
     pump();
   }
 
+  const enqueue = <T>(unit: Omit<Queued, 'resolve' | 'reject'>) => new Promise<T>((resolve, reject) => {
+    queue.push({ ...unit, resolve: resolve as (v: unknown) => void, reject });
+    pump();
+  });
+  // Without the writer thread a closure joins the batch like a named operation.
+  const runClosure = <T>(work: Work<T>) => (storage.writer ? run(work) : enqueue<T>({ operation: CLOSURE, args: undefined, work }));
   return {
-    run,
-    write<A, T>(operation: WriteOperation<A, T>, args: A) {
-      return new Promise<T>((resolve, reject) => {
-        queue.push({ operation: operation as WriteOperation<unknown, unknown>, args, resolve: resolve as (v: unknown) => void, reject });
-        pump();
-      });
-    },
+    run: runClosure,
+    write: <A, T>(operation: WriteOperation<A, T>, args: A) =>
+      enqueue<T>({ operation: operation as WriteOperation<unknown, unknown>, args }),
   };
 }
