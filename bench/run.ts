@@ -205,13 +205,21 @@ function rate(r: LoadResult) {
   return { rate: r.requestsPerSecond, p50: r.p50, p99: r.p99, errors: r.errors };
 }
 
-/** RSA-2048 and ECDSA P-256 sign over HTTP, when the keys API exists; `n/a` rows otherwise. */
+/**
+ * Key operations over HTTP: RSA-2048 and ECDSA P-256 sign (the issue's targets), then RSA-2048 verify, wrapKey and
+ * unwrapKey next to OpenSSL's own rate for the same RSA operation (verify and wrap are public-key operations, compared
+ * with `openssl speed`'s verify/s; unwrap is a private-key operation, compared with its sign/s).
+ */
 async function signScenarios(session: Session, measure: (name: string, spec: Spec) => Promise<LoadResult>, bareRate: number): Promise<Row[]> {
   const scenarios = [
     { scenario: 'RSA-2048 sign', create: { kty: 'RSA', key_size: 2048 }, alg: 'RS256', openssl: 'rsa2048', target: '≥ 0.70 × openssl', factor: 0.7 },
     { scenario: 'ECDSA P-256 sign', create: { kty: 'EC', crv: 'P-256' }, alg: 'ES256', openssl: 'ecdsap256', target: '≥ 0.25 × bare', factor: 0.25 },
   ];
   const rowsOut: Row[] = [];
+  const digest = crypto.createHash('sha256').update('coffer bench').digest('base64url');
+  const operation = (keyPath: string, op: string, body: object): Spec => ({
+    url: `${session.vaultUrl}${keyPath}/${op}?${API}`, method: 'POST', headers: session.vaultHeaders, body: JSON.stringify(body),
+  });
   for (const s of scenarios) {
     let kid: string;
     try {
@@ -223,31 +231,41 @@ async function signScenarios(session: Session, measure: (name: string, spec: Spe
       continue;
     }
     const keyPath = new URL(kid).pathname;
-    const digest = crypto.createHash('sha256').update('coffer bench').digest('base64url');
-    const result = await measure(s.scenario, {
-      url: `${session.vaultUrl}${keyPath}/sign?${API}`, method: 'POST', headers: session.vaultHeaders, body: JSON.stringify({ alg: s.alg, value: digest }),
-    });
-    const openssl = opensslSignsPerSecond(s.openssl);
+    const result = await measure(s.scenario, operation(keyPath, 'sign', { alg: s.alg, value: digest }));
+    const openssl = opensslSpeed(s.openssl);
     if (s.alg === 'ES256') {
-      notes.push(`ECDSA P-256: \`openssl speed -multi ${cores} ecdsap256\` signs ${openssl?.toFixed(0) ?? '?'}/s here; the target compares with the bare HTTPS server, since a P-256 signature costs far less than a request.`);
+      notes.push(`ECDSA P-256: \`openssl speed -multi ${cores} ecdsap256\` signs ${openssl?.sign.toFixed(0) ?? '?'}/s here; the target compares with the bare HTTPS server, since a P-256 signature costs far less than a request.`);
     }
-    const baseline = s.alg === 'ES256' ? bareRate : openssl;
+    const baseline = s.alg === 'ES256' ? bareRate : openssl?.sign;
     rowsOut.push({
       scenario: s.scenario, ...rate(result), baseline, baselineName: s.alg === 'ES256' ? 'bare https' : `openssl -multi ${cores}`,
       target: s.target, met: baseline ? result.requestsPerSecond >= s.factor * baseline : undefined,
     });
+    if (s.alg !== 'RS256') continue;
+
+    const signature = JSON.parse(await session.vault('POST', `${keyPath}/sign`, JSON.stringify({ alg: s.alg, value: digest }))).value as string;
+    const aesKey = crypto.randomBytes(32).toString('base64url');
+    const wrapped = JSON.parse(await session.vault('POST', `${keyPath}/wrapkey`, JSON.stringify({ alg: 'RSA-OAEP-256', value: aesKey }))).value as string;
+    const more = [
+      { scenario: 'RSA-2048 verify', spec: operation(keyPath, 'verify', { alg: s.alg, digest, value: signature }), baseline: openssl?.verify, unit: 'verify/s' },
+      { scenario: 'RSA-2048 wrapKey (OAEP-256)', spec: operation(keyPath, 'wrapkey', { alg: 'RSA-OAEP-256', value: aesKey }), baseline: openssl?.verify, unit: 'verify/s' },
+      { scenario: 'RSA-2048 unwrapKey (OAEP-256)', spec: operation(keyPath, 'unwrapkey', { alg: 'RSA-OAEP-256', value: wrapped }), baseline: openssl?.sign, unit: 'sign/s' },
+    ];
+    for (const m of more) {
+      rowsOut.push({ scenario: m.scenario, ...rate(await measure(m.scenario, m.spec)), baseline: m.baseline, baselineName: `openssl ${m.unit}`, target: '(none)' });
+    }
   }
   return rowsOut;
 }
 
-/** Sign operations per second from `openssl speed -multi <cores> <algorithm>`, or undefined without openssl. */
-function opensslSignsPerSecond(algorithm: string): number | undefined {
+/** Sign and verify operations per second from `openssl speed -multi <cores> <algorithm>`, or undefined without openssl. */
+function opensslSpeed(algorithm: string): { sign: number; verify: number } | undefined {
   try {
     const out = execFileSync('openssl', ['speed', '-multi', String(cores), '-seconds', quick ? '1' : '3', algorithm], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
     // "rsa 2048 bits 0.000230s 0.000012s 4344.0 82232.0" / " 256 bits ecdsa (nistp256) 0.0000s 0.0000s 70361.0 23815.0"
     const line = out.split('\n').reverse().find((l) => /(rsa 2048 bits|256 bits ecdsa)/.test(l));
-    const numbers = line?.trim().split(/\s+/).slice(-2).map(Number);
-    return numbers && Number.isFinite(numbers[0]) ? numbers[0] : undefined;
+    const [sign, verify] = line?.trim().split(/\s+/).slice(-2).map(Number) ?? [];
+    return Number.isFinite(sign) && Number.isFinite(verify) ? { sign, verify } : undefined;
   } catch {
     return undefined;
   }
