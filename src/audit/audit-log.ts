@@ -2,9 +2,7 @@ import { STATUS_CODES } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import type { FastifyRequest } from 'fastify';
 import type { Storage } from '../storage/engine.js';
-import { SqliteAdapter } from 'kysely';
-import { defineWrite, groupCommit } from '../storage/group-commit.js';
-import { perDialect, precompile } from '../storage/prepared.js';
+import { groupCommit } from '../storage/group-commit.js';
 import { normaliseAddress } from '../gates/network/ip-rules.js';
 
 /** Key Vault's AuditEvent, as Azure Monitor receives it from a vault's diagnostic settings. */
@@ -64,24 +62,6 @@ function errorMessage(payload: unknown): string | undefined {
   }
 }
 
-type AuditRow = { time: number; record: string; resource_key: string | null; origin: string | null };
-
-const insertAuditRow = perDialect((db) => precompile<unknown, [number, string, string | null, string | null]>(db, (p) =>
-  db.insertInto('audit_events').values({ time: p<number>(0), record: p(1), resource_key: p(2), origin: p(3) })));
-
-/**
- * Appends audit rows — a group-commit write (on SQLite it runs on the writer thread, with the object writes). SQLite
- * runs one prepared single-row insert per record (no query to build, no statement text per batch size);
- * PostgreSQL gets multi-row inserts (one round trip per 500 records).
- */
-const appendAuditRecords = defineWrite(import.meta.url, 'audit.append', async (trx, rows: AuditRow[]) => {
-  if (trx.getExecutor().adapter instanceof SqliteAdapter) {
-    for (const row of rows) await insertAuditRow(trx)(trx, row.time, row.record, row.resource_key, row.origin);
-    return;
-  }
-  for (let i = 0; i < rows.length; i += 500) await trx.insertInto('audit_events').values(rows.slice(i, i + 500)).execute();
-});
-
 /**
  * Durable audit with group commit: records that arrive while a batch is being written wait for the next batch,
  * and each batch is one transaction (one fsync) however many requests it covers. Every request on the vault,
@@ -107,8 +87,13 @@ export function createAuditLog(deps: {
       pending = [];
       try {
         // The storage's group commit: a batch shares its transaction (and fsync) with the object writes queued with it.
-        await groupCommit(deps.storage).write(appendAuditRecords,
-          batch.map(({ time, record, resource_key }) => ({ time, record, resource_key, origin: deps.origin ?? null })));
+        await groupCommit(deps.storage).run(async (trx) => {
+          for (let i = 0; i < batch.length; i += 500) {
+            await trx.insertInto('audit_events')
+              .values(batch.slice(i, i + 500).map(({ time, record, resource_key }) => ({ time, record, resource_key, origin: deps.origin ?? null })))
+              .execute();
+          }
+        });
         batch.forEach((b) => b.done());
         deps.onCommitted?.();
       } catch (err) {

@@ -1,10 +1,8 @@
 import crypto from 'node:crypto';
 import { sql } from 'kysely';
 import type { Storage } from '../storage/engine.js';
-import { defineWrite, groupCommit } from '../storage/group-commit.js';
-import { perDialect, precompile } from '../storage/prepared.js';
-import type { Database } from '../storage/schema.js';
-import type { Kysely } from 'kysely';
+import { groupCommit } from '../storage/group-commit.js';
+import { precompile } from '../storage/prepared.js';
 import type { Keyring } from '../crypto/envelope.js';
 import type { Clock } from '../clock.js';
 
@@ -61,7 +59,6 @@ export interface Page<T> {
 export type StoreFailure = 'NotFound' | 'DeletedButRecoverable' | 'AlreadyExists' | 'NotDeleted' | 'BadContinuation';
 
 export class StoreError extends Error {
-  override name = 'StoreError';
   constructor(readonly reason: StoreFailure, message: string) {
     super(message);
   }
@@ -106,63 +103,6 @@ export interface ObjectStore {
   purgeDue(now: number): Promise<number>;
 }
 
-/** The statements of a new version, compiled once per dialect (they run on either engine's transactions). */
-const writeStatements = perDialect((db) => ({
-  // Creates the name row if new, else locks it (a no-op update) for the rest of the transaction; tells its state.
-  claimName: precompile<{ name: string; current_seq: number | null; deleted_at: number | null }, [string, Collection, string, string]>(db, (p) =>
-    db.insertInto('object_names').values({
-      vault_id: p(0), collection: p(1), name_key: p(2), name: p(3), current_seq: null, deleted_at: null, scheduled_purge_at: null,
-    }).onConflict((oc) => oc.columns(['vault_id', 'collection', 'name_key']).doUpdateSet({ name: sql`object_names.name` }))
-      .returning(['name', 'current_seq', 'deleted_at'])),
-  versionAtSeq: precompile<{ version: string }, [number]>(db, (p) =>
-    db.selectFrom('object_versions').select('version').where('seq', '=', p<number>(0))),
-  insertVersion: precompile<{ seq: number }, [string, Collection, string, string, Uint8Array, string, number, number]>(db, (p) =>
-    db.insertInto('object_versions').values({
-      vault_id: p(0), collection: p(1), name_key: p(2), version: p(3), payload: p<Buffer>(4), meta: p(5), created_at: p<number>(6), updated_at: p<number>(7),
-    }).returning('seq')),
-  setCurrent: precompile<unknown, [number, string, Collection, string]>(db, (p) =>
-    db.updateTable('object_names').set({ current_seq: p<number>(0) })
-      .where('vault_id', '=', p(1)).where('collection', '=', p(2)).where('name_key', '=', p(3))),
-}));
-
-interface InsertVersionsArgs {
-  vaultId: string;
-  collection: Collection;
-  nameKey: string;
-  name: string;
-  /** Payloads already sealed under their identity (which the transaction does not change). */
-  versions: { version: string; meta: VersionMeta; created: number; updated: number; payload: Uint8Array }[];
-  mustBeNew: boolean;
-}
-
-/**
- * Adds versions to a name, the last one becoming current — a group-commit write (on SQLite it runs on the writer
- * thread). Returns what the caller does not know yet: the name as first written, the last version's seq and meta.
- */
-const insertVersionsWrite = defineWrite(import.meta.url, 'objects.insertVersions', async (trx: Kysely<Database>, args: InsertVersionsArgs) => {
-  const statements = writeStatements(trx);
-  const { vaultId, collection, nameKey, name, mustBeNew } = args;
-  const [locked] = await statements.claimName(trx, vaultId, collection, nameKey, name);
-  if (locked.deleted_at !== null) {
-    throw new StoreError('DeletedButRecoverable', `${name} is currently in a deleted but recoverable state`);
-  }
-  if (mustBeNew && locked.current_seq !== null) throw new StoreError('AlreadyExists', `${name} already exists`);
-  let versions = args.versions;
-  if (!mustBeNew && locked.current_seq !== null) {
-    // Read under the lock: a concurrent writer's version is either fully before ours or fully after.
-    const [previous] = await statements.versionAtSeq(trx, Number(locked.current_seq));
-    versions = versions.map((v, i) => (i === 0 ? { ...v, meta: { ...v.meta, previousVersion: previous.version } } : v));
-  }
-  let last = { seq: 0, meta: '' };
-  for (const v of versions) {
-    const meta = JSON.stringify(v.meta);
-    const [inserted] = await statements.insertVersion(trx, vaultId, collection, nameKey, v.version, v.payload, meta, v.created, v.updated);
-    last = { seq: Number(inserted.seq), meta };
-  }
-  await statements.setCurrent(trx, last.seq, vaultId, collection, nameKey);
-  return { name: locked.name, ...last };
-}, { revive: (e) => (e.name === 'StoreError' ? new StoreError(e.reason as StoreFailure, e.message) : undefined) });
-
 type VersionRow = { name: string; version: string; seq: number; meta: string; payload: Buffer; created_at: number; updated_at: number; name_key: string };
 
 export function createObjectStore(deps: { storage: Storage; keyring: Keyring; clock: Clock }): ObjectStore {
@@ -199,6 +139,18 @@ export function createObjectStore(deps: { storage: Storage; keyring: Keyring; cl
   const statements = {
     current: precompile<VersionRow, [string, Collection, string]>(db, (p) => liveVersionQuery(db, p(0), p(1), p(2))),
     atVersion: precompile<VersionRow, [string, Collection, string, string]>(db, (p) => liveVersionQuery(db, p(0), p(1), p(2), p(3))),
+    // Creates the name row if new, else locks it (a no-op update) for the rest of the transaction; tells its state.
+    claimName: precompile<{ name: string; current_seq: number | null; deleted_at: number | null }, [string, Collection, string, string]>(db, (p) =>
+      db.insertInto('object_names').values({
+        vault_id: p(0), collection: p(1), name_key: p(2), name: p(3), current_seq: null, deleted_at: null, scheduled_purge_at: null,
+      }).onConflict((oc) => oc.columns(['vault_id', 'collection', 'name_key']).doUpdateSet({ name: sql`object_names.name` }))
+        .returning(['name', 'current_seq', 'deleted_at'])),
+    versionAtSeq: precompile<{ version: string }, [number]>(db, (p) =>
+      db.selectFrom('object_versions').select('version').where('seq', '=', p<number>(0))),
+    insertVersion: precompile<{ seq: number }, [string, Collection, string, string, Buffer, string, number, number]>(db, (p) =>
+      db.insertInto('object_versions').values({
+        vault_id: p(0), collection: p(1), name_key: p(2), version: p(3), payload: p<Buffer>(4), meta: p(5), created_at: p<number>(6), updated_at: p<number>(7),
+      }).returning('seq')),
     // A page of live names with their current versions, after a cursor ('' before every name).
     page: precompile<VersionRow, [string, Collection, string, number]>(db, (p) => db.selectFrom('object_names as n')
       .innerJoin('object_versions as v', (j) => j.onRef('v.seq', '=', 'n.current_seq'))
@@ -206,6 +158,9 @@ export function createObjectStore(deps: { storage: Storage; keyring: Keyring; cl
       .where('n.vault_id', '=', p(0)).where('n.collection', '=', p(1)).where('n.deleted_at', 'is', null)
       .where('n.name_key', '>', p(2))
       .orderBy('n.name_key').limit(p<number>(3))),
+    setCurrent: precompile<unknown, [number, string, Collection, string]>(db, (p) =>
+      db.updateTable('object_names').set({ current_seq: p<number>(0) })
+        .where('vault_id', '=', p(1)).where('collection', '=', p(2)).where('name_key', '=', p(3))),
   };
   const readVersion = async (executor: typeof db, vault: VaultRef, collection: Collection, nameKey: string, version?: string) =>
     (version === undefined
@@ -214,22 +169,28 @@ export function createObjectStore(deps: { storage: Storage; keyring: Keyring; cl
   // Object writes share the storage's group commit (one transaction and fsync per batch on SQLite).
   const commits = groupCommit(storage);
 
-  /** Adds versions (sealed here, on the calling thread) through the group commit; see `insertVersionsWrite`. */
-  async function insertVersions(vault: VaultRef, collection: Collection, name: string,
+  async function insertVersions(trx: typeof db, vault: VaultRef, collection: Collection, name: string,
     versions: { version: string; meta: VersionMeta; created: number; updated: number; payload: Buffer }[], mustBeNew: boolean) {
     const nameKey = name.toLowerCase();
-    const sealed = versions.map((v) => ({
-      version: v.version, meta: v.meta, created: v.created, updated: v.updated,
-      payload: keyring.sealValue(vault.id, vault.wrappedDataKey, identity(vault, collection, nameKey, v.version), v.payload),
-    }));
-    // Each payload as an array of its own: a Buffer is often a view of Node's shared 8 KB pool, all of which a
-    // structured clone (to the SQLite writer thread) would copy.
-    const versionsToWrite = sealed.map((v) => ({ ...v, payload: new Uint8Array(v.payload) }));
-    const last = await commits.write(insertVersionsWrite, { vaultId: vault.id, collection, nameKey, name, versions: versionsToWrite, mustBeNew });
-    const { version, created, updated, payload } = sealed[sealed.length - 1];
-    return toVersion(vault, collection, {
-      name: last.name, name_key: nameKey, version, seq: last.seq, meta: last.meta, payload, created_at: created, updated_at: updated,
-    });
+    const [locked] = await statements.claimName(trx, vault.id, collection, nameKey, name);
+    if (locked.deleted_at !== null) {
+      throw new StoreError('DeletedButRecoverable', `${name} is currently in a deleted but recoverable state`);
+    }
+    if (mustBeNew && locked.current_seq !== null) throw new StoreError('AlreadyExists', `${name} already exists`);
+    if (!mustBeNew && locked.current_seq !== null) {
+      // Read under the lock: a concurrent writer's version is either fully before ours or fully after.
+      const [previous] = await statements.versionAtSeq(trx, Number(locked.current_seq));
+      versions = versions.map((v, i) => (i === 0 ? { ...v, meta: { ...v.meta, previousVersion: previous.version } } : v));
+    }
+    let last: VersionRow | undefined;
+    for (const v of versions) {
+      const sealed = keyring.sealValue(vault.id, vault.wrappedDataKey, identity(vault, collection, nameKey, v.version), v.payload);
+      const meta = JSON.stringify(v.meta);
+      const [inserted] = await statements.insertVersion(trx, vault.id, collection, nameKey, v.version, sealed, meta, v.created, v.updated);
+      last = { name: locked.name, name_key: nameKey, version: v.version, seq: Number(inserted.seq), meta, payload: sealed, created_at: v.created, updated_at: v.updated };
+    }
+    await statements.setCurrent(trx, last!.seq, vault.id, collection, nameKey);
+    return toVersion(vault, collection, last!);
   }
 
   async function deletedRow(executor: typeof db, vault: VaultRef, collection: Collection, nameKey: string) {
@@ -250,7 +211,8 @@ export function createObjectStore(deps: { storage: Storage; keyring: Keyring; cl
   return {
     async create(vault, collection, name, payload, meta, version) {
       const now = clock.now();
-      return insertVersions(vault, collection, name, [{ version: version ?? newVersionId(), meta, created: now, updated: now, payload }], false);
+      return commits.run((trx) =>
+        insertVersions(trx, vault, collection, name, [{ version: version ?? newVersionId(), meta, created: now, updated: now, payload }], false));
     },
 
     async get(vault, collection, name, version) {
@@ -362,7 +324,7 @@ export function createObjectStore(deps: { storage: Storage; keyring: Keyring; cl
     },
 
     async importVersions(vault, collection, name, versions) {
-      return insertVersions(vault, collection, name, versions, true);
+      return commits.run((trx) => insertVersions(trx, vault, collection, name, versions, true));
     },
 
     async purgeDue(now) {

@@ -5,7 +5,6 @@ import SQLite from 'better-sqlite3';
 import pg from 'pg';
 import type { Database } from './schema.js';
 import { migrationProvider } from './migrations.js';
-import { createSqliteWriter, type SqliteWriter } from './sqlite-writer.js';
 
 export type StorageDialect = 'sqlite' | 'postgres';
 
@@ -14,8 +13,6 @@ export interface Storage {
   dialect: StorageDialect;
   /** A human-readable description that never includes credentials. */
   describe: string;
-  /** SQLite only, when enabled: the worker thread that runs the group commit's batches on a connection of its own. */
-  writer?: SqliteWriter;
   close(): Promise<void>;
 }
 
@@ -43,32 +40,12 @@ export async function openStorage(opts: { url?: string; dataDir: string }): Prom
 
 function openSqlite(file: string): Storage {
   fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
-  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: openSqliteConnection(file) }) });
-  // COFFER_SQLITE_WRITER_THREAD=1: the group commit's batches run on a connection of their own in a worker thread,
-  // so that their COMMIT's fsync never blocks the event loop (this connection keeps the reads). Off by default: on
-  // two cores shared with the load generator it measured slower (smaller batches, a third busy thread, +22 MB RSS);
-  // see docs/BENCHMARKS.md, round 3.
-  const writer = process.env.COFFER_SQLITE_WRITER_THREAD === '1' ? createSqliteWriter(file) : undefined;
-  return {
-    db, dialect: 'sqlite', describe: `sqlite:${file}`, writer,
-    close: async () => {
-      await writer?.close();
-      await db.destroy();
-    },
-  };
-}
-
-/**
- * One SQLite connection as Coffer uses it (the server's and the writer thread's alike): WAL, every commit fsynced,
- * foreign keys enforced, prepared statements reused.
- */
-export function openSqliteConnection(file: string, opts: { busyTimeoutMs?: number } = {}): SQLite.Database {
   const database = new SQLite(file);
   database.pragma('journal_mode = WAL');
   // FULL: every commit is fsynced before it returns, so an acknowledged write survives power loss.
   database.pragma('synchronous = FULL');
   database.pragma('foreign_keys = ON');
-  database.pragma(`busy_timeout = ${opts.busyTimeoutMs ?? 5000}`);
+  database.pragma('busy_timeout = 5000');
   // Kysely's SQLite driver prepares every statement anew (10% of a GET's CPU); reuse prepared statements by SQL text.
   // Safe across schema changes (SQLite re-prepares transparently) and holds no data. Nothing streams (iterate),
   // so a cached statement is never busy when reused.
@@ -76,10 +53,6 @@ export function openSqliteConnection(file: string, opts: { busyTimeoutMs?: numbe
   const cachingDatabase = {
     close: () => database.close(),
     prepare(sqlText: string) {
-      // Two connections write (this one and the writer thread's): a deferred transaction that reads, then writes
-      // after the other committed would fail at once (SQLITE_BUSY_SNAPSHOT, no retry). An immediate one takes the
-      // write lock up front, waiting for the other under busy_timeout.
-      if (sqlText === 'begin') sqlText = 'begin immediate';
       let statement = statements.get(sqlText);
       if (!statement) {
         if (statements.size >= 500) statements.clear(); // bounded: multi-row inserts vary in text
@@ -88,7 +61,8 @@ export function openSqliteConnection(file: string, opts: { busyTimeoutMs?: numbe
       return statement;
     },
   };
-  return cachingDatabase as unknown as SQLite.Database;
+  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: cachingDatabase as unknown as SQLite.Database }) });
+  return { db, dialect: 'sqlite', describe: `sqlite:${file}`, close: () => db.destroy() };
 }
 
 /** The URL parameters Coffer interprets itself; they are removed before the URL reaches the driver. */

@@ -21,17 +21,3 @@ export function precompile<Row, Args extends unknown[]>(db: Kysely<any>, build: 
     return (await executor.executeQuery<Row>({ ...compiled, parameters })).rows;
   };
 }
-
-/**
- * `build(executor)` once per dialect: statements precompiled by an operation that runs on either engine's
- * transactions (the compiled SQL depends only on the dialect).
- */
-export function perDialect<S>(build: (executor: Kysely<any>) => S): (executor: Kysely<any>) => S {
-  const built = new Map<unknown, S>();
-  return (executor) => {
-    const dialect = executor.getExecutor().adapter.constructor;
-    let statements = built.get(dialect);
-    if (!statements) built.set(dialect, (statements = build(executor)));
-    return statements;
-  };
-}
