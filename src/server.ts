@@ -37,6 +37,7 @@ import { keysRoutes } from './objects/keys/routes.js';
 import { createKeyRotationJob } from './objects/keys/rotation-job.js';
 import { createHsmCollectionJob } from './objects/keys/hsm-gc-job.js';
 import { createCertificatesService } from './objects/certificates/service.js';
+import { installManagedObjectGuard } from './objects/certificates/managed-guard.js';
 import { createCertificateContacts } from './objects/certificates/contacts.js';
 import { createCertificateIssuers } from './objects/certificates/issuers.js';
 import { createCertificateRenewalJob } from './objects/certificates/renewal-job.js';
@@ -117,7 +118,7 @@ export async function startCoffer(options: CofferOptions) {
     verifyManagement: createTokenVerifier({ keys, issuer, audiences: [endpoints.managementEndpoint, `${endpoints.managementEndpoint}/`], tenantId: deployment.tenantId }),
     verifyExternal: createTrustedIssuers({ db: storage.db, directory: { getPrincipal: (objectId) => gateCache.getPrincipal(objectId) }, cache: generationCache }).verify,
   });
-  const eventGrid = createEventGrid({ storage, clock, keyring, endpoints, dataDir, onError: (err) => app.log.error({ err: (err as Error).message }, 'event delivery failed') });
+  const eventGrid = createEventGrid({ storage, clock, keyring, endpoints, dataDir, cache: generationCache, onError: (err) => app.log.error({ err: (err as Error).message }, 'event delivery failed') });
   const vaults = createVaultsService({ storage, keyring, clock, endpoints, events: eventGrid.hooks });
   const authorization = createAuthorization({ db: storage.db, clock, memberships: directory.memberGroupsOf });
   const networking = createNetworking({
@@ -190,6 +191,8 @@ export async function startCoffer(options: CofferOptions) {
     });
     networking.routes(scope);
     eventGrid.routes(scope, { vaults, authorizer: authorization.authorizer, subscriptionId: deployment.subscriptionId, tenantId: deployment.tenantId });
+    // Before the keys' and secrets' routes: it attaches itself to those of the operations it guards.
+    installManagedObjectGuard(scope, { certificates });
     secretsRoutes(scope, { secrets, endpoints });
     keysRoutes(scope, { keys: keyObjects, endpoints });
     certificatesRoutes(scope, {

@@ -8,6 +8,8 @@ import type { Job } from '../scheduler/scheduler.js';
 import type { Endpoints } from '../endpoints.js';
 import type { Storage } from '../storage/engine.js';
 import { groupCommit } from '../storage/group-commit.js';
+import type { GenerationCache } from '../storage/generation.js';
+import type { VersionWriteHook } from '../objects/store.js';
 import { newEvent, type KeyVaultEventData, type ObjectEventKind, type ObjectType } from './events.js';
 import { createOutbox } from './outbox.js';
 import { createEventSubscriptions } from './subscriptions.js';
@@ -23,20 +25,36 @@ export interface VersionFacts {
 }
 
 /**
- * The hooks the services call after a change: one call each, awaited, so the event is in the outbox (durable)
- * before the response that reports the change is sent.
+ * The hooks the services call. A new version's event is written by the version's own transaction (so neither exists
+ * without the other): `objectVersionCreated` is asked before the write and hands the store the work to join to it, or
+ * nothing when the vault has no subscription. A change of access policy is published after it, awaited, so its event
+ * is in the outbox (durable) before the response that reports the change is sent.
  */
 export interface VaultEventHooks {
-  objectVersionCreated(vault: { id: string }, objectType: ObjectType, version: VersionFacts): Promise<void>;
+  objectVersionCreated(vault: { id: string }, objectType: ObjectType): Promise<VersionWriteHook | undefined>;
   accessPolicyChanged(vault: { id: string }): Promise<void>;
 }
 
 const vaultNameOf = (vaultResourceId: string) => vaultResourceId.slice(vaultResourceId.lastIndexOf('/') + 1);
 const COLLECTION_PATH: Record<ObjectType, string> = { Secret: 'secrets', Key: 'keys', Certificate: 'certificates' };
 
-/** Event Grid for Coffer: subscriptions, the outbox and its delivery, and the publishing hooks. */
-export function createEventGrid(deps: { storage: Storage; clock: Clock; keyring: Keyring; endpoints: Endpoints; dataDir: string; onError?: (err: unknown) => void }) {
-  const { clock, endpoints } = deps;
+/** How many vaults' "has subscriptions" answers are cached (the cache also starts over whenever the generation moves). */
+const CACHED_VAULTS = 10_000;
+/**
+ * How old the cache generation may be when a write asks whether its vault has subscriptions. Inside a request it was
+ * read by the request's first gate moments ago; a scheduled job's write (a renewal, a rotation) reads it again unless
+ * a request did within this time, so a subscription made on another node is never missed for longer than that.
+ */
+const GENERATION_MAX_AGE_MS = 1_000;
+
+/**
+ * Event Grid for Coffer: subscriptions, the outbox and its delivery, and the publishing hooks. `cache` is the storage's
+ * cache generation (event_subscriptions bumps it): whether a vault has subscriptions is then known without a read.
+ */
+export function createEventGrid(deps: {
+  storage: Storage; clock: Clock; keyring: Keyring; endpoints: Endpoints; dataDir: string; cache: GenerationCache; onError?: (err: unknown) => void;
+}) {
+  const { clock, endpoints, cache } = deps;
   const db = eventsDb(deps.storage);
   const subscriptions = createEventSubscriptions({ db, clock, keyring: deps.keyring });
   const outbox = createOutbox({ db, storage: deps.storage, clock, subscriptions, dataDir: deps.dataDir, onError: deps.onError });
@@ -55,19 +73,33 @@ export function createEventGrid(deps: { storage: Storage; clock: Clock; keyring:
     });
   }
 
+  const hasSubscriptions = cache.memo((vaultId) => subscriptions.any(vaultId), CACHED_VAULTS);
+  /** Whether the vault has subscriptions, as of the cache generation: free while it stands still. */
+  async function anySubscriptions(vaultId: string) {
+    await cache.refreshUnlessWithin(GENERATION_MAX_AGE_MS);
+    return hasSubscriptions(vaultId);
+  }
+
   const commits = groupCommit(deps.storage);
-  /**
-   * A vault without subscriptions costs one indexed read; otherwise the outbox rows are written through the storage's
-   * group commit (sharing the fsync of concurrent writes) and delivery is kicked off at once.
-   */
+  /** Writes the outbox rows through the storage's group commit (sharing the fsync of concurrent writes), then delivers. */
   async function publish(vaultId: string, enqueue: (executor: EventsDb) => Promise<number>) {
-    if (!(await subscriptions.any(vaultId))) return;
+    if (!(await anySubscriptions(vaultId))) return;
     if (await commits.run((trx) => enqueue(withEventTables(trx)))) outbox.kick();
   }
 
   const hooks: VaultEventHooks = {
-    objectVersionCreated: (vault, objectType, version) =>
-      publish(vault.id, (executor) => enqueueObjectEvent(executor, vault.id, objectType, 'NewVersionCreated', version)),
+    async objectVersionCreated(vault, objectType) {
+      if (!(await anySubscriptions(vault.id))) return undefined;
+      let enqueued = 0;
+      return {
+        async afterInsert(trx, version) {
+          enqueued = await enqueueObjectEvent(withEventTables(trx), vault.id, objectType, 'NewVersionCreated', version);
+        },
+        afterCommit() {
+          if (enqueued) outbox.kick();
+        },
+      };
+    },
     accessPolicyChanged: (vault) => publish(vault.id, (executor) => outbox.enqueue(executor, vault.id, (topic) => {
       const vaultName = vaultNameOf(topic);
       const data: KeyVaultEventData = { Id: endpoints.vaultUrl(vaultName), VaultName: vaultName, ObjectType: 'Vault', ObjectName: vaultName, Version: null, NBF: null, EXP: null };

@@ -24,10 +24,13 @@ export function createExpiryEventsJob(deps: { storage: Storage; clock: Clock; ev
     async run(now: number) {
       if (now >= lastScan && now - lastScan < SCAN_EVERY_MS) return 0;
       lastScan = now;
-      // A purged vault's subscriptions (and, by cascade, their undelivered events) go with it.
-      await withEventTables(storage.db).deleteFrom('event_subscriptions')
+      // A purged vault's subscriptions (and, by cascade, their undelivered events) go with it. Deleted by id, and only
+      // when there are some: on PostgreSQL even a delete of no rows fires the cache-generation trigger (per statement),
+      // which would empty every node's gate caches at each scan.
+      const orphans = await withEventTables(storage.db).selectFrom('event_subscriptions').select('id')
         .where(({ not, exists, selectFrom }) => not(exists(selectFrom('vaults').select('vaults.id').whereRef('vaults.id', '=', 'event_subscriptions.vault_id'))))
         .execute();
+      if (orphans.length) await withEventTables(storage.db).deleteFrom('event_subscriptions').where('id', 'in', orphans.map((o) => o.id)).execute();
       const candidates = await storage.db.selectFrom('object_names as n')
         .innerJoin('object_versions as v', (j) => j.onRef('v.seq', '=', 'n.current_seq'))
         .innerJoin('vaults', 'vaults.id', 'n.vault_id')

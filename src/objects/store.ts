@@ -1,6 +1,7 @@
 import crypto from 'node:crypto';
-import { sql } from 'kysely';
+import { sql, type Kysely } from 'kysely';
 import type { Storage } from '../storage/engine.js';
+import type { Database } from '../storage/schema.js';
 import { groupCommit } from '../storage/group-commit.js';
 import { precompile } from '../storage/prepared.js';
 import type { Keyring } from '../crypto/envelope.js';
@@ -56,12 +57,29 @@ export interface Page<T> {
   next?: string;
 }
 
-export type StoreFailure = 'NotFound' | 'DeletedButRecoverable' | 'AlreadyExists' | 'NotDeleted' | 'BadContinuation';
+export type StoreFailure = 'NotFound' | 'DeletedButRecoverable' | 'AlreadyExists' | 'NotDeleted' | 'BadContinuation' | 'ManagedByKeyVault';
 
 export class StoreError extends Error {
   constructor(readonly reason: StoreFailure, message: string) {
     super(message);
   }
+}
+
+/**
+ * Work joined to the transaction that adds a version (its Event Grid event in the outbox): the version and that work
+ * are committed together or not at all.
+ */
+export interface VersionWriteHook {
+  /** Runs in the version's transaction once the version is written; a throw undoes the version too. */
+  afterInsert(trx: Kysely<Database>, created: StoredVersion): Promise<void>;
+  /** Runs once that transaction is durable (e.g. to start delivering the event). */
+  afterCommit(): void;
+}
+
+export interface CreateOptions {
+  /** Given only by certificates, whose managed key and secret share the certificate's version id. */
+  version?: string;
+  hook?: VersionWriteHook;
 }
 
 export interface BackupVersion {
@@ -85,8 +103,11 @@ function decodeCursor<T extends string | number>(token: string | undefined, type
 }
 
 export interface ObjectStore {
-  /** `version` is given only by certificates, whose managed key and secret share the certificate's version id. */
-  create(vault: VaultRef, collection: Collection, name: string, payload: Buffer, meta: VersionMeta, version?: string): Promise<StoredVersion>;
+  /**
+   * Adds a version (the name's current one). Refused with ManagedByKeyVault when the current version is managed by a
+   * certificate and the new one is not: only the certificate writes its key's and secret's versions.
+   */
+  create(vault: VaultRef, collection: Collection, name: string, payload: Buffer, meta: VersionMeta, options?: CreateOptions): Promise<StoredVersion>;
   get(vault: VaultRef, collection: Collection, name: string, version?: string): Promise<StoredVersion | undefined>;
   updateMeta(vault: VaultRef, collection: Collection, name: string, version: string | undefined,
     patch: (meta: VersionMeta) => VersionMeta): Promise<StoredVersion | undefined>;
@@ -145,8 +166,8 @@ export function createObjectStore(deps: { storage: Storage; keyring: Keyring; cl
         vault_id: p(0), collection: p(1), name_key: p(2), name: p(3), current_seq: null, deleted_at: null, scheduled_purge_at: null,
       }).onConflict((oc) => oc.columns(['vault_id', 'collection', 'name_key']).doUpdateSet({ name: sql`object_names.name` }))
         .returning(['name', 'current_seq', 'deleted_at'])),
-    versionAtSeq: precompile<{ version: string }, [number]>(db, (p) =>
-      db.selectFrom('object_versions').select('version').where('seq', '=', p<number>(0))),
+    versionAtSeq: precompile<{ version: string; meta: string }, [number]>(db, (p) =>
+      db.selectFrom('object_versions').select(['version', 'meta']).where('seq', '=', p<number>(0))),
     insertVersion: precompile<{ seq: number }, [string, Collection, string, string, Buffer, string, number, number]>(db, (p) =>
       db.insertInto('object_versions').values({
         vault_id: p(0), collection: p(1), name_key: p(2), version: p(3), payload: p<Buffer>(4), meta: p(5), created_at: p<number>(6), updated_at: p<number>(7),
@@ -180,6 +201,9 @@ export function createObjectStore(deps: { storage: Storage; keyring: Keyring; cl
     if (!mustBeNew && locked.current_seq !== null) {
       // Read under the lock: a concurrent writer's version is either fully before ours or fully after.
       const [previous] = await statements.versionAtSeq(trx, Number(locked.current_seq));
+      if (!versions[0].meta.managed && (JSON.parse(previous.meta) as VersionMeta).managed) {
+        throw new StoreError('ManagedByKeyVault', `${name} is managed by a certificate`);
+      }
       versions = versions.map((v, i) => (i === 0 ? { ...v, meta: { ...v.meta, previousVersion: previous.version } } : v));
     }
     let last: VersionRow | undefined;
@@ -209,10 +233,15 @@ export function createObjectStore(deps: { storage: Storage; keyring: Keyring; cl
   });
 
   return {
-    async create(vault, collection, name, payload, meta, version) {
+    async create(vault, collection, name, payload, meta, { version, hook } = {}) {
       const now = clock.now();
-      return commits.run((trx) =>
-        insertVersions(trx, vault, collection, name, [{ version: version ?? newVersionId(), meta, created: now, updated: now, payload }], false));
+      const created = await commits.run(async (trx) => {
+        const inserted = await insertVersions(trx, vault, collection, name, [{ version: version ?? newVersionId(), meta, created: now, updated: now, payload }], false);
+        await hook?.afterInsert(trx, inserted);
+        return inserted;
+      });
+      hook?.afterCommit();
+      return created;
     },
 
     async get(vault, collection, name, version) {

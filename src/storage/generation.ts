@@ -24,7 +24,11 @@ const TABLES_OF_0011 = [
  * Every table a gate reads (the test checks each has its trigger). Migration 0011 gave the trigger to the tables that
  * existed then; a table added later gets it in its own migration (`addGenerationTrigger`) and is listed here too.
  */
-export const GATE_TABLES: readonly string[] = [...TABLES_OF_0011];
+export const GATE_TABLES: readonly string[] = [
+  ...TABLES_OF_0011,
+  // Not a gate's, but read through the same cache (whether a vault has Event Grid subscriptions): migration 0012.
+  'event_subscriptions',
+];
 
 /** Creates the trigger(s) that bump the cache generation on any change to `table` (the table must exist). */
 export async function addGenerationTrigger(db: Kysely<any>, dialect: StorageDialect, table: string) {
@@ -67,6 +71,11 @@ export interface GenerationCache {
   /** Reads the generation (once per request, before any cached read) and drops every cached entry if it moved. */
   refresh(): Promise<void>;
   /**
+   * `refresh`, unless the generation was read within the last `maxAgeMs`: for a reader that may run outside a request
+   * (a scheduled job's write), which no gate refreshed for; inside a request it costs nothing, the gate having just read it.
+   */
+  refreshUnlessWithin(maxAgeMs: number): Promise<void>;
+  /**
    * `load` memoised by key while the generation stays what `refresh` last read; at most `maxEntries` keys (the
    * memo starts over when full). Concurrent first reads of a key share one load.
    */
@@ -81,13 +90,21 @@ export interface GenerationCache {
 export function createGenerationCache(deps: { readGeneration: () => Promise<number> }): GenerationCache {
   let generation: number | undefined;
   let epoch = new Map<object, Map<string, Promise<unknown>>>();
+  // When the generation was last read (monotonic: the service clock can be moved by an administrator).
+  let readAt = -Infinity;
+  async function refresh() {
+    const startedAt = performance.now();
+    const now = await deps.readGeneration();
+    readAt = Math.max(readAt, startedAt);
+    if (now !== generation) {
+      generation = now;
+      epoch = new Map();
+    }
+  }
   return {
-    async refresh() {
-      const now = await deps.readGeneration();
-      if (now !== generation) {
-        generation = now;
-        epoch = new Map();
-      }
+    refresh,
+    async refreshUnlessWithin(maxAgeMs: number) {
+      if (performance.now() - readAt > maxAgeMs) await refresh();
     },
     memo<V>(load: (key: string) => Promise<V>, maxEntries: number) {
       const id = {};

@@ -1,6 +1,6 @@
 import { sql, type Kysely, type Migration, type MigrationProvider, type CreateTableBuilder } from 'kysely';
 import type { StorageDialect } from './engine.js';
-import { createCacheGeneration } from './generation.js';
+import { addGenerationTrigger, createCacheGeneration } from './generation.js';
 
 /**
  * Versioned schema migrations, shared by both engines. The few type names that differ between SQLite and
@@ -403,6 +403,13 @@ function migrationsFor(dialect: StorageDialect): Record<string, Migration> {
       // every secret and certificate name too (60-80 ms with 1M secrets, on the event loop, every scheduler tick).
       async up(db: Kysely<any>) {
         await db.schema.createIndex('object_names_collection').on('object_names').column('collection').execute();
+      },
+    },
+    '0012_event_subscriptions_generation': {
+      // Whether a vault has Event Grid subscriptions is cached under the cache generation (every new version asks), so
+      // a subscription created, changed or deleted on any node moves the generation like a gate table's change.
+      async up(db: Kysely<any>) {
+        await addGenerationTrigger(db, dialect, 'event_subscriptions');
       },
     },
   };

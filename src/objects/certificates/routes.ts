@@ -3,7 +3,6 @@ import type { CertificatesService, CreateCertificateInput, ImportCertificateInpu
 import type { PolicyInput } from './policy.js';
 import * as s from './schemas.js';
 import { lifecycleRoutes } from '../lifecycle.js';
-import { installManagedObjectGuard } from './managed-guard.js';
 import type { CertificateContacts, Contact } from './contacts.js';
 import type { CertificateIssuers, IssuerInput } from './issuers.js';
 import type { Endpoints } from '../../endpoints.js';
@@ -17,7 +16,6 @@ export function certificatesRoutes(app: FastifyInstance, deps: {
   const { certificates, contacts, issuers } = deps;
   const vault = (req: FastifyRequest) => req.coffer.vault!;
   const route = (operation: string) => ({ config: { plane: 'vault' as const, operation } });
-  installManagedObjectGuard(app, { certificates });
 
   app.get('/certificates/contacts', { ...route('CertificateContactsGet'), schema: { response: { 200: s.contactsOut } } },
     (req) => contacts.get(vault(req)));

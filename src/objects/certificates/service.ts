@@ -157,7 +157,7 @@ export function createCertificatesService(deps: {
     await checkNameFree(vault, name);
     return store.create(vault, 'keys', name, exportPrivate(key), {
       ...extra, managed: true, kty: policy.key_props.kty, keyOps: MANAGED_KEY_OPS[kty], publicKey: publicJwk(key), exportable: policy.key_props.exportable,
-    }, version).catch((e) => errors.rethrow(e, name));
+    }, { version }).catch((e) => errors.rethrow(e, name));
   }
 
   /**
@@ -171,13 +171,12 @@ export function createCertificatesService(deps: {
     const value = containerFor(policy, chain, key);
     const enabled = input.attributes?.enabled ?? policy.attributes.enabled;
     const { kid } = ids(vault, name, version);
-    await store.create(vault, 'secrets', name, Buffer.from(value, 'utf8'), { enabled, nbf: facts.nbf, exp: facts.exp, managed: true, contentType, kid }, version)
+    await store.create(vault, 'secrets', name, Buffer.from(value, 'utf8'), { enabled, nbf: facts.nbf, exp: facts.exp, managed: true, contentType, kid }, { version })
       .catch((e) => errors.rethrow(e, name));
     const certMeta: CertificateMeta = { enabled, nbf: facts.nbf, exp: facts.exp, tags: input.tags, x5t: facts.x5t, policy, ...(operation ? { operation } : {}) };
-    const created = await store.create(vault, 'certificates', name, chain[0], certMeta, version).catch((e) => errors.rethrow(e, name));
-    // Every issued version (create, import, merge, renewal) is a CertificateNewVersionCreated.
-    await deps.events?.objectVersionCreated(vault, 'Certificate', created);
-    return created;
+    // Every issued version (create, import, merge, renewal) is a CertificateNewVersionCreated, written with the version.
+    const hook = await deps.events?.objectVersionCreated(vault, 'Certificate');
+    return store.create(vault, 'certificates', name, chain[0], certMeta, { version, hook }).catch((e) => errors.rethrow(e, name));
   }
 
   /** The managed secret's value (PFX or PEM; the private key only when exportable). */
@@ -328,7 +327,7 @@ export function createCertificatesService(deps: {
       if (waiting && !(await store.get(vault, 'certificates', name))) {
         const { key, pending } = waiting;
         const standIn = { enabled: pending.enabled, tags: pending.tags, policy: pending.policy, operation: pending.operation, awaitingMerge: true };
-        await store.create(vault, 'certificates', name, Buffer.alloc(0), standIn, key.version).catch((e) => errors.rethrow(e, name));
+        await store.create(vault, 'certificates', name, Buffer.alloc(0), standIn, { version: key.version }).catch((e) => errors.rethrow(e, name));
       }
       const deleted = await lifecycle.delete(vault, name);
       for (const collection of ['keys', 'secrets'] as const) await store.softDelete(vault, collection, name, vault.properties.softDeleteRetentionInDays);

@@ -18,6 +18,7 @@ import {
 import { addIsoDuration, isRotationDue, parsePolicy, policyResponse, type RotationPolicyInput, type StoredRotationPolicy } from './rotation-policy.js';
 import { checkObjectName } from '../names.js';
 import type { VaultEventHooks } from '../../events/event-grid.js';
+import { refusedAsManaged } from '../certificates/managed-guard.js';
 import { createLru } from './lru.js';
 import {
   RELEASE_ENCRYPTIONS, createReleaseAuthority, wrapForRelease,
@@ -175,16 +176,19 @@ export function createKeysService(deps: {
   });
 
 
-  /** Stores a new version of `name`, carrying the name's rotation policy over from the current version. */
-  async function storeVersion(vault: VaultRef, name: string, key: KeyMaterial, meta: VersionMeta & { kty: KeyType; keyOps: string[] }) {
+  /**
+   * Stores a new version of `name`, carrying the name's rotation policy over from the current version; `verb` names
+   * the operation in the refusal of a certificate's managed key.
+   */
+  async function storeVersion(vault: VaultRef, name: string, key: KeyMaterial, meta: VersionMeta & { kty: KeyType; keyOps: string[] }, verb: 'create' | 'import' | 'rotate') {
     const current = await store.get(vault, 'keys', name);
     const rotationPolicy = current && keyMeta(current).rotationPolicy;
     const full: KeyMeta = {
       ...meta, publicKey: publicJwk(key.publicKey), ...(key.hsmId ? { hsmId: key.hsmId } : {}), ...(rotationPolicy ? { rotationPolicy } : {}),
     };
-    const created = await store.create(vault, 'keys', name, key.payload, full).catch((e) => rethrow(e, name));
-    await deps.events?.objectVersionCreated(vault, 'Key', created);
-    return created;
+    // Its event is written in the version's own transaction.
+    const hook = await deps.events?.objectVersionCreated(vault, 'Key');
+    return store.create(vault, 'keys', name, key.payload, full, { hook }).catch((e) => rethrow(refusedAsManaged(e, 'keys', verb), name));
   }
 
   /** New key material: generated in the token for -HSM types, in software otherwise. */
@@ -266,7 +270,7 @@ export function createKeysService(deps: {
     return storeVersion(vault, current.name, key, {
       enabled: true, kty: meta.kty, keyOps: meta.keyOps, tags: meta.tags, exportable: meta.exportable, releasePolicy: meta.releasePolicy,
       ...(expiry ? { exp: seconds(addIsoDuration(now, expiry)) } : {}),
-    });
+    }, 'rotate');
   }
 
   const lifecycle = createLifecycleOperations({ store, endpoints, keyring }, {
@@ -311,7 +315,7 @@ export function createKeysService(deps: {
       const meta = applyAttributes({ enabled: true }, input.attributes);
       const created = await storeVersion(vault, name, key, {
         ...meta, kty, keyOps: input.key_ops ?? DEFAULT_OPS[family], tags: input.tags, ...release,
-      });
+      }, 'create');
       return bundle(vault, created);
     },
 
@@ -330,7 +334,7 @@ export function createKeysService(deps: {
       const meta = applyAttributes({ enabled: true }, input.attributes);
       const created = await storeVersion(vault, name, key, {
         ...meta, kty, keyOps: input.key.key_ops ?? DEFAULT_OPS[baseKeyType(kty)], tags: input.tags, ...release,
-      });
+      }, 'import');
       return bundle(vault, created);
     },
 

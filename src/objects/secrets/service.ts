@@ -7,6 +7,7 @@ import { applyAttributes, checkTags, versionAttributes, type AttributesInput } f
 import { createLifecycleOperations, objectErrors } from '../lifecycle.js';
 import { checkObjectName } from '../names.js';
 import type { VaultEventHooks } from '../../events/event-grid.js';
+import { refusedAsManaged } from '../certificates/managed-guard.js';
 
 /** Azure's limits for secrets. */
 export const MAX_VALUE_CHARS = 25_600;
@@ -68,8 +69,10 @@ export function createSecretsService(deps: { store: ObjectStore; endpoints: Endp
       if (input.value.length > MAX_VALUE_CHARS) throw badParameter(`Secret is beyond the maximum permitted length of ${MAX_VALUE_CHARS} characters.`);
       checkTags(input.tags);
       const meta = metaFrom(input);
-      const created = await store.create(vault, 'secrets', name, Buffer.from(input.value, 'utf8'), meta).catch((e) => rethrow(e, name));
-      await deps.events?.objectVersionCreated(vault, 'Secret', created);
+      // Its event is written in the version's own transaction.
+      const hook = await deps.events?.objectVersionCreated(vault, 'Secret');
+      const created = await store.create(vault, 'secrets', name, Buffer.from(input.value, 'utf8'), meta, { hook })
+        .catch((e) => rethrow(refusedAsManaged(e, 'secrets', 'set'), name));
       return bundle(vault, created, true);
     },
 
