@@ -120,6 +120,23 @@ describe('versions', () => {
     assert.equal((await store.get(vault, 'secrets', 'contended'))!.version, items.at(-1)!.version);
   });
 
+  test('a version managed by a certificate is followed only by managed versions, even when writers race', async () => {
+    const first = await put('cert-managed', 'pfx 1', { managed: true });
+    // Plain writers racing a certificate's renewal: every plain one is refused under the lock, the renewal lands.
+    const results = await Promise.allSettled([
+      put('cert-managed', 'plain a'), put('cert-managed', 'pfx 2', { managed: true }), put('cert-managed', 'plain b'),
+    ]);
+    assert.deepEqual(results.map((r) => r.status), ['rejected', 'fulfilled', 'rejected']);
+    for (const r of [results[0], results[2]]) await rejectsWith(Promise.reject((r as PromiseRejectedResult).reason), 'ManagedByKeyVault');
+    const current = (await store.get(vault, 'secrets', 'cert-managed'))!;
+    assert.equal(text(current), 'pfx 2');
+    assert.equal(current.meta.previousVersion, first.version);
+    // A plain name stays free for plain versions; a name only becomes managed through a managed version.
+    await put('plain-then-managed', 'plain');
+    await put('plain-then-managed', 'pfx', { managed: true });
+    await rejectsWith(put('plain-then-managed', 'plain again'), 'ManagedByKeyVault');
+  });
+
   test('payloads are sealed at rest: the database row never holds the plaintext', async () => {
     const marker = `store-marker-${crypto.randomUUID()}`;
     const v = await put('sealed', marker);
