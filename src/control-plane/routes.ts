@@ -9,6 +9,7 @@ import { parseDuration } from '../clock.js';
 import type { SettingsRepository } from '../storage/settings.js';
 import type { Directory } from '../identity/directory.js';
 import { createArm, requireDeploymentAdmin } from './arm.js';
+import { checkManagementApiVersion } from './api-versions.js';
 import { createResourceGroupsService, resourceGroupRoutes } from './resource-groups.js';
 import { vaultRoutes } from './vaults-routes.js';
 import { createRoleDefinitionsService, roleDefinitionRoutes } from './role-definitions.js';
@@ -68,14 +69,12 @@ export function controlPlaneRoutes(app: FastifyInstance, deps: {
   const resourceGroups = createResourceGroupsService({ db: deps.db, clock: deps.clock, subscriptionId: deps.subscriptionId, vaults });
   const resolveScope = createScopeResolver({ arm, resourceGroups, vaults });
 
-  // ARM refuses any /subscriptions request without an api-version, before looking at anything else (the body included:
-  // preValidation runs before the route's schema does).
+  // ARM refuses any /subscriptions request without an api-version the addressed provider publishes, before looking at
+  // anything else (the body included: preValidation runs before the route's schema does). Every management route
+  // family (vaults, roles, groups, network, monitor, event grid, managed identities) is registered in this scope.
   app.addHook('preValidation', async (req) => {
     if (req.coffer.plane !== 'management' || !req.url.startsWith('/subscriptions')) return;
-    const version = (req.query as Record<string, unknown> | undefined)?.['api-version'];
-    if (typeof version !== 'string' || version === '') {
-      throw new KeyVaultError(400, 'MissingApiVersionParameter', "The api-version query parameter (?api-version=) is required for all requests.");
-    }
+    checkManagementApiVersion(req.url, (req.query as Record<string, unknown> | undefined)?.['api-version'], req.body);
   });
 
   resourceGroupRoutes(app, { arm, resourceGroups });

@@ -165,6 +165,28 @@ describe('bad input gets Azure errors and changes nothing', () => {
     assert.equal((await res.json()).error.code, 'MissingApiVersionParameter');
   });
 
+  test('an api-version the provider does not publish is refused as ARM refuses it, and changes nothing', async () => {
+    const vaultPath = `/subscriptions/${sub}/resourceGroups/rg-cp/providers/Microsoft.KeyVault/vaults/cpbadversion`;
+    const vault = await arm('PUT', vaultPath, vaultParams(), '2099-01-01');
+    assert.equal(vault.status, 400);
+    assert.equal(vault.body.error.code, 'NoRegisteredProviderFound');
+    assert.match(vault.body.error.message, /^No registered resource provider found for location 'eastus' and API version '2099-01-01' for type 'vaults'\. The supported api-versions are '.*2025-05-01.*'/);
+    // A data-plane version is no management version either.
+    assert.equal((await arm('PUT', vaultPath, vaultParams(), '7.4')).body.error.code, 'NoRegisteredProviderFound');
+    assert.equal((await arm('GET', vaultPath, undefined, '2025-05-01')).status, 404);
+
+    const group = await arm('PUT', `/subscriptions/${sub}/resourcegroups/rg-badversion`, { location: 'eastus' }, '2022-04-01');
+    assert.equal(group.status, 400);
+    assert.equal(group.body.error.code, 'InvalidApiVersionParameter');
+    assert.match(group.body.error.message, /^The api-version '2022-04-01' is invalid\. The supported versions are '.*2022-09-01.*'\.$/);
+    assert.equal((await arm('GET', `/subscriptions/${sub}/resourcegroups/rg-badversion`, undefined, '2022-09-01')).status, 404);
+
+    const roles = await arm('GET', `/subscriptions/${sub}/providers/Microsoft.Authorization/roleDefinitions`, undefined, '2021-01-01');
+    assert.equal(roles.status, 400);
+    assert.equal(roles.body.error.code, 'InvalidResourceType');
+    assert.match(roles.body.error.message, /^The resource type 'roleDefinitions' could not be found in the namespace 'Microsoft.Authorization' for api version '2021-01-01'\./);
+  });
+
   test('resource groups, role assignments and scopes', async () => {
     const badGroup = await arm('PUT', `/subscriptions/${sub}/resourcegroups/bad%20group!`, { location: 'eastus' }, '2022-09-01');
     assert.equal(badGroup.status, 400);
