@@ -307,6 +307,22 @@ test('the managed key and secret are read-only through the keys and secrets APIs
   await expectError(keys.beginDeleteKey('guarded', POLL), 403, 'Forbidden');
   await expectError(keys.createRsaKey('guarded'), 403, 'Forbidden');
   await expectError(keys.rotateKey('guarded'), 403, 'Forbidden');
+  // Azure's exact refusal, also for the writes the store refuses inside the version's transaction (set, create, import).
+  const refusal = (verb: string, inner: string) => (err: unknown) => {
+    assert.ok(err instanceof RestError, String(err));
+    assert.equal(err.statusCode, 403);
+    assert.equal(err.message, `Operation "${verb}" is not allowed as this object's lifetime is managed by Key Vault.`);
+    // The SDK surfaces the wire's `innererror` as `innerError`.
+    assert.equal((err.details as { error?: { innerError?: { code?: string } } }).error?.innerError?.code, inner);
+    return true;
+  };
+  await assert.rejects(secrets.setSecret('guarded', 'overwrite'), refusal('set', 'SecretManagedByKeyVault'));
+  await assert.rejects(keys.createEcKey('guarded'), refusal('create', 'KeyManagedByKeyVault'));
+  const jwk = crypto.generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ format: 'jwk' });
+  const bytes = (field: string | undefined) => Buffer.from(field!, 'base64url');
+  await assert.rejects(keys.importKey('guarded', { kty: 'EC', crv: 'P-256', d: bytes(jwk.d), x: bytes(jwk.x), y: bytes(jwk.y) }),
+    refusal('import', 'KeyManagedByKeyVault'));
+  await assert.rejects(secrets.updateSecretProperties('guarded', '', { enabled: false }), refusal('update', 'SecretManagedByKeyVault'));
   // Nothing changed: same value, still enabled.
   const cert = await certs.getCertificate('guarded');
   const secret = await secrets.getSecret('guarded');
