@@ -1,3 +1,4 @@
+import type { EventEmitter } from 'node:events';
 import { Command, Option } from 'commander';
 import { createCliContext, resolveProfile, type CliContext, type GlobalOptions } from './context.js';
 import { CliError } from './errors.js';
@@ -26,6 +27,30 @@ export function applyGlobalOptions(root: Command, except: string[] = []) {
     for (const option of globalOptions()) {
       if (!cmd.options.some((o) => o.long === option.long)) cmd.addOption(option);
     }
+  };
+  visit(root);
+}
+
+/**
+ * Commander lets an option that takes a value swallow the next argument whatever it is, so `server start --storage
+ * --help` started a server on a SQLite file named `--help`. argparse (az) refuses that: an option's value may not look
+ * like an option unless it is attached (`--value=--x`). This applies that rule to every option of every command,
+ * checking the raw value as commander reads it (before any parser turns it into, say, a NaN port).
+ */
+export function refuseOptionLikeValues(root: Command, argv: string[] = process.argv) {
+  const attached = new Set(argv.filter((a) => a.startsWith('-') && a.includes('=')));
+  const visit = (cmd: Command) => {
+    for (const option of cmd.options) {
+      // Ahead of commander's own listener, which would otherwise judge the option as a value first (choices, parsers).
+      (cmd as unknown as EventEmitter).prependListener(`option:${option.name()}`, (value: unknown) => {
+        // With a space in it, it cannot be an option (a PEM's `-----BEGIN …`): argparse takes it as a value too.
+        if (typeof value !== 'string' || !/^--\S*$/.test(value)) return;
+        if ([option.long, option.short].some((flag) => flag && attached.has(`${flag}=${value}`))) return;
+        const flag = option.long ?? option.short;
+        throw new CliError(`argument ${flag}: expected one argument (${value} is an option; write ${flag}=${value} if it is the value)`, 2);
+      });
+    }
+    cmd.commands.forEach(visit);
   };
   visit(root);
 }

@@ -1,6 +1,6 @@
 import { Command, CommanderError } from 'commander';
 import { installLocalhostResolver } from '../net/localhost-dns.js';
-import { applyGlobalOptions, group } from './command.js';
+import { applyGlobalOptions, group, refuseOptionLikeValues } from './command.js';
 import { CliError } from './errors.js';
 import { registerLoginCommands } from './login.js';
 import { registerKeyVaultCommands } from './keyvault.js';
@@ -45,6 +45,7 @@ registerMonitorCommands(program);
 registerEventGridCommands(program);
 registerNetworkCommands(program);
 applyGlobalOptions(program, ['server']);
+refuseOptionLikeValues(program);
 
 program.parseAsync(process.argv).catch((err) => {
   if (err instanceof CommanderError) process.exit(err.exitCode === 0 ? 0 : 2);

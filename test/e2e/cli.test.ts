@@ -252,6 +252,22 @@ test('errors: az-shaped, az exit codes, never echoing secret values', async () =
   assert.ok(!account.stdout.includes(server.admin.clientSecret));
 });
 
+test('an option never takes another option as its value unless attached (argparse\'s rule), for every command', async () => {
+  // Before: `--storage` took `--help` as its value and the server opened a SQLite file named `--help` (an unusable
+  // --host makes a regression fail fast instead of leaving a server running).
+  const dataDir = path.join(scratch, 'dashed-value');
+  await fails(['server', 'start', '--host', '256.256.256.256', '--port', '0', '--data-dir', dataDir, '--storage', '--help'], 2, /^ERROR: argument --storage: expected one argument/);
+  assert.ok(!fs.existsSync(path.join(scratch, '--help')));
+  assert.ok(!fs.existsSync(dataDir));
+  await fails(['server', 'start', '--host', '256.256.256.256', '--data-dir', dataDir, '--port', '--help'], 2, /^ERROR: argument --port: expected one argument/);
+  assert.ok(!fs.existsSync(dataDir));
+  await fails(['keyvault', 'secret', 'set', '--vault-name', VAULT, '--name', 'dashed', '--value', '--not-a-value'], 2, /^ERROR: argument --value: expected one argument/);
+  await fails(['keyvault', 'secret', 'show', ...secretArgs('dashed'), '-o', '--query'], 2, /^ERROR: argument --output: expected one argument/);
+  await fails(['keyvault', 'secret', 'show', ...secretArgs('dashed')], 3, /SecretNotFound/);
+  // Attached, a value may start with dashes.
+  assert.equal((await json(['keyvault', 'secret', 'set', ...secretArgs('dashed'), '--value=--not-an-option'])).value, '--not-an-option');
+});
+
 test('debug clock advance: soft-deleted secrets are purged after the retention', async () => {
   await ok(['keyvault', 'secret', 'set', ...secretArgs('expiring'), '--value', 'x', '-o', 'none']);
   await ok(['keyvault', 'secret', 'delete', ...secretArgs('expiring'), '-o', 'none']);
