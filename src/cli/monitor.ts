@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { action, group, parseTags, type ActionEnv } from './command.js';
+import { action, boolOption, group, parseTags, type ActionEnv } from './command.js';
 import { CliError, usageError } from './errors.js';
 import { subscriptionPath, withResourceGroup } from './keyvault.js';
 
@@ -141,11 +141,15 @@ export function registerMonitorCommands(program: Command) {
     .option('--event-hub-rule <id>', 'event hub namespace authorization rule id (…/authorizationRules/RootManageSharedAccessKey)')
     .option('--logs <json>', 'JSON array, e.g. \'[{"categoryGroup":"allLogs","enabled":true}]\'')
     .option('--metrics <json>', 'JSON array, e.g. \'[{"category":"AllMetrics","enabled":true}]\'')
+    .addOption(boolOption('--export-to-resource-specific [bool]', 'send logs to the workspace\'s resource-specific (Dedicated) tables instead of AzureDiagnostics'))
     .action(action(async (o: SettingOpts, env) => {
       if (!o.workspace && !o.storageAccount && !o.eventHubRule) throw usageError('give at least one of --workspace, --storage-account, --event-hub-rule');
+      if (o.exportToResourceSpecific && !o.workspace) throw usageError('--export-to-resource-specific needs --workspace');
       if (o.eventHub && !o.eventHubRule) throw usageError('--event-hub needs --event-hub-rule');
       const properties = {
         ...(o.workspace ? { workspaceId: resourceId(env, o.workspace, o.resourceGroup, 'Microsoft.OperationalInsights/workspaces', '--workspace') } : {}),
+        // As az: Dedicated when asked for, else the default (null, the AzureDiagnostics table).
+        ...(o.exportToResourceSpecific ? { logAnalyticsDestinationType: 'Dedicated' } : {}),
         ...(o.storageAccount ? { storageAccountId: resourceId(env, o.storageAccount, o.resourceGroup, 'Microsoft.Storage/storageAccounts', '--storage-account') } : {}),
         ...(o.eventHubRule ? { eventHubAuthorizationRuleId: o.eventHubRule, ...(o.eventHub ? { eventHubName: o.eventHub } : {}) } : {}),
         logs: parseJsonList(o.logs, '--logs') ?? [],

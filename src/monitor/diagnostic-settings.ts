@@ -61,6 +61,7 @@ const settingBody = {
 } as const;
 
 const badRequest = (message: string) => armError(400, 'BadRequest', message);
+const LOG_ANALYTICS_DESTINATION_TYPES = ['Dedicated', 'AzureDiagnostics'];
 const RULE_ID = /^(\/subscriptions\/[^/]+\/resourceGroups\/[^/]+\/providers\/Microsoft\.EventHub\/namespaces\/[^/]+)\/authorizationRules\/([^/]+)$/i;
 
 /** Whether a setting sends the AuditEvent category anywhere (by name or by one of its groups). */
@@ -101,9 +102,15 @@ export function createDiagnosticSettings(deps: { db: Kysely<Database>; clock: Cl
       }
     }
     if (p.eventHubName && !/^[A-Za-z0-9][\w.-]{0,255}$/.test(p.eventHubName)) throw badRequest(`Event hub name '${p.eventHubName}' is invalid.`);
+    // Azure Monitor knows two: the legacy AzureDiagnostics table (the default, null) and Dedicated (resource-specific) tables.
+    const destinationType = p.logAnalyticsDestinationType == null ? null
+      : LOG_ANALYTICS_DESTINATION_TYPES.find((t) => t.toLowerCase() === p.logAnalyticsDestinationType!.toLowerCase());
+    if (destinationType === undefined) {
+      throw badRequest(`The logAnalyticsDestinationType is invalid: use ${LOG_ANALYTICS_DESTINATION_TYPES.join(' or ')} (or null for the default, AzureDiagnostics).`);
+    }
     return {
       storageAccountId: p.storageAccountId ?? null, eventHubAuthorizationRuleId: p.eventHubAuthorizationRuleId ?? null, eventHubName: p.eventHubName ?? null,
-      workspaceId: p.workspaceId ?? null, logAnalyticsDestinationType: p.logAnalyticsDestinationType ?? null, logs, metrics,
+      workspaceId: p.workspaceId ?? null, logAnalyticsDestinationType: destinationType, logs, metrics,
     };
   }
 

@@ -57,4 +57,8 @@ test('timespans: durations, start/end and start/duration', () => {
   assert.deepEqual(parseTimespan('2030-01-01T00:00:00Z/2030-01-02T00:00:00Z', NOW), [Date.parse('2030-01-01T00:00:00Z'), Date.parse('2030-01-02T00:00:00Z')]);
   assert.deepEqual(parseTimespan('2030-01-01T00:00:00Z/PT2H', NOW), [Date.parse('2030-01-01T00:00:00Z'), Date.parse('2030-01-01T02:00:00Z')]);
   for (const bad of ['P', 'PT', 'yesterday', '1h', 'x/PT1H']) assert.throws(() => parseTimespan(bad, NOW), /ISO 8601/, bad);
+  // An inverted interval is a 400, not an empty result; an empty one (start = end) is a valid interval.
+  assert.throws(() => parseTimespan('2030-01-02T00:00:00Z/2030-01-01T00:00:00Z', NOW),
+    (e: any) => e.status === 400 && e.code === 'BadArgumentError' && e.innerCode === 'InvalidTimespan' && /ends before it starts/.test(e.message));
+  assert.deepEqual(parseTimespan('2030-01-01T00:00:00Z/2030-01-01T00:00:00Z', NOW), [Date.parse('2030-01-01T00:00:00Z'), Date.parse('2030-01-01T00:00:00Z')]);
 });

@@ -46,7 +46,8 @@ export function toRow(e: AuditEvent): Row {
   };
 }
 
-const queryError = (message: string) => new KeyVaultError(400, 'BadArgumentError', `The query could not be run: ${message}`, 'SyntaxError');
+/** Log Analytics' 400 for a request it cannot run: BadArgumentError, with what was wrong as the inner code. */
+const queryError = (message: string, innerCode = 'SyntaxError') => new KeyVaultError(400, 'BadArgumentError', `The query could not be run: ${message}`, innerCode);
 
 /** Splits on `sep` outside single or double quotes. */
 function splitOutsideQuotes(text: string, sep: RegExp): string[] {
@@ -209,5 +210,7 @@ export function parseTimespan(timespan: string, now: number): [number, number] {
   if (Number.isNaN(start)) throw bad();
   const end = Number.isNaN(Date.parse(b)) ? (duration(b) === undefined ? NaN : start + duration(b)!) : Date.parse(b);
   if (Number.isNaN(end)) throw bad();
+  // Log Analytics refuses an interval that ends before it starts rather than answering it with no rows.
+  if (end < start) throw queryError(`the timespan '${timespan}' ends before it starts.`, 'InvalidTimespan');
   return [start, end];
 }

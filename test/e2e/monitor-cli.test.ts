@@ -5,6 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { startTestServer, type TestServer } from '../support/server.js';
 import { cliRunner } from '../support/cli.js';
+import { armClient } from '../support/arm.js';
 
 /**
  * `coffer monitor …` (and the destinations' `storage account` / `eventhubs namespace`) end to end: the built CLI, as
@@ -51,6 +52,27 @@ test('workspace, diagnostic settings, query, categories and metrics through the 
     '--storage-account', 'clifiles', '--logs', '[{"categoryGroup":"audit","enabled":true}]', '--metrics', '[{"category":"AllMetrics","enabled":true}]']);
   assert.equal(setting.name, 'to-ws');
   assert.equal(setting.properties.workspaceId, workspace.id);
+  assert.equal(setting.properties.logAnalyticsDestinationType, null, 'the default: the AzureDiagnostics table');
+
+  // logAnalyticsDestinationType: Dedicated or AzureDiagnostics (or null), nothing else, and a refused PUT changes nothing.
+  const dedicated = await json(['monitor', 'diagnostic-settings', 'create', '-n', 'dedicated', '--resource', vaultId, '--workspace', workspace.id,
+    '--logs', '[{"categoryGroup":"audit","enabled":true}]', '--export-to-resource-specific', 'true']);
+  assert.equal(dedicated.properties.logAnalyticsDestinationType, 'Dedicated');
+  await fails(['monitor', 'diagnostic-settings', 'create', '-n', 'dedicated', '--resource', vaultId, '--storage-account', 'clifiles', '-g', RG,
+    '--logs', '[{"categoryGroup":"audit","enabled":true}]', '--export-to-resource-specific'], 2, /--export-to-resource-specific needs --workspace/);
+  const arm = armClient(server, server.adminCredential);
+  const dedicatedPath = `${vaultId}/providers/Microsoft.Insights/diagnosticSettings/dedicated`;
+  const withType = (type: unknown) => ({ properties: { workspaceId: workspace.id, logAnalyticsDestinationType: type, logs: [{ categoryGroup: 'audit', enabled: true }] } });
+  for (const bad of ['Bogus', 'AzureDiagnosticsX', '']) {
+    const refused = await arm('PUT', dedicatedPath, withType(bad), '2021-05-01-preview');
+    assert.equal(refused.status, 400, bad);
+    assert.equal(refused.body.error.code, 'BadRequest');
+    assert.match(refused.body.error.message, /logAnalyticsDestinationType is invalid: use Dedicated or AzureDiagnostics/);
+  }
+  assert.equal((await arm('GET', dedicatedPath, undefined, '2021-05-01-preview')).body.properties.logAnalyticsDestinationType, 'Dedicated');
+  assert.equal((await arm('PUT', dedicatedPath, withType('AzureDiagnostics'), '2021-05-01-preview')).body.properties.logAnalyticsDestinationType, 'AzureDiagnostics');
+  assert.equal((await arm('PUT', dedicatedPath, withType(null), '2021-05-01-preview')).body.properties.logAnalyticsDestinationType, null);
+  await ok(['monitor', 'diagnostic-settings', 'delete', '-n', 'dedicated', '--resource', vaultId]);
   assert.deepEqual((await json(['monitor', 'diagnostic-settings', 'list', '--resource', vaultId])).map((s: any) => s.name), ['to-ws']);
   assert.equal((await json(['monitor', 'diagnostic-settings', 'show', '-n', 'to-ws', '--resource', vaultId])).properties.logs[0].categoryGroup, 'audit');
 
@@ -74,6 +96,9 @@ test('workspace, diagnostic settings, query, categories and metrics through the 
   assert.ok(byOperation.some((r: any) => r.OperationName === 'SecretSet' && r.count_ === 1), JSON.stringify(byOperation));
   await fails(['monitor', 'log-analytics', 'query', '-w', customerId, '--analytics-query', 'SigninLogs | take 1'], 1, /BadArgumentError/);
   await fails(['monitor', 'log-analytics', 'query', '-w', customerId, '--analytics-query', 'AzureDiagnostics', '--timespan', 'yesterday'], 1, /ISO 8601/);
+  // An interval that ends before it starts is Log Analytics' 400, not an empty table.
+  const rowsNow = new Date().toISOString();
+  await fails(['monitor', 'log-analytics', 'query', '-w', customerId, '--analytics-query', 'AzureDiagnostics', '--timespan', `${rowsNow}/2020-01-01T00:00:00Z`], 1, /\(BadArgumentError\) .*ends before it starts/);
 
   const metrics = await json(['monitor', 'metrics', 'list', '--resource', vaultId, '--metric', 'ServiceApiHit', '--dimension', 'ActivityName', '--interval', 'PT1H']);
   assert.equal(metrics.interval, 'PT1H');
