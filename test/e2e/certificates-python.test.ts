@@ -24,10 +24,11 @@ from azure.keyvault.secrets import SecretClient
 
 env = os.environ
 cred = ClientSecretCredential(env['TENANT'], env['CLIENT_ID'], env['CLIENT_SECRET'], authority=env['AUTHORITY'], instance_discovery=False)
-certs = CertificateClient(env['VAULT_URL'], cred, api_version='7.3')
+# The SDKs' default api-versions, as a user leaves them.
+certs = CertificateClient(env['VAULT_URL'], cred)
 policy = CertificatePolicy(issuer_name='Self', subject='CN=python.example.test', san_dns_names=['python.example.test'], validity_in_months=2)
 cert = certs.begin_create_certificate('py-cert', policy).result()
-secret = SecretClient(env['VAULT_URL'], cred, api_version='7.3').get_secret('py-cert')
+secret = SecretClient(env['VAULT_URL'], cred).get_secret('py-cert')
 print(json.dumps({'version': cert.properties.version, 'cer': bytes(cert.cer).hex(), 'contentType': secret.properties.content_type, 'value': secret.value}))
 `;
 

@@ -27,13 +27,13 @@ from azure.keyvault.keys.crypto import CryptographyClient, KeyWrapAlgorithm, Sig
 
 env = os.environ
 cred = ClientSecretCredential(env['TENANT'], env['CLIENT_ID'], env['CLIENT_SECRET'], authority=env['AUTHORITY'], instance_discovery=False)
-# Debian's SDK (4.8.0b3) defaults to 7.4-preview.1, which Coffer does not serve; 7.3 is its newest stable version.
-client = KeyClient(env['VAULT_URL'], cred, api_version='7.3')
+# The SDK's default api-version, as a user leaves it (Debian's 4.8.0b3: 7.4-preview.1, a preview Key Vault still serves).
+client = KeyClient(env['VAULT_URL'], cred)
 b64 = lambda b: base64.urlsafe_b64encode(b).decode().rstrip('=')
 out = {}
 
 rsa = client.create_rsa_key('py-rsa', size=2048)
-cc = CryptographyClient(rsa.id, cred, api_version='7.3')
+cc = CryptographyClient(rsa.id, cred)
 digest = hashlib.sha256(b'from python').digest()
 signed = cc.sign(SignatureAlgorithm.ps256, digest)
 out['rsa'] = {'n': b64(rsa.key.n), 'e': b64(rsa.key.e), 'signature': b64(signed.signature),
@@ -45,11 +45,12 @@ for alg in (KeyWrapAlgorithm.rsa_oaep, KeyWrapAlgorithm.rsa_oaep_256, KeyWrapAlg
     out['unwrap_' + alg.value] = cc.unwrap_key(alg, wrapped.encrypted_key).key == secret
 
 ec = client.create_ec_key('py-ec', curve='P-256K')
-ecc = CryptographyClient(ec.id, cred, api_version='7.3')
+ecc = CryptographyClient(ec.id, cred)
 signed = ecc.sign(SignatureAlgorithm.es256_k, digest)
 out['ec'] = {'crv': ec.key.crv, 'x': b64(ec.key.x), 'y': b64(ec.key.y), 'signature': b64(signed.signature),
   'verified': ecc.verify(SignatureAlgorithm.es256_k, digest, signed.signature).is_valid}
 out['got'] = client.get_key('py-ec').key.kty
+out['api_version'] = client.api_version
 print(json.dumps(out))
 `;
 
@@ -77,4 +78,5 @@ test('Python SDK: create, sign, verify, wrap, unwrap', { skip: !hasPythonSdk && 
   const ecKey = crypto.createPublicKey({ key: { kty: 'EC', crv: 'secp256k1', x: out.ec.x, y: out.ec.y }, format: 'jwk' });
   assert.equal(crypto.verify('sha256', Buffer.from('from python'), { key: ecKey, dsaEncoding: 'ieee-p1363' }, Buffer.from(out.ec.signature, 'base64url')), true);
   assert.equal(out.got, 'EC');
+  assert.equal(out.api_version, '7.4-preview.1', 'the SDK default, unpinned');
 });
