@@ -318,9 +318,9 @@ test('the managed key and secret are read-only through the keys and secrets APIs
   };
   await assert.rejects(secrets.setSecret('guarded', 'overwrite'), refusal('set', 'SecretManagedByKeyVault'));
   await assert.rejects(keys.createEcKey('guarded'), refusal('create', 'KeyManagedByKeyVault'));
-  const jwk = crypto.generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ format: 'jwk' });
-  const bytes = (field: string | undefined) => Buffer.from(field!, 'base64url');
-  await assert.rejects(keys.importKey('guarded', { kty: 'EC', crv: 'P-256', d: bytes(jwk.d), x: bytes(jwk.x), y: bytes(jwk.y) }),
+  const { d, x, y } = crypto.generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ format: 'jwk' }) as Record<'d' | 'x' | 'y', string>;
+  const bytes = (field: string) => Buffer.from(field, 'base64url');
+  await assert.rejects(keys.importKey('guarded', { kty: 'EC', crv: 'P-256', d: bytes(d), x: bytes(x), y: bytes(y) }),
     refusal('import', 'KeyManagedByKeyVault'));
   await assert.rejects(secrets.updateSecretProperties('guarded', '', { enabled: false }), refusal('update', 'SecretManagedByKeyVault'));
   // Nothing changed: same value, still enabled.

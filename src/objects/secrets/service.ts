@@ -73,7 +73,8 @@ export function createSecretsService(deps: { store: ObjectStore; endpoints: Endp
       const hook = await deps.events?.objectVersionCreated(vault, 'Secret');
       const created = await store.create(vault, 'secrets', name, Buffer.from(input.value, 'utf8'), meta, { hook })
         .catch((e) => rethrow(refusedAsManaged(e, 'secrets', 'set'), name));
-      return bundle(vault, created, true);
+      // The value just sealed is the one given: answered as is, not unsealed again.
+      return { value: input.value, ...bundle(vault, created, false) };
     },
 
     async get(vault: Vault, name: string, version?: string) {
