@@ -83,7 +83,7 @@ export interface CofferProcess {
 
 /**
  * Runs Coffer as production would (`node bin/coffer.js server start`): HTTPS, real tokens, audit on, SQLite with
- * every commit synced before its acknowledgement. `cpuProfileDir` adds `--cpu-prof` (the profile is written when the process exits).
+ * synchronous=FULL. `cpuProfileDir` adds `--cpu-prof` (the profile is written when the process exits).
  */
 export async function startCofferProcess(opts: { dataDir: string; cpuProfileDir?: string; extraArgs?: string[]; port?: number }): Promise<CofferProcess> {
   const port = opts.port ?? await freePort();

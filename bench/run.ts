@@ -2,7 +2,7 @@
  * `npm run bench [-- --quick] [-- --cpu-prof=get|set|list|sign|scale] [-- --scale=N]`: measures Coffer against this machine's limits.
  *
  * Coffer runs as in production (`node bin/coffer.js server start`: HTTPS, real tokens, durable audit, SQLite with
- * every commit fsynced before it is acknowledged) in a temporary data dir; autocannon loads it over HTTPS keep-alive from a process of its own.
+ * synchronous=FULL) in a temporary data dir; autocannon loads it over HTTPS keep-alive from a process of its own.
  * Each scenario is compared with a baseline measured in the same run: a bare Node `https` server with the same
  * certificate and the same response bodies, or `openssl speed` for signatures. Prints one table and writes it into
  * docs/BENCHMARKS.md. Not a test: nothing here asserts timings.

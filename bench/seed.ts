@@ -36,7 +36,7 @@ export async function seedSecrets(opts: { dataDir: string; vaultName: string; fr
   const db = new SQLite(path.join(opts.dataDir, 'coffer.db'));
   db.pragma('journal_mode = WAL');
   db.pragma('busy_timeout = 5000');
-  // A bulk load that is simply redone if the machine dies: no fsync per batch (the server syncs every commit).
+  // A bulk load that is simply redone if the machine dies: no fsync per batch (the server keeps synchronous=FULL).
   db.pragma('synchronous = OFF');
   const insertName = db.prepare(`insert into object_names (vault_id, collection, name_key, name, current_seq, deleted_at, scheduled_purge_at)
     values (?, 'secrets', ?, ?, null, null, null)`);

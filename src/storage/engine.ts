@@ -5,7 +5,6 @@ import SQLite from 'better-sqlite3';
 import pg from 'pg';
 import type { Database } from './schema.js';
 import { migrationProvider } from './migrations.js';
-import { createWalSync, durableSqliteDialect } from './wal-sync.js';
 
 export type StorageDialect = 'sqlite' | 'postgres';
 
@@ -42,11 +41,9 @@ export async function openStorage(opts: { url?: string; dataDir: string }): Prom
 function openSqlite(file: string): Storage {
   fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
   const database = new SQLite(file);
-  const wal = database.pragma('journal_mode = WAL', { simple: true }) === 'wal';
-  // An acknowledged write survives power loss: in WAL mode, each writer waits for an fdatasync of the WAL (off the
-  // event loop, shared by the commits that arrive meanwhile) before it continues — FULL's guarantee (see wal-sync.ts).
-  // Without a WAL (an in-memory database) every commit is synced where it happens.
-  database.pragma(wal ? 'synchronous = NORMAL' : 'synchronous = FULL');
+  database.pragma('journal_mode = WAL');
+  // FULL: every commit is fsynced before it returns, so an acknowledged write survives power loss.
+  database.pragma('synchronous = FULL');
   database.pragma('foreign_keys = ON');
   database.pragma('busy_timeout = 5000');
   // Kysely's SQLite driver prepares every statement anew (10% of a GET's CPU); reuse prepared statements by SQL text.
@@ -64,11 +61,7 @@ function openSqlite(file: string): Storage {
       return statement;
     },
   };
-  const db = new Kysely<Database>({
-    dialect: wal
-      ? durableSqliteDialect({ database: cachingDatabase, walSync: createWalSync(file) })
-      : new SqliteDialect({ database: cachingDatabase as unknown as SQLite.Database }),
-  });
+  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: cachingDatabase as unknown as SQLite.Database }) });
   return { db, dialect: 'sqlite', describe: `sqlite:${file}`, close: () => db.destroy() };
 }
 

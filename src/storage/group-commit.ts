@@ -22,10 +22,9 @@ const shared = new WeakMap<Storage, GroupCommit>();
  * The storage's group commit, shared by every writer of that storage (object writes and audit records alike), so
  * that the writes arriving together share one transaction and one fsync.
  *
- * SQLite has one connection, and every commit is acknowledged only once the WAL is synced (wal-sync.ts): the writes
- * queued while the event loop is busy run as one transaction, each inside its own SAVEPOINT — a unit that throws is
- * rolled back to its savepoint and fails alone, the others commit — and every unit is acknowledged only after the
- * COMMIT and the WAL sync that follows it (one fsync for the batch, off the event loop).
+ * SQLite has one connection and fsyncs every commit (`synchronous=FULL`): the writes queued while the event loop
+ * is busy run as one transaction, each inside its own SAVEPOINT — a unit that throws is rolled back to its savepoint
+ * and fails alone, the others commit — and every unit is acknowledged only after the COMMIT (its fsync) returned.
  * PostgreSQL's pool already runs writes concurrently and the server groups commits itself, so there each unit is
  * its own transaction (serialization failures retried), exactly as without the queue.
  */
