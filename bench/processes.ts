@@ -81,13 +81,21 @@ export interface CofferProcess {
   stop(): Promise<void>;
 }
 
+/** The Node flags `coffer` runs with: those of bin/coffer.js's first line (`#!/usr/bin/env -S node …`). */
+function cofferNodeFlags(): string[] {
+  const shebang = fs.readFileSync(path.join(ROOT, 'bin', 'coffer.js'), 'utf8').split('\n', 1)[0];
+  return /\bnode\s+(.*)$/.exec(shebang)?.[1].split(/\s+/).filter(Boolean) ?? [];
+}
+
 /**
- * Runs Coffer as production would (`node bin/coffer.js server start`): HTTPS, real tokens, audit on, SQLite with
- * synchronous=FULL. `cpuProfileDir` adds `--cpu-prof` (the profile is written when the process exits).
+ * Runs Coffer as production would (`coffer server start`: bin/coffer.js with the Node flags of its first line): HTTPS,
+ * real tokens, audit on, SQLite with synchronous=FULL. `cpuProfileDir` adds `--cpu-prof` (the profile is written when
+ * the process exits).
  */
 export async function startCofferProcess(opts: { dataDir: string; cpuProfileDir?: string; extraArgs?: string[]; port?: number }): Promise<CofferProcess> {
   const port = opts.port ?? await freePort();
   const args = [
+    ...cofferNodeFlags(),
     ...(opts.cpuProfileDir ? ['--cpu-prof', `--cpu-prof-dir=${opts.cpuProfileDir}`] : []),
     'bin/coffer.js', 'server', 'start', '--host', '127.0.0.1', '--port', String(port), '--data-dir', opts.dataDir, '--log-level', 'warn',
     // The issue's production-like configuration has throttling off: the benchmark measures capacity, not Azure's budgets.

@@ -1,7 +1,7 @@
 /**
  * `npm run bench [-- --quick] [-- --cpu-prof=get|set|list|sign|scale] [-- --scale=N]`: measures Coffer against this machine's limits.
  *
- * Coffer runs as in production (`node bin/coffer.js server start`: HTTPS, real tokens, durable audit, SQLite with
+ * Coffer runs as in production (`bin/coffer.js server start`, with the Node flags of its first line: HTTPS, real tokens, durable audit, SQLite with
  * synchronous=FULL) in a temporary data dir; autocannon loads it over HTTPS keep-alive from a process of its own.
  * Each scenario is compared with a baseline measured in the same run: a bare Node `https` server with the same
  * certificate and the same response bodies, or `openssl speed` for signatures. Prints one table and writes it into
@@ -158,7 +158,7 @@ try {
     });
     notes.push(`start to ready: ${firstStart.toFixed(0)} ms on the first start (empty database; Coffer's own figure ${firstReported} ms), `
       + `${startToReady.toFixed(0)} ms with ${label} secrets (Coffer's own figure ${reportedBig} ms); measured from spawning `
-      + '`node bin/coffer.js server start` to its "ready" line, so Node start-up and module loading are included; Coffer\'s own figure starts after them.');
+      + '`bin/coffer.js server start` to its "ready" line, so Node start-up and module loading are included; Coffer\'s own figure starts after them.');
     const peak = Math.max(rssSmall ?? 0, rssBig ?? 0);
     rows.push({ scenario: 'peak RSS (whole run)', value: `${peak.toFixed(1)} MB`, target: '< 200 MB', met: peak < 200 });
   }
