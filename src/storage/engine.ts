@@ -2,7 +2,8 @@ import path from 'node:path';
 import fs from 'node:fs';
 import { Kysely, Migrator, SqliteDialect, PostgresDialect, CompiledQuery, sql, type RawBuilder } from 'kysely';
 import SQLite from 'better-sqlite3';
-import pg from 'pg';
+import { createRequire } from 'node:module';
+import type pg from 'pg';
 import type { Database } from './schema.js';
 import { migrationProvider } from './migrations.js';
 
@@ -16,8 +17,19 @@ export interface Storage {
   close(): Promise<void>;
 }
 
-// PostgreSQL returns int8 as string by default; our int8 columns are epoch-ms and sequence numbers, all < 2^53.
-pg.types.setTypeParser(20, (v) => Number(v));
+/**
+ * The PostgreSQL driver, loaded on first use: a node on the embedded SQLite never needs it, and loading it costs
+ * ~45 ms of every start. PostgreSQL returns int8 as string by default; our int8 columns are epoch-ms and sequence
+ * numbers, all < 2^53.
+ */
+let pgDriver: typeof pg | undefined;
+function loadPg(): typeof pg {
+  if (!pgDriver) {
+    pgDriver = createRequire(import.meta.url)('pg') as typeof pg;
+    pgDriver.types.setTypeParser(20, (v) => Number(v));
+  }
+  return pgDriver;
+}
 
 /**
  * Opens the storage engine named by `url` — `postgres://…` for PostgreSQL, anything else (or nothing) for the
@@ -134,7 +146,7 @@ export class StorageError extends Error {}
 
 function openPostgres(url: string): Storage {
   const parsed = parseUrl(url);
-  const pool = new pg.Pool(postgresPoolConfig(url));
+  const pool = new (loadPg().Pool)(postgresPoolConfig(url));
   // A pooled idle connection that breaks (database restart, network cut) is discarded by the pool and replaced on
   // the next query; without a listener, Node would treat the event as an uncaught error and exit.
   pool.on('error', (err) => process.emitWarning(`PostgreSQL connection lost: ${redact(err.message, parsed)}`, 'StorageWarning'));

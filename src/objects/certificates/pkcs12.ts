@@ -6,7 +6,7 @@ import { DigestInfo } from '@peculiar/asn1-rsa';
 import {
   AuthenticatedSafe, CertBag, MacData, PFX, PKCS12Attribute, SafeBag, SafeContents, id_certBag, id_keyBag, id_pkcs_9, id_x509Certificate,
 } from '@peculiar/asn1-pfx';
-import forge from 'node-forge';
+import { loadForge } from './forge.js';
 
 /**
  * A password-less PKCS#12 (PFX) as Key Vault's managed secret holds it, for any key type (RSA or EC) and any chain:
@@ -50,6 +50,7 @@ export function writePfx(chain: Buffer[], key: KeyObject | undefined): Buffer {
   }
   const authenticatedSafe = der(new AuthenticatedSafe(contents));
   const salt = crypto.randomBytes(16);
+  const forge = loadForge();
   const macKey = forge.pkcs12.generateKey(null, forge.util.createBuffer(salt.toString('binary')), MAC_KEY_ID, MAC_ITERATIONS, 32, forge.md.sha256.create());
   const mac = crypto.createHmac('sha256', Buffer.from(macKey.getBytes(), 'binary')).update(authenticatedSafe).digest();
   return der(new PFX({

@@ -1,7 +1,8 @@
 import 'reflect-metadata';
 import crypto, { type KeyObject } from 'node:crypto';
 import * as x509 from '@peculiar/x509';
-import forge from 'node-forge';
+import type Forge from 'node-forge';
+import { loadForge } from './forge.js';
 import { writePfx } from './pkcs12.js';
 
 /**
@@ -230,7 +231,8 @@ export function parsePem(text: string): ParsedImport {
 
 /** Reads a PFX with its password (PKCS#12 legacy or PBES2 encryption, as OpenSSL writes them). */
 export function parsePfx(pfx: Buffer, password: string | undefined): ParsedImport {
-  let p12: forge.pkcs12.Pkcs12Pfx;
+  const forge = loadForge();
+  let p12: Forge.pkcs12.Pkcs12Pfx;
   try {
     const asn1 = forge.asn1.fromDer(pfx.toString('binary'));
     // A PFX without password has its MAC keyed either with no password (as node-forge writes) or an empty one (OpenSSL).
@@ -249,11 +251,11 @@ export function parsePfx(pfx: Buffer, password: string | undefined): ParsedImpor
   const keyBags = bags.filter((b) => b.type === forge.pki.oids.pkcs8ShroudedKeyBag || b.type === forge.pki.oids.keyBag);
   const certBags = bags.filter((b) => b.type === forge.pki.oids.certBag);
   if (keyBags.length !== 1) throw new CertificateInputError('The PKCS#12 content must contain exactly one private key.');
-  const keyBag = keyBags[0] as forge.pkcs12.Bag & { asn1?: forge.asn1.Asn1 };
+  const keyBag = keyBags[0] as Forge.pkcs12.Bag & { asn1?: Forge.asn1.Asn1 };
   const keyAsn1 = keyBag.key ? forge.pki.wrapRsaPrivateKey(forge.pki.privateKeyToAsn1(keyBag.key)) : keyBag.asn1!;
   const key = crypto.createPrivateKey({ key: Buffer.from(forge.asn1.toDer(keyAsn1).getBytes(), 'binary'), format: 'der', type: 'pkcs8' });
   const certs = certBags.map((b) => {
-    const asn1 = b.cert ? forge.pki.certificateToAsn1(b.cert) : (b as { asn1?: forge.asn1.Asn1 }).asn1!;
+    const asn1 = b.cert ? forge.pki.certificateToAsn1(b.cert) : (b as { asn1?: Forge.asn1.Asn1 }).asn1!;
     return Buffer.from(forge.asn1.toDer(asn1).getBytes(), 'binary');
   });
   if (!certs.length) throw new CertificateInputError('The PKCS#12 content contains no certificate.');
