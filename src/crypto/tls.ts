@@ -1,11 +1,8 @@
-import 'reflect-metadata';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import crypto, { webcrypto } from 'node:crypto';
-import * as x509 from '@peculiar/x509';
-
-x509.cryptoProvider.set(webcrypto as unknown as Crypto);
+import { loadX509 } from './x509-library.js';
 
 const EC = { name: 'ECDSA', namedCurve: 'P-256' } as const;
 const SIGN = { name: 'ECDSA', hash: 'SHA-256' } as const;
@@ -76,11 +73,13 @@ function certCovers(pem: string, sans: { dns: string[]; ip: string[] }, caPem: s
 }
 
 async function pem(key: CryptoKey) {
+  const x509 = loadX509();
   const der = await webcrypto.subtle.exportKey('pkcs8', key as webcrypto.CryptoKey);
   return x509.PemConverter.encode(der, 'PRIVATE KEY');
 }
 
 export async function createCa(commonName: string, years = 10): Promise<{ cert: string; key: string }> {
+  const x509 = loadX509();
   const keys = await webcrypto.subtle.generateKey(EC, true, ['sign', 'verify']) as CryptoKeyPair;
   const cert = await x509.X509CertificateGenerator.createSelfSigned({
     serialNumber: crypto.randomBytes(16).toString('hex').replace(/^[89a-f]/, '1'),
@@ -99,6 +98,7 @@ export async function createCa(commonName: string, years = 10): Promise<{ cert: 
 }
 
 async function issueServerCert(caCertPem: string, caKeyPem: string, sans: { dns: string[]; ip: string[] }) {
+  const x509 = loadX509();
   const caCert = new x509.X509Certificate(caCertPem);
   const caKey = await webcrypto.subtle.importKey('pkcs8', x509.PemConverter.decode(caKeyPem)[0], EC, false, ['sign']);
   const keys = await webcrypto.subtle.generateKey(EC, true, ['sign', 'verify']) as CryptoKeyPair;

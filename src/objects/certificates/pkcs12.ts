@@ -1,11 +1,10 @@
 import crypto, { type KeyObject } from 'node:crypto';
-import { AsnConvert, OctetString } from '@peculiar/asn1-schema';
-import { ContentInfo, id_data } from '@peculiar/asn1-cms';
-import { AlgorithmIdentifier } from '@peculiar/asn1-x509';
-import { DigestInfo } from '@peculiar/asn1-rsa';
-import {
-  AuthenticatedSafe, CertBag, MacData, PFX, PKCS12Attribute, SafeBag, SafeContents, id_certBag, id_keyBag, id_pkcs_9, id_x509Certificate,
-} from '@peculiar/asn1-pfx';
+import { createRequire } from 'node:module';
+import type * as Schema from '@peculiar/asn1-schema';
+import type * as Cms from '@peculiar/asn1-cms';
+import type * as X509Asn1 from '@peculiar/asn1-x509';
+import type * as Rsa from '@peculiar/asn1-rsa';
+import type * as Pfx from '@peculiar/asn1-pfx';
 import { loadForge } from './forge.js';
 
 /**
@@ -15,27 +14,39 @@ import { loadForge } from './forge.js';
  * -passin pass:`, .NET and Python's `cryptography` open without a password. The structures come from
  * @peculiar/asn1-pfx; the PKCS#12 MAC key derivation (RFC 7292 B.2) from node-forge.
  */
-const id_localKeyId = `${id_pkcs_9}.21`;
+
 const id_sha256 = '2.16.840.1.101.3.4.2.1';
 const MAC_ITERATIONS = 2048;
 const MAC_KEY_ID = 3;
 
-const der = (value: unknown) => Buffer.from(AsnConvert.serialize(value));
-const octets = (bytes: Buffer) => AsnConvert.serialize(new OctetString(bytes));
-
-/** The localKeyId attribute that pairs the key with its certificate (Windows and .NET look for it). */
-function localKeyId(id: Buffer) {
-  const attribute = new PKCS12Attribute();
-  attribute.attrId = id_localKeyId;
-  attribute.attrValues = [octets(id)];
-  return attribute;
+/** The ASN.1 schemas, loaded on first use (only writing a PFX needs them; they are part of ~120 ms of a start). */
+let asn1: { schema: typeof Schema; cms: typeof Cms; x509: typeof X509Asn1; rsa: typeof Rsa; pfx: typeof Pfx } | undefined;
+function loadAsn1() {
+  const require = createRequire(import.meta.url);
+  return (asn1 ??= {
+    schema: require('@peculiar/asn1-schema'), cms: require('@peculiar/asn1-cms'), x509: require('@peculiar/asn1-x509'),
+    rsa: require('@peculiar/asn1-rsa'), pfx: require('@peculiar/asn1-pfx'),
+  });
 }
-
-/** A ContentInfo of type data (unencrypted) around a SafeContents. */
-const dataContent = (bags: SafeBag[]) => new ContentInfo({ contentType: id_data, content: octets(der(new SafeContents(bags))) });
 
 /** Builds the DER bytes of a PFX holding `chain` (leaf first) and, when given, the leaf's private key. */
 export function writePfx(chain: Buffer[], key: KeyObject | undefined): Buffer {
+  const {
+    schema: { AsnConvert, OctetString }, cms: { ContentInfo, id_data }, x509: { AlgorithmIdentifier }, rsa: { DigestInfo },
+    pfx: { AuthenticatedSafe, CertBag, MacData, PFX, PKCS12Attribute, SafeBag, SafeContents, id_certBag, id_keyBag, id_pkcs_9, id_x509Certificate },
+  } = loadAsn1();
+  const der = (value: unknown) => Buffer.from(AsnConvert.serialize(value));
+  const octets = (bytes: Buffer) => AsnConvert.serialize(new OctetString(bytes));
+  /** The localKeyId attribute that pairs the key with its certificate (Windows and .NET look for it). */
+  const localKeyId = (id: Buffer) => {
+    const attribute = new PKCS12Attribute();
+    attribute.attrId = `${id_pkcs_9}.21`;
+    attribute.attrValues = [octets(id)];
+    return attribute;
+  };
+  /** A ContentInfo of type data (unencrypted) around a SafeContents. */
+  const dataContent = (bags: InstanceType<typeof SafeBag>[]) => new ContentInfo({ contentType: id_data, content: octets(der(new SafeContents(bags))) });
+
   const keyId = crypto.createHash('sha1').update(chain[0]).digest();
   const certBags = chain.map((cert, i) => new SafeBag({
     bagId: id_certBag,

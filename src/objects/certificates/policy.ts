@@ -95,7 +95,7 @@ function checkPolicy(policy: CertificatePolicy) {
     throw badParameter('ValidityInMonths must be between 1 and 1200.');
   }
   for (const eku of x.ekus ?? []) if (!OID.test(eku)) throw badParameter(`Invalid extended key usage: ${eku}. EKUs are object identifiers.`);
-  for (const u of x.key_usage ?? []) if (!(u in KEY_USAGES)) throw badParameter(`Invalid key usage: ${u}.`);
+  for (const u of x.key_usage ?? []) if (!KEY_USAGES.has(u)) throw badParameter(`Invalid key usage: ${u}.`);
   for (const a of policy.lifetime_actions) {
     const t = a.trigger ?? {};
     if ((t.lifetime_percentage === undefined) === (t.days_before_expiry === undefined)) {

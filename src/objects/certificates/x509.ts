@@ -1,6 +1,6 @@
-import 'reflect-metadata';
 import crypto, { type KeyObject } from 'node:crypto';
-import * as x509 from '@peculiar/x509';
+import type * as X509 from '@peculiar/x509';
+import { loadX509 } from '../../crypto/x509-library.js';
 import type Forge from 'node-forge';
 import { loadForge } from './forge.js';
 import { writePfx } from './pkcs12.js';
@@ -9,7 +9,6 @@ import { writePfx } from './pkcs12.js';
  * X.509 and container helpers of the certificates collection: self-signed issuance (@peculiar/x509 over WebCrypto),
  * the managed secret's value (PKCS#12 or PEM), and parsing of what users import (PFX read by node-forge).
  */
-x509.cryptoProvider.set(crypto.webcrypto as unknown as Crypto);
 
 export const PKCS12 = 'application/x-pkcs12';
 export const PEM = 'application/x-pem-file';
@@ -17,17 +16,11 @@ export const PEM = 'application/x-pem-file';
 /** A policy input the issuer cannot satisfy, or input that does not parse; the service turns it into Azure's 400. */
 export class CertificateInputError extends Error {}
 
-export const KEY_USAGES: Record<string, x509.KeyUsageFlags> = {
-  digitalSignature: x509.KeyUsageFlags.digitalSignature,
-  nonRepudiation: x509.KeyUsageFlags.nonRepudiation,
-  keyEncipherment: x509.KeyUsageFlags.keyEncipherment,
-  dataEncipherment: x509.KeyUsageFlags.dataEncipherment,
-  keyAgreement: x509.KeyUsageFlags.keyAgreement,
-  keyCertSign: x509.KeyUsageFlags.keyCertSign,
-  cRLSign: x509.KeyUsageFlags.cRLSign,
-  encipherOnly: x509.KeyUsageFlags.encipherOnly,
-  decipherOnly: x509.KeyUsageFlags.decipherOnly,
-};
+export const KEY_USAGES: ReadonlySet<string> = new Set<KeyUsageName>([
+  'digitalSignature', 'nonRepudiation', 'keyEncipherment', 'dataEncipherment', 'keyAgreement', 'keyCertSign', 'cRLSign',
+  'encipherOnly', 'decipherOnly',
+]);
+type KeyUsageName = keyof typeof X509.KeyUsageFlags;
 
 /** WebCrypto names of the curves a certificate may use (secp256k1 has no WebCrypto signer). */
 const SIGNING: Record<string, { namedCurve?: string; hash: string }> = {
@@ -62,7 +55,8 @@ async function webCryptoPair(key: KeyObject) {
 }
 
 /** Parses an Azure policy subject ("CN=a, O=b"), refusing what is not a distinguished name. */
-function subjectName(subject: string): x509.Name {
+function subjectName(subject: string): X509.Name {
+  const x509 = loadX509();
   try {
     const name = new x509.Name(subject);
     if (!name.toJSON().length) throw new Error('empty');
@@ -74,17 +68,18 @@ function subjectName(subject: string): x509.Name {
 
 /** The extensions a policy asks for (SANs, EKUs, key usage), shared by self-signed certificates and CSRs. */
 async function policyExtensions(req: Omit<IssuanceRequest, 'notBefore' | 'notAfter'>, publicKey: CryptoKey) {
-  const sans: x509.JsonGeneralName[] = [
+  const x509 = loadX509();
+  const sans: X509.JsonGeneralName[] = [
     ...(req.dnsNames ?? []).map((value) => ({ type: 'dns' as const, value })),
     ...(req.emails ?? []).map((value) => ({ type: 'email' as const, value })),
     ...(req.upns ?? []).map((value) => ({ type: 'upn' as const, value })),
   ];
   let usage = 0;
   for (const u of req.keyUsage ?? []) {
-    if (!(u in KEY_USAGES)) throw new CertificateInputError(`Invalid key usage: ${u}.`);
-    usage |= KEY_USAGES[u];
+    if (!KEY_USAGES.has(u)) throw new CertificateInputError(`Invalid key usage: ${u}.`);
+    usage |= x509.KeyUsageFlags[u as KeyUsageName];
   }
-  const extensions: x509.Extension[] = [
+  const extensions: X509.Extension[] = [
     new x509.BasicConstraintsExtension(false, undefined, false),
     await x509.SubjectKeyIdentifierExtension.create(publicKey),
   ];
@@ -96,6 +91,7 @@ async function policyExtensions(req: Omit<IssuanceRequest, 'notBefore' | 'notAft
 
 /** A self-signed certificate for `key` as the policy describes it; returns the DER bytes. */
 export async function issueSelfSigned(key: KeyObject, req: IssuanceRequest): Promise<Buffer> {
+  const x509 = loadX509();
   const name = subjectName(req.subject);
   const { keys, signingAlgorithm } = await webCryptoPair(key);
   const cert = await x509.X509CertificateGenerator.createSelfSigned({
@@ -108,6 +104,7 @@ export async function issueSelfSigned(key: KeyObject, req: IssuanceRequest): Pro
 
 /** A CA root certificate (self-signed, CA:true, keyCertSign + cRLSign); DER bytes. */
 export async function createCaRoot(key: KeyObject, subject: string, notBefore: Date, notAfter: Date): Promise<Buffer> {
+  const x509 = loadX509();
   const { keys, signingAlgorithm } = await webCryptoPair(key);
   const cert = await x509.X509CertificateGenerator.createSelfSigned({
     serialNumber: crypto.randomBytes(16).toString('hex').replace(/^[89a-f]/, '1'),
@@ -123,6 +120,7 @@ export async function createCaRoot(key: KeyObject, subject: string, notBefore: D
 
 /** A certificate for `key` as the policy describes it, signed by the CA (`caCert` DER, `caKey`); DER bytes. */
 export async function issueByCa(key: KeyObject, req: IssuanceRequest, caCert: Buffer, caKey: KeyObject): Promise<Buffer> {
+  const x509 = loadX509();
   const subject = subjectName(req.subject);
   const { keys } = await webCryptoPair(key);
   const ca = await webCryptoPair(caKey);
@@ -138,6 +136,7 @@ export async function issueByCa(key: KeyObject, req: IssuanceRequest, caCert: Bu
 
 /** A PKCS#10 request for `key` carrying the policy's subject and extensions, for an external CA to sign; DER bytes. */
 export async function createCsr(key: KeyObject, req: Omit<IssuanceRequest, 'notBefore' | 'notAfter'>): Promise<Buffer> {
+  const x509 = loadX509();
   const name = subjectName(req.subject);
   const { keys, signingAlgorithm } = await webCryptoPair(key);
   const csr = await x509.Pkcs10CertificateRequestGenerator.create({
@@ -161,6 +160,7 @@ export interface CertificateFacts {
 
 /** What Key Vault reports about a certificate: thumbprint, validity and the x509 properties of its policy. */
 export function certificateFacts(der: Buffer): CertificateFacts {
+  const x509 = loadX509();
   const cert = new x509.X509Certificate(new Uint8Array(der));
   const san = cert.getExtension(x509.SubjectAlternativeNameExtension);
   const names = san?.names.toJSON() ?? [];
@@ -175,7 +175,7 @@ export function certificateFacts(der: Buffer): CertificateFacts {
     emails: names.filter((n) => n.type === 'email').map((n) => n.value),
     upns: names.filter((n) => n.type === 'upn').map((n) => n.value),
     ekus: Array.from(eku?.usages ?? [], String),
-    keyUsage: ku ? Object.entries(KEY_USAGES).filter(([, flag]) => (ku.usages & flag) !== 0).map(([n]) => n) : [],
+    keyUsage: ku ? [...KEY_USAGES].filter((n) => (ku.usages & x509.KeyUsageFlags[n as KeyUsageName]) !== 0) : [],
     publicKeyDer: Buffer.from(cert.publicKey.rawData),
   };
 }
