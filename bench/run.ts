@@ -161,6 +161,8 @@ try {
       + '`bin/coffer.js server start` to its "ready" line, so Node start-up and module loading are included; Coffer\'s own figure starts after them.');
     const peak = Math.max(rssSmall ?? 0, rssBig ?? 0);
     rows.push({ scenario: 'peak RSS (whole run)', value: `${peak.toFixed(1)} MB`, target: '< 200 MB', met: peak < 200 });
+    notes.push(`peak RSS: ${rssSmall?.toFixed(1) ?? 'n/a'} MB for the server of the 1,000-secret scenarios (GET, SET, list, signing), `
+      + `${rssBig?.toFixed(1) ?? 'n/a'} MB for the one restarted on ${label} secrets.`);
   }
 
   if (!profiled) {
