@@ -13,6 +13,7 @@ import { createVaultsService, type Vault } from '../control-plane/vaults.js';
 import { createObjectStore, type ObjectStore } from '../objects/store.js';
 import { createEventGrid, type EventGrid } from './event-grid.js';
 import { eventsDb } from './tables.js';
+import { createExpiryEventsJob } from './expiry-job.js';
 import { freshDatabase } from '../../test/support/postgres.js';
 import { startWebhook, type Webhook } from '../../test/support/webhook.js';
 
@@ -113,4 +114,20 @@ test('a version and its event are committed together or not at all', async () =>
   const before = (await outboxRowsOf('deleted-name')).length;
   await assert.rejects(setSecret(a, 'deleted-name'));
   assert.equal((await outboxRowsOf('deleted-name')).length, before);
+});
+
+test('the expiry scan reads the names in ranges and misses none at the ranges\' edges', async () => {
+  const clock = createClock();
+  const inTenDays = Math.floor(clock.now() / 1000) + 10 * 86_400;
+  // 7 near-expiry secrets among 5 without exp, names interleaved, scanned 3 names at a time (the production range is 5,000).
+  const expiring = Array.from({ length: 7 }, (_, i) => `scan-exp-${i}`);
+  for (const [i, name] of expiring.entries()) {
+    await store.create(vault, 'secrets', name, Buffer.from('v'), { enabled: true, exp: inTenDays });
+    if (i < 5) await store.create(vault, 'secrets', `scan-plain-${i}`, Buffer.from('v'), { enabled: true });
+  }
+  const job = createExpiryEventsJob({ storage, clock, events: nodes[0].events, scanChunk: 3 });
+  await job.run(clock.now());
+  const notices = await eventsDb(storage).selectFrom('event_expiry_notices').select(['name_key', 'kind']).where('vault_id', '=', vault.id).execute();
+  assert.deepEqual(notices.filter((n) => n.name_key.startsWith('scan-')).map((n) => `${n.name_key} ${n.kind}`).sort(),
+    expiring.map((name) => `${name} NearExpiry`));
 });
