@@ -1,5 +1,6 @@
 import crypto from 'node:crypto';
-import { sql } from 'kysely';
+import { sql, type Kysely } from 'kysely';
+import type { Database } from '../storage/schema.js';
 import { inTransaction, type Storage } from '../storage/engine.js';
 import type { Keyring } from '../crypto/envelope.js';
 import type { Clock } from '../clock.js';
@@ -196,8 +197,18 @@ export function createVaultsService(deps: { storage: Storage; keyring: Keyring; 
     const r = await row(name, true);
     return r && toVault(r);
   };
-  const saveProperties = (id: string, properties: Omit<VaultProperties, 'vaultUri'>, tags: Record<string, string>) =>
-    db.updateTable('vaults').set({ properties: JSON.stringify(properties), tags: JSON.stringify(tags) }).where('id', '=', id).execute();
+  const saveProperties = (id: string, properties: Omit<VaultProperties, 'vaultUri'>, tags: Record<string, string>, executor: Kysely<Database> = db) =>
+    executor.updateTable('vaults').set({ properties: JSON.stringify(properties), tags: JSON.stringify(tags) }).where('id', '=', id).execute();
+  /** Saves new access policies with their VaultAccessPolicyChanged event in the same transaction (when someone subscribed). */
+  async function saveWithPolicyEvent(vault: Vault, properties: Omit<VaultProperties, 'vaultUri'>, tags: Record<string, string>) {
+    const hook = await deps.events?.accessPolicyChanged(vault);
+    if (!hook) return saveProperties(vault.id, properties, tags);
+    await inTransaction(storage, async (trx) => {
+      await saveProperties(vault.id, properties, tags, trx);
+      await hook.inTransaction(trx);
+    });
+    hook.afterCommit();
+  }
   const stored = ({ vaultUri: _uri, ...rest }: VaultProperties): Omit<VaultProperties, 'vaultUri'> => rest;
 
   return {
@@ -277,8 +288,8 @@ export function createVaultsService(deps: { storage: Storage; keyring: Keyring; 
         ...(settings.networkAcls ? { networkAcls: settings.networkAcls } : {}),
         ...(settings.publicNetworkAccess ? { publicNetworkAccess: settings.publicNetworkAccess } : {}),
       };
-      await saveProperties(vault.id, next, tags ?? vault.tags);
-      if (settings.accessPolicies && JSON.stringify(settings.accessPolicies) !== JSON.stringify(p.accessPolicies)) await deps.events?.accessPolicyChanged(vault);
+      const policiesChanged = settings.accessPolicies && JSON.stringify(settings.accessPolicies) !== JSON.stringify(p.accessPolicies);
+      await (policiesChanged ? saveWithPolicyEvent(vault, next, tags ?? vault.tags) : saveProperties(vault.id, next, tags ?? vault.tags));
       return (await getByName(name))!;
     },
 
@@ -343,8 +354,7 @@ export function createVaultsService(deps: { storage: Storage; keyring: Keyring; 
       const vault = await getByName(name);
       if (!vault) throw new KeyVaultError(404, 'ResourceNotFound', `The Resource 'Microsoft.KeyVault/vaults/${name}' was not found.`);
       const accessPolicies = applyAccessPolicyChange(vault.properties.accessPolicies, kind, entries);
-      await saveProperties(vault.id, { ...stored(vault.properties), accessPolicies }, vault.tags);
-      await deps.events?.accessPolicyChanged(vault);
+      await saveWithPolicyEvent(vault, { ...stored(vault.properties), accessPolicies }, vault.tags);
       return (await getByName(name))!;
     },
 

@@ -4,7 +4,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { openStorage, type Storage } from '../storage/engine.js';
+import { inTransaction, openStorage, type Storage } from '../storage/engine.js';
 import { createGenerationCache, createGenerationReader, type GenerationCache } from '../storage/generation.js';
 import { createKeyring } from '../crypto/envelope.js';
 import { createClock } from '../clock.js';
@@ -130,4 +130,19 @@ test('the expiry scan reads the names in ranges and misses none at the ranges\' 
   const notices = await eventsDb(storage).selectFrom('event_expiry_notices').select(['name_key', 'kind']).where('vault_id', '=', vault.id).execute();
   assert.deepEqual(notices.filter((n) => n.name_key.startsWith('scan-')).map((n) => `${n.name_key} ${n.kind}`).sort(),
     expiring.map((name) => `${name} NearExpiry`));
+});
+
+test('an access-policy change and its event are committed together or not at all', async () => {
+  const [a] = nodes;
+  await a.cache.refresh();
+  const policyEvents = async () => (await eventsDb(storage).selectFrom('event_deliveries').select('event').execute())
+    .filter((r) => JSON.parse(r.event).eventType === 'Microsoft.KeyVault.VaultAccessPolicyChanged').length;
+  const before = await policyEvents();
+  const rolledBack = (await a.events.hooks.accessPolicyChanged(vault))!;
+  await assert.rejects(inTransaction(storage, async (trx) => { await rolledBack.inTransaction(trx); throw new Error('crash'); }), /crash/);
+  assert.equal(await policyEvents(), before, 'the change failed, so no event');
+  const committed = (await a.events.hooks.accessPolicyChanged(vault))!;
+  await inTransaction(storage, (trx) => committed.inTransaction(trx));
+  committed.afterCommit();
+  assert.equal(await policyEvents(), before + 1);
 });

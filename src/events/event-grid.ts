@@ -7,7 +7,8 @@ import type { Authorizer } from '../gates/authorization/evaluate.js';
 import type { Job } from '../scheduler/scheduler.js';
 import type { Endpoints } from '../endpoints.js';
 import type { Storage } from '../storage/engine.js';
-import { groupCommit } from '../storage/group-commit.js';
+import type { Kysely } from 'kysely';
+import type { Database } from '../storage/schema.js';
 import type { GenerationCache } from '../storage/generation.js';
 import type { VersionWriteHook } from '../objects/store.js';
 import { newEvent, type KeyVaultEventData, type ObjectEventKind, type ObjectType } from './events.js';
@@ -24,15 +25,22 @@ export interface VersionFacts {
   meta: { nbf?: number; exp?: number };
 }
 
+/** The event of a vault change, joined to the change's transaction. */
+export interface VaultChangeHook {
+  /** Runs in the change's transaction; a throw undoes the change too. */
+  inTransaction(trx: Kysely<Database>): Promise<void>;
+  /** Runs once that transaction is durable (starts delivering the event). */
+  afterCommit(): void;
+}
+
 /**
- * The hooks the services call. A new version's event is written by the version's own transaction (so neither exists
- * without the other): `objectVersionCreated` is asked before the write and hands the store the work to join to it, or
- * nothing when the vault has no subscription. A change of access policy is published after it, awaited, so its event
- * is in the outbox (durable) before the response that reports the change is sent.
+ * The hooks the services call. An event is written by the transaction of the change it reports, so neither exists
+ * without the other: each hook is asked before the write and hands the writer the work to join to its transaction —
+ * or nothing when the vault has no subscription.
  */
 export interface VaultEventHooks {
   objectVersionCreated(vault: { id: string }, objectType: ObjectType): Promise<VersionWriteHook | undefined>;
-  accessPolicyChanged(vault: { id: string }): Promise<void>;
+  accessPolicyChanged(vault: { id: string }): Promise<VaultChangeHook | undefined>;
 }
 
 const vaultNameOf = (vaultResourceId: string) => vaultResourceId.slice(vaultResourceId.lastIndexOf('/') + 1);
@@ -80,13 +88,6 @@ export function createEventGrid(deps: {
     return hasSubscriptions(vaultId);
   }
 
-  const commits = groupCommit(deps.storage);
-  /** Writes the outbox rows through the storage's group commit (sharing the fsync of concurrent writes), then delivers. */
-  async function publish(vaultId: string, enqueue: (executor: EventsDb) => Promise<number>) {
-    if (!(await anySubscriptions(vaultId))) return;
-    if (await commits.run((trx) => enqueue(withEventTables(trx)))) outbox.kick();
-  }
-
   const hooks: VaultEventHooks = {
     async objectVersionCreated(vault, objectType) {
       if (!(await anySubscriptions(vault.id))) return undefined;
@@ -100,11 +101,22 @@ export function createEventGrid(deps: {
         },
       };
     },
-    accessPolicyChanged: (vault) => publish(vault.id, (executor) => outbox.enqueue(executor, vault.id, (topic) => {
-      const vaultName = vaultNameOf(topic);
-      const data: KeyVaultEventData = { Id: endpoints.vaultUrl(vaultName), VaultName: vaultName, ObjectType: 'Vault', ObjectName: vaultName, Version: null, NBF: null, EXP: null };
-      return newEvent({ type: 'Microsoft.KeyVault.VaultAccessPolicyChanged', topic, subject: vaultName, time: clock.now(), data });
-    })),
+    async accessPolicyChanged(vault) {
+      if (!(await anySubscriptions(vault.id))) return undefined;
+      let enqueued = 0;
+      return {
+        async inTransaction(trx) {
+          enqueued = await outbox.enqueue(withEventTables(trx), vault.id, (topic) => {
+            const vaultName = vaultNameOf(topic);
+            const data: KeyVaultEventData = { Id: endpoints.vaultUrl(vaultName), VaultName: vaultName, ObjectType: 'Vault', ObjectName: vaultName, Version: null, NBF: null, EXP: null };
+            return newEvent({ type: 'Microsoft.KeyVault.VaultAccessPolicyChanged', topic, subject: vaultName, time: clock.now(), data });
+          });
+        },
+        afterCommit() {
+          if (enqueued) outbox.kick();
+        },
+      };
+    },
   };
 
   const eventGrid = {
