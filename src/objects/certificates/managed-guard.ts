@@ -26,7 +26,7 @@ const GUARDED: Record<string, { collection: 'keys' | 'secrets'; verb: string; de
 };
 
 /** Azure's refusal of `verb` on a certificate's managed key or secret. */
-const managedByKeyVault = (collection: 'keys' | 'secrets', verb: string) =>
+export const managedByKeyVault = (collection: 'keys' | 'secrets', verb: string) =>
   forbidden(`Operation "${verb}" is not allowed as this object's lifetime is managed by Key Vault.`,
     collection === 'secrets' ? 'SecretManagedByKeyVault' : 'KeyManagedByKeyVault');
 

@@ -18,7 +18,7 @@ import {
 import { addIsoDuration, isRotationDue, parsePolicy, policyResponse, type RotationPolicyInput, type StoredRotationPolicy } from './rotation-policy.js';
 import { checkObjectName } from '../names.js';
 import type { VaultEventHooks } from '../../events/event-grid.js';
-import { refusedAsManaged } from '../certificates/managed-guard.js';
+import { managedByKeyVault, refusedAsManaged } from '../certificates/managed-guard.js';
 import { createLru } from './lru.js';
 import {
   RELEASE_ENCRYPTIONS, createReleaseAuthority, wrapForRelease,
@@ -180,8 +180,8 @@ export function createKeysService(deps: {
    * Stores a new version of `name`, carrying the name's rotation policy over from the current version; `verb` names
    * the operation in the refusal of a certificate's managed key.
    */
-  async function storeVersion(vault: VaultRef, name: string, key: KeyMaterial, meta: VersionMeta & { kty: KeyType; keyOps: string[] }, verb: 'create' | 'import' | 'rotate') {
-    const current = await store.get(vault, 'keys', name);
+  async function storeVersion(vault: VaultRef, name: string, key: KeyMaterial, meta: VersionMeta & { kty: KeyType; keyOps: string[] }, verb: 'create' | 'import' | 'rotate',
+    current: StoredVersion | undefined) {
     const rotationPolicy = current && keyMeta(current).rotationPolicy;
     const full: KeyMeta = {
       ...meta, publicKey: publicJwk(key.publicKey), ...(key.hsmId ? { hsmId: key.hsmId } : {}), ...(rotationPolicy ? { rotationPolicy } : {}),
@@ -189,6 +189,16 @@ export function createKeysService(deps: {
     // Its event is written in the version's own transaction.
     const hook = await deps.events?.objectVersionCreated(vault, 'Key');
     return store.create(vault, 'keys', name, key.payload, full, { hook }).catch((e) => rethrow(refusedAsManaged(e, 'keys', verb), name));
+  }
+
+  /**
+   * The name's current version, read before any key is generated or imported into the token: a certificate's managed
+   * key is refused up front (the store refuses it again inside the write, exact under concurrency).
+   */
+  async function currentUnlessManaged(vault: VaultRef, name: string, verb: 'create' | 'import') {
+    const current = await store.get(vault, 'keys', name);
+    if (current?.meta.managed) throw managedByKeyVault('keys', verb);
+    return current;
   }
 
   /** New key material: generated in the token for -HSM types, in software otherwise. */
@@ -270,7 +280,7 @@ export function createKeysService(deps: {
     return storeVersion(vault, current.name, key, {
       enabled: true, kty: meta.kty, keyOps: meta.keyOps, tags: meta.tags, exportable: meta.exportable, releasePolicy: meta.releasePolicy,
       ...(expiry ? { exp: seconds(addIsoDuration(now, expiry)) } : {}),
-    }, 'rotate');
+    }, 'rotate', current);
   }
 
   const lifecycle = createLifecycleOperations({ store, endpoints, keyring }, {
@@ -311,11 +321,12 @@ export function createKeysService(deps: {
         throw badParameter(`Invalid curve name: ${input.crv}. Valid curves are ${CURVE_NAMES.join(', ')}.`);
       }
       const release = exportability(kty, input.attributes?.exportable, input.release_policy);
+      const current = await currentUnlessManaged(vault, name, 'create');
       const key = await generate(kty, { size: input.key_size, publicExponent: input.public_exponent, curve: input.crv as CurveName | undefined }, hsm);
       const meta = applyAttributes({ enabled: true }, input.attributes);
       const created = await storeVersion(vault, name, key, {
         ...meta, kty, keyOps: input.key_ops ?? DEFAULT_OPS[family], tags: input.tags, ...release,
-      }, 'create');
+      }, 'create', current);
       return bundle(vault, created);
     },
 
@@ -330,11 +341,12 @@ export function createKeysService(deps: {
       checkTags(input.tags);
       const release = exportability(kty, input.attributes?.exportable, input.release_policy);
       const privateKey = privateKeyFromJwk(input.key);
+      const current = await currentUnlessManaged(vault, name, 'import');
       const key = hsm ? tokenKey(await hsm.importKey(privateKey, curveOf(privateKey))) : software(privateKey);
       const meta = applyAttributes({ enabled: true }, input.attributes);
       const created = await storeVersion(vault, name, key, {
         ...meta, kty, keyOps: input.key.key_ops ?? DEFAULT_OPS[baseKeyType(kty)], tags: input.tags, ...release,
-      }, 'import');
+      }, 'import', current);
       return bundle(vault, created);
     },
 
