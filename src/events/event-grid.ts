@@ -88,34 +88,33 @@ export function createEventGrid(deps: {
     return hasSubscriptions(vaultId);
   }
 
+  /**
+   * Outbox rows written by the caller's transaction (`enqueue` runs inside it), and their delivery started once that
+   * transaction is durable.
+   */
+  function joinedToTransaction<Args extends unknown[]>(enqueue: (executor: EventsDb, ...args: Args) => Promise<number>) {
+    let enqueued = 0;
+    return {
+      run: async (trx: Kysely<Database>, ...args: Args) => { enqueued = await enqueue(withEventTables(trx), ...args); },
+      afterCommit: () => { if (enqueued) outbox.kick(); },
+    };
+  }
+
   const hooks: VaultEventHooks = {
     async objectVersionCreated(vault, objectType) {
       if (!(await anySubscriptions(vault.id))) return undefined;
-      let enqueued = 0;
-      return {
-        async afterInsert(trx, version) {
-          enqueued = await enqueueObjectEvent(withEventTables(trx), vault.id, objectType, 'NewVersionCreated', version);
-        },
-        afterCommit() {
-          if (enqueued) outbox.kick();
-        },
-      };
+      const joined = joinedToTransaction((executor, version: VersionFacts) =>
+        enqueueObjectEvent(executor, vault.id, objectType, 'NewVersionCreated', version));
+      return { afterInsert: joined.run, afterCommit: joined.afterCommit };
     },
     async accessPolicyChanged(vault) {
       if (!(await anySubscriptions(vault.id))) return undefined;
-      let enqueued = 0;
-      return {
-        async inTransaction(trx) {
-          enqueued = await outbox.enqueue(withEventTables(trx), vault.id, (topic) => {
-            const vaultName = vaultNameOf(topic);
-            const data: KeyVaultEventData = { Id: endpoints.vaultUrl(vaultName), VaultName: vaultName, ObjectType: 'Vault', ObjectName: vaultName, Version: null, NBF: null, EXP: null };
-            return newEvent({ type: 'Microsoft.KeyVault.VaultAccessPolicyChanged', topic, subject: vaultName, time: clock.now(), data });
-          });
-        },
-        afterCommit() {
-          if (enqueued) outbox.kick();
-        },
-      };
+      const joined = joinedToTransaction((executor) => outbox.enqueue(executor, vault.id, (topic) => {
+        const vaultName = vaultNameOf(topic);
+        const data: KeyVaultEventData = { Id: endpoints.vaultUrl(vaultName), VaultName: vaultName, ObjectType: 'Vault', ObjectName: vaultName, Version: null, NBF: null, EXP: null };
+        return newEvent({ type: 'Microsoft.KeyVault.VaultAccessPolicyChanged', topic, subject: vaultName, time: clock.now(), data });
+      }));
+      return { inTransaction: joined.run, afterCommit: joined.afterCommit };
     },
   };
 

@@ -15,26 +15,25 @@ const SCAN_CHUNK = 5_000;
 const OBJECT_TYPE: Record<string, ObjectType> = { secrets: 'Secret', keys: 'Key', certificates: 'Certificate' };
 
 /**
- * The scheduler job for expiry events (and the housekeeping of the event tables): the current version of every live object with an exp gets NearExpiry from 30
- * days before exp and Expired from exp, each once per version and exp. The notice row and the event's outbox rows are
- * written in one transaction, so a crash can neither lose an event nor fire it twice. Certificates' managed keys and
- * secrets are left to their certificate's events.
+ * The scheduler job for expiry events (and the housekeeping of the event tables): the current version of every live
+ * object with an exp gets NearExpiry from 30 days before exp and Expired from exp, each once per version and exp. The
+ * notice row and the event's outbox rows are written in one transaction, so a crash can neither lose an event nor fire
+ * it twice. Certificates' managed keys and secrets are left to their certificate's events.
  */
 export function createExpiryEventsJob(deps: { storage: Storage; clock: Clock; events: EventGrid; scanChunk?: number }) {
   const scanChunk = deps.scanChunk ?? SCAN_CHUNK;
   const { storage, events } = deps;
   let lastScan = -Infinity;
+  type Key = { vault_id: string; collection: string; name_key: string };
+  /** The names' primary key compared with `key` (a row-value comparison, which both engines index). */
+  const nameKey = (op: '>' | '<=', key: Key) => ({ eb, refTuple, tuple }: ExpressionBuilder<Database & { n: Database['object_names'] }, 'n'>) =>
+    eb(refTuple('n.vault_id', 'n.collection', 'n.name_key'), op, tuple(key.vault_id, key.collection, key.name_key));
 
   /**
    * Every live object version with an `exp`, read in ranges of `scanChunk` names along the names' primary key, with a
    * turn of the event loop between ranges: with a million names the whole scan is ~240 ms of SQLite work, which in one
    * statement would stall every request of a SQLite node for as long.
    */
-  type Key = { vault_id: string; collection: string; name_key: string };
-  /** The names' primary key compared with `key` (a row-value comparison, which both engines index). */
-  const nameKey = (op: '>' | '<=', key: Key) => ({ eb, refTuple, tuple }: ExpressionBuilder<Database & { n: Database['object_names'] }, 'n'>) =>
-    eb(refTuple('n.vault_id', 'n.collection', 'n.name_key'), op, tuple(key.vault_id, key.collection, key.name_key));
-
   async function expiringCandidates() {
     const candidates: (Key & { name: string; version: string; meta: string })[] = [];
     let after: Key | undefined;
